@@ -1,0 +1,70 @@
+"""The one logrl config: every section, loaded from YAML, with errors that name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError
+
+from pipelines.config import DataConfig, StrictModel
+from reward_workers.config import RewardConfig
+from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig, SFTConfig, TinyModelConfig, TrainConfig
+from serving.config import ServeConfig
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "quickstart.yaml"
+
+
+class RayConfig(StrictModel):
+    """How to reach Ray: an existing cluster, or a local one started by logrl."""
+
+    address: str | None = Field(None, description="Cluster address; None starts or joins a local Ray.")
+    num_cpus: int | None = Field(8, ge=1, description="Logical CPUs for a local Ray (2-core boxes need ~8).")
+
+
+class LogrlConfig(StrictModel):
+    """Everything a logrl run needs, section by section."""
+
+    data: DataConfig
+    model: ModelConfig
+    tiny_model: TinyModelConfig = Field(default_factory=TinyModelConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    learner: LearnerConfig = Field(default_factory=LearnerConfig)
+    algo: AlgoConfig = Field(default_factory=AlgoConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+
+class ConfigError(ValueError):
+    """A config problem, phrased with the dotted path of the offending field."""
+
+
+def parse_config(raw: dict[str, Any], source: str = "<dict>") -> LogrlConfig:
+    """Validate a raw mapping; on failure list every bad field by its dotted path."""
+    try:
+        return LogrlConfig.model_validate(raw)
+    except ValidationError as err:
+        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
+        raise ConfigError(f"invalid config {source}:\n  " + "\n  ".join(lines)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> LogrlConfig:
+    """Load YAML (default: configs/quickstart.yaml) and apply `a.b.c=value` overrides."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"invalid config {path}: top level must be a mapping")
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} must look like section.field=value")
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return parse_config(raw, str(path))

@@ -1,0 +1,167 @@
+"""GRPO math as pure torch functions: advantage estimators and policy losses in registries, k3 KL, the loss."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from rl_actors.config import AlgoConfig
+
+# Keeps a group whose rewards are all equal at advantage 0 instead of 0/0.
+GRPO_EPS = 1e-6
+# exp() of a log-ratio beyond this overflows float32 long before it means anything.
+_MAX_LOG_RATIO = 20.0
+
+AdvantageFn = Callable[[Tensor, int], Tensor]
+# (logp, old_logp, advantages, cfg) -> (per-token loss, per-token diagnostics such as "clipped")
+PolicyLossFn = Callable[[Tensor, Tensor, Tensor, AlgoConfig], tuple[Tensor, dict[str, Tensor]]]
+
+ADVANTAGES: dict[str, AdvantageFn] = {}
+POLICY_LOSSES: dict[str, PolicyLossFn] = {}
+
+
+def _registrar(registry: dict, kind: str) -> Callable[[str], Callable]:
+    def register(name: str) -> Callable:
+        def decorator(fn: Callable) -> Callable:
+            if name in registry:
+                raise ValueError(f"{kind} {name!r} is already registered")
+            registry[name] = fn
+            return fn
+
+        return decorator
+
+    return register
+
+
+def _lookup(registry: dict, kind: str, name: str) -> Callable:
+    try:
+        return registry[name]
+    except KeyError:
+        raise KeyError(f"unknown {kind} {name!r}; known: {', '.join(sorted(registry))}") from None
+
+
+register_advantage = _registrar(ADVANTAGES, "advantage estimator")
+register_policy_loss = _registrar(POLICY_LOSSES, "policy loss")
+
+
+def get_advantage(name: str) -> AdvantageFn:
+    """The advantage estimator registered under `name`."""
+    return _lookup(ADVANTAGES, "advantage estimator", name)
+
+
+def get_policy_loss(name: str) -> PolicyLossFn:
+    """The policy loss registered under `name`."""
+    return _lookup(POLICY_LOSSES, "policy loss", name)
+
+
+def _grouped(rewards: Tensor, group_size: int) -> Tensor:
+    if rewards.dim() != 1:
+        raise ValueError(f"rewards must be 1-D [num_prompts * group_size], got shape {tuple(rewards.shape)}")
+    if group_size < 1 or rewards.numel() % group_size:
+        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
+    values = rewards if rewards.is_floating_point() else rewards.float()
+    return values.view(-1, group_size)
+
+
+@register_advantage("grpo")
+def grpo_advantages(rewards: Tensor, group_size: int) -> Tensor:
+    """(r - group mean) / (group std + eps) over consecutive groups; std is the unbiased sample std.
+
+    A group of one has no spread and gets advantage 0.
+    """
+    groups = _grouped(rewards, group_size)
+    if group_size == 1:
+        return torch.zeros_like(groups).view(-1)
+    mean = groups.mean(dim=1, keepdim=True)
+    std = groups.std(dim=1, keepdim=True)
+    return ((groups - mean) / (std + GRPO_EPS)).view(-1)
+
+
+@register_advantage("grpo_no_std")
+def grpo_no_std_advantages(rewards: Tensor, group_size: int) -> Tensor:
+    """r - group mean (Dr. GRPO): no std scaling, so near-unanimous groups are not amplified."""
+    groups = _grouped(rewards, group_size)
+    return (groups - groups.mean(dim=1, keepdim=True)).view(-1)
+
+
+def _token_advantages(advantages: Tensor, like: Tensor) -> Tensor:
+    # One advantage per sequence broadcasts over its tokens; per-token advantages pass through.
+    return advantages.unsqueeze(-1).expand_as(like) if advantages.dim() == like.dim() - 1 else advantages
+
+
+@register_policy_loss("clipped")
+def clipped_policy_loss(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, cfg: AlgoConfig
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """PPO clipped surrogate per token: -min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A)."""
+    adv = _token_advantages(advantages, logp)
+    ratio = torch.exp(torch.clamp(logp - old_logp, -_MAX_LOG_RATIO, _MAX_LOG_RATIO))
+    unclipped = -adv * ratio
+    clipped = -adv * torch.clamp(ratio, 1.0 - cfg.clip_eps, 1.0 + cfg.clip_eps)
+    loss = torch.maximum(unclipped, clipped)
+    return loss, {"clipped": (clipped > unclipped).to(logp.dtype), "ratio": ratio.detach()}
+
+
+def kl_k3(logp: Tensor, ref_logp: Tensor) -> Tensor:
+    """Per-token k3 estimate of KL(policy || reference): exp(ref - logp) - (ref - logp) - 1 (>= 0)."""
+    delta = torch.clamp(ref_logp - logp, -_MAX_LOG_RATIO, _MAX_LOG_RATIO)
+    return torch.exp(delta) - delta - 1.0
+
+
+def aggregate(values: Tensor, mask: Tensor, mode: str) -> Tensor:
+    """Masked mean of [batch, tokens] values: "token-mean" over all tokens, "seq-mean" of per-sequence means.
+
+    Sequences without a single unmasked token are left out of "seq-mean"; an all-masked batch gives 0.
+    """
+    mask = mask.to(values.dtype)
+    if mode == "token-mean":
+        return (values * mask).sum() / mask.sum().clamp(min=1.0)
+    if mode == "seq-mean":
+        tokens = mask.sum(dim=-1)
+        per_seq = (values * mask).sum(dim=-1) / tokens.clamp(min=1.0)
+        present = (tokens > 0).to(values.dtype)
+        return (per_seq * present).sum() / present.sum().clamp(min=1.0)
+    raise ValueError(f"unknown loss aggregation {mode!r}; known: 'token-mean', 'seq-mean'")
+
+
+def grpo_loss(
+    logp: Tensor,
+    old_logp: Tensor,
+    ref_logp: Tensor | None,
+    advantages: Tensor,
+    mask: Tensor,
+    cfg: AlgoConfig,
+) -> tuple[Tensor, dict[str, float]]:
+    """Policy loss + kl_coef * k3 KL, aggregated by `cfg.loss_agg`; metrics are detached floats.
+
+    Shapes: logp/old_logp/ref_logp/mask [batch, tokens], advantages [batch] (or [batch, tokens]).
+    `ref_logp` may be None when kl_coef is 0 (no reference forward pass needed).
+    """
+    if old_logp.shape != logp.shape or mask.shape != logp.shape:
+        raise ValueError(
+            f"logp {tuple(logp.shape)}, old_logp {tuple(old_logp.shape)} and mask {tuple(mask.shape)} must match"
+        )
+    policy_loss = get_policy_loss(cfg.policy_loss)
+    per_token, diagnostics = policy_loss(logp, old_logp, advantages, cfg)
+    pg_loss = aggregate(per_token, mask, cfg.loss_agg)
+    loss = pg_loss
+    if ref_logp is not None:
+        kl = kl_k3(logp, ref_logp)
+        loss = loss + cfg.kl_coef * aggregate(kl, mask, cfg.loss_agg)
+        kl_mean = aggregate(kl.detach(), mask, "token-mean")
+    elif cfg.kl_coef > 0:
+        raise ValueError("ref_logp is required when kl_coef > 0")
+    else:
+        kl_mean = torch.zeros(())
+    metrics = {
+        "loss": float(loss.detach()),
+        "pg_loss": float(pg_loss.detach()),
+        "kl_mean": float(kl_mean),
+    }
+    # Diagnostics are reported per token whatever the loss aggregation: "clipped" -> clip_frac, "ratio" -> ratio_mean.
+    names = {"clipped": "clip_frac", "ratio": "ratio_mean"}
+    for key, value in diagnostics.items():
+        metrics[names.get(key, f"{key}_mean")] = float(aggregate(value.detach(), mask, "token-mean"))
+    return loss, metrics

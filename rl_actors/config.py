@@ -1,0 +1,99 @@
+"""Typed settings for the model, SFT, rollout, learner and GRPO algorithm sections of the YAML config."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from pipelines.config import StrictModel
+
+
+class ModelConfig(StrictModel):
+    """The base model and the LoRA adapter trained on top of it."""
+
+    path: str = Field(description="HF model id or local folder (the quickstart builds a tiny one).")
+    build_tiny: bool = Field(False, description="Build a tiny local model at `path` (see tiny_model) if it is missing.")
+    lora_rank: int = Field(16, ge=1, description="LoRA rank r.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha.")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Module names that get LoRA weights.",
+    )
+    max_model_len: int = Field(1024, ge=64, description="Prompt + completion token limit.")
+
+
+class TinyModelConfig(StrictModel):
+    """Shape of the locally built tiny Llama used by the quickstart and tests."""
+
+    vocab_size: int = Field(4096, ge=300, description="BPE vocabulary size.")
+    hidden_size: int = Field(128, ge=32, description="Hidden width; head_dim = hidden_size / num_heads.")
+    num_layers: int = Field(2, ge=1, description="Decoder layers.")
+    num_heads: int = Field(2, ge=1, description="Attention heads.")
+    intermediate_size: int = Field(256, ge=32, description="MLP width.")
+    pretrain_steps: int = Field(0, ge=0, description="Full-parameter LM steps on train-split chat text before saving.")
+    pretrain_lr: float = Field(3e-3, gt=0, description="Peak learning rate of that pretraining (one-cycle schedule).")
+    seed: int = Field(0, description="Initialisation seed.")
+
+
+class SFTConfig(StrictModel):
+    """The LoRA warm start on teacher rationales, run through the same DeepSpeed learner."""
+
+    steps: int = Field(60, ge=0, description="Optimizer steps (0 skips SFT).")
+    batch_size: int = Field(8, ge=1, description="Sequences per step.")
+    learning_rate: float = Field(5e-3, gt=0, description="AdamW learning rate during SFT.")
+    fast_mode_fraction: float = Field(0.25, ge=0, le=1, description="Share of answer-first examples.")
+
+
+class RolloutConfig(StrictModel):
+    """vLLM rollout actors and how they sample."""
+
+    num_workers: int = Field(1, ge=1, description="Rollout actors, each owning a vLLM engine.")
+    num_gpus_per_worker: float = Field(0, ge=0, description="GPUs per rollout actor (0 on CPU).")
+    num_cpus_per_worker: float = Field(1, gt=0, description="CPUs reserved per rollout actor.")
+    tensor_parallel_size: int = Field(1, ge=1, description="vLLM tensor parallelism inside one actor.")
+    group_size: int = Field(4, ge=2, description="G: completions sampled per prompt.")
+    max_new_tokens: int = Field(96, ge=4, description="Completion token limit.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature (logprobs are at this temperature).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling.")
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM GPU memory share.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("float32", description="vLLM dtype.")
+    enforce_eager: bool = Field(True, description="Skip CUDA graphs (required on CPU).")
+
+
+class LearnerConfig(StrictModel):
+    """DeepSpeed learner actors that own the trainable LoRA model."""
+
+    num_workers: int = Field(1, ge=1, description="Data-parallel learner ranks.")
+    num_gpus_per_worker: float = Field(0, ge=0, description="GPUs per learner rank (0 on CPU).")
+    num_cpus_per_worker: float = Field(1, gt=0, description="CPUs reserved per learner rank.")
+    zero_stage: int = Field(0, ge=0, le=3, description="DeepSpeed ZeRO stage.")
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="Training dtype (fp32 on CPU).")
+    learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate during GRPO.")
+    micro_batch_size: int = Field(8, ge=1, description="Sequences per forward/backward.")
+    grad_clip: float = Field(1.0, gt=0, description="Gradient-norm clip.")
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
+        "PACK", description="Placement-group strategy for all actor groups."
+    )
+
+
+class AlgoConfig(StrictModel):
+    """GRPO: advantage estimator, loss, KL to the reference (adapter disabled)."""
+
+    advantage: str = Field("grpo", description="Registered advantage estimator name.")
+    policy_loss: str = Field("clipped", description="Registered policy-loss name.")
+    clip_eps: float = Field(0.2, gt=0, description="PPO ratio clip epsilon.")
+    kl_coef: float = Field(0.02, ge=0, description="Weight of the k3 KL penalty to the reference model.")
+    loss_agg: Literal["token-mean", "seq-mean"] = Field("token-mean", description="How token losses average.")
+    epochs_per_batch: int = Field(1, ge=1, description="Learner passes over each rollout batch.")
+
+
+class TrainConfig(StrictModel):
+    """Driver loop settings."""
+
+    steps: int = Field(4, ge=0, description="GRPO steps.")
+    prompts_per_step: int = Field(4, ge=1, description="Prompts sampled per step (each gets G completions).")
+    seed: int = Field(0, description="Seed for prompt order and sampling.")
+    output_dir: str = Field("runs/quickstart", description="Adapters, metrics and TensorBoard logs go here.")
+    init_adapter: str | None = Field(None, description="Adapter to start GRPO from; default: the SFT adapter (v0).")

@@ -1,0 +1,186 @@
+"""Learner actors: a DeepSpeed engine over a PEFT LoRA model, doing SFT and GRPO updates."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Sequence
+
+import ray
+import torch
+
+from reward_workers.worker import split_evenly
+from rl_actors.adapters import AdapterSnapshot
+from rl_actors.algos import grpo_loss
+from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig
+from rl_actors.sequences import align_to_mask, pad_pairs, token_logprobs, unpad
+
+Pair = tuple[list[int], list[int]]  # (prompt_ids, completion_ids)
+
+
+class LearnerCore:
+    """Pure core of one learner rank. Rank 0 owns adapter snapshots; all ranks step together."""
+
+    def __init__(
+        self,
+        model_path: str,
+        model_cfg: ModelConfig,
+        learner_cfg: LearnerConfig,
+        algo_cfg: AlgoConfig,
+        sequences_per_step: int,
+        learning_rate: float,
+        init_adapter: str | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        from peft import LoraConfig, PeftModel, get_peft_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.cfg, self.algo, self.rank, self.world_size = learner_cfg, algo_cfg, rank, world_size
+        self.sequences_per_step, self.learning_rate = sequences_per_step, learning_rate
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        dtype = torch.bfloat16 if learner_cfg.dtype == "bfloat16" else torch.float32
+        base = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+        if init_adapter:
+            self.model = PeftModel.from_pretrained(base, init_adapter, is_trainable=True)
+        else:
+            lora = LoraConfig(
+                r=model_cfg.lora_rank,
+                lora_alpha=model_cfg.lora_alpha,
+                lora_dropout=model_cfg.lora_dropout,
+                target_modules=model_cfg.target_modules,
+                task_type="CAUSAL_LM",
+            )
+            self.model = get_peft_model(base, lora)
+        self.engine = None
+
+    # --- distributed setup -------------------------------------------------------------------
+    def address(self) -> tuple[str, int]:
+        """This rank's node address and a free port (rank 0's becomes the rendezvous point)."""
+        with socket.socket() as sock:
+            sock.bind(("", 0))
+            return ray.util.get_node_ip_address(), sock.getsockname()[1]
+
+    def init_engine(self, master_addr: str, master_port: int) -> int:
+        """Join the process group and build the DeepSpeed engine (torch AdamW as the client optimizer)."""
+        import deepspeed
+
+        os.environ.update(
+            MASTER_ADDR=master_addr,
+            MASTER_PORT=str(master_port),
+            RANK=str(self.rank),
+            WORLD_SIZE=str(self.world_size),
+            LOCAL_RANK="0",
+        )
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+        per_rank = math.ceil(self.sequences_per_step / self.world_size)
+        self.grad_accum = math.ceil(per_rank / self.cfg.micro_batch_size)
+        ds_config = {
+            "train_micro_batch_size_per_gpu": self.cfg.micro_batch_size,
+            "gradient_accumulation_steps": self.grad_accum,
+            "gradient_clipping": self.cfg.grad_clip,
+            "zero_optimization": {"stage": self.cfg.zero_stage},
+            "bf16": {"enabled": self.cfg.dtype == "bfloat16"},
+            "steps_per_print": 1 << 30,
+        }
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=0.0)
+        self.engine, *_ = deepspeed.initialize(model=self.model, optimizer=optimizer, config=ds_config)
+        return self.grad_accum
+
+    # --- forward helpers ---------------------------------------------------------------------
+    def _micro_batches(self, items: Sequence) -> list[Sequence]:
+        """Exactly `grad_accum` micro-batches (DeepSpeed steps the optimizer at that boundary)."""
+        return [items[start:end] for start, end in split_evenly(len(items), self.grad_accum)]
+
+    def _logprobs(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits = self.engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return token_logprobs(logits, batch["input_ids"])
+
+    @torch.no_grad()
+    def logprobs(self, pairs: list[Pair], reference: bool = False) -> list[list[float]]:
+        """Per-token completion logprobs under the policy, or under the reference (adapter disabled)."""
+        self.engine.eval()
+        batch = pad_pairs(pairs, self.tokenizer.pad_token_id)
+        if reference:
+            with self.engine.module.disable_adapter():
+                values = self._logprobs(batch)
+        else:
+            values = self._logprobs(batch)
+        return unpad(values, batch["completion_mask"])
+
+    # --- updates -----------------------------------------------------------------------------
+    def sft_step(self, pairs: list[Pair]) -> dict[str, float]:
+        """One optimizer step of completion-only cross-entropy on teacher completions."""
+        started = time.perf_counter()
+        self.engine.train()
+        total, tokens = 0.0, 0.0
+        for micro in self._micro_batches(pairs):
+            if not micro:
+                continue
+            batch = pad_pairs(micro, self.tokenizer.pad_token_id)
+            mask = batch["completion_mask"]
+            nll = -self._logprobs(batch)
+            loss = (nll * mask).sum() / mask.sum().clamp(min=1)
+            self.engine.backward(loss)
+            self.engine.step()
+            total += float((nll * mask).sum())
+            tokens += float(mask.sum())
+        return {"sft/loss": total / max(tokens, 1.0), "time/learn": time.perf_counter() - started}
+
+    def grpo_step(self, samples: list[dict]) -> dict[str, float]:
+        """GRPO update on rollout samples {prompt_ids, completion_ids, logprobs, advantage}.
+
+        Clipped ratio against the rollout logprobs, group advantages, k3 KL to the reference.
+        """
+        started = time.perf_counter()
+        micro_batches = []
+        for micro in self._micro_batches(samples):
+            if not micro:
+                continue
+            batch = pad_pairs([(s["prompt_ids"], s["completion_ids"]) for s in micro], self.tokenizer.pad_token_id)
+            batch["old_logp"] = align_to_mask([s["logprobs"] for s in micro], batch["completion_mask"])
+            batch["advantages"] = torch.tensor([s["advantage"] for s in micro], dtype=torch.float32)
+            if self.algo.kl_coef > 0:
+                with torch.no_grad(), self.engine.module.disable_adapter():
+                    self.engine.eval()
+                    batch["ref_logp"] = self._logprobs(batch)
+            micro_batches.append(batch)
+        self.engine.train()
+        sums: dict[str, float] = {}
+        for _ in range(self.algo.epochs_per_batch):
+            for batch in micro_batches:
+                logp = self._logprobs(batch)
+                loss, stats = grpo_loss(
+                    logp, batch["old_logp"], batch.get("ref_logp"), batch["advantages"], batch["completion_mask"], self.algo
+                )
+                self.engine.backward(loss)
+                self.engine.step()
+                for key, value in stats.items():
+                    sums[key] = sums.get(key, 0.0) + value
+        count = max(len(micro_batches) * self.algo.epochs_per_batch, 1)
+        metrics = {f"actor/{k}": v / count for k, v in sums.items()}
+        grad_norm = self.engine.get_global_grad_norm()
+        if grad_norm is not None:
+            metrics["actor/grad_norm"] = float(grad_norm)
+        metrics["time/learn"] = time.perf_counter() - started
+        return metrics
+
+    def set_learning_rate(self, lr: float) -> None:
+        """Change the optimizer's learning rate (SFT and GRPO use different ones)."""
+        for group in self.engine.optimizer.param_groups:
+            group["lr"] = lr
+
+    def snapshot(self, version: int) -> AdapterSnapshot | None:
+        """The current adapter as a versioned PEFT folder in memory (rank 0 only; others return None)."""
+        if self.rank != 0:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            self.engine.module.save_pretrained(tmp)
+            return AdapterSnapshot.from_dir(tmp, version)
+
+
+LearnerWorker = ray.remote(LearnerCore)

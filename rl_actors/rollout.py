@@ -1,0 +1,102 @@
+"""Rollout actors: a vLLM engine with LoRA that samples G completions per prompt with their logprobs."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+
+import ray
+
+from rl_actors.adapters import AdapterSnapshot
+from rl_actors.config import ModelConfig, RolloutConfig
+
+
+@dataclass
+class Completion:
+    """One sampled completion of one prompt."""
+
+    prompt_index: int
+    completion_ids: list[int]
+    logprobs: list[float]
+    text: str
+    finish_reason: str | None
+
+
+class RolloutEngine:
+    """Pure core of a rollout actor: owns one vLLM engine and the adapter version it samples with."""
+
+    def __init__(self, model_path: str, model_cfg: ModelConfig, rollout_cfg: RolloutConfig, seed: int = 0):
+        from vllm import LLM
+
+        self.cfg = rollout_cfg
+        self.llm = LLM(
+            model=model_path,
+            dtype=rollout_cfg.dtype,
+            enforce_eager=rollout_cfg.enforce_eager,
+            enable_lora=True,
+            max_lora_rank=model_cfg.lora_rank,
+            max_loras=1,
+            max_model_len=model_cfg.max_model_len,
+            tensor_parallel_size=rollout_cfg.tensor_parallel_size,
+            gpu_memory_utilization=rollout_cfg.gpu_memory_utilization,
+            seed=seed,
+        )
+        self.adapter_dir = tempfile.mkdtemp(prefix="logrl-adapters-")
+        self.lora = None
+
+    @property
+    def adapter_version(self) -> int | None:
+        return None if self.lora is None else self.lora.lora_int_id - 1
+
+    def load_adapter(self, snapshot: AdapterSnapshot) -> int:
+        """Switch to a new adapter version; the old one is evicted so stale weights are never served."""
+        from vllm.lora.request import LoRARequest
+
+        path = snapshot.write(self.adapter_dir)
+        if self.lora is not None:
+            self.llm.llm_engine.remove_lora(self.lora.lora_int_id)
+        self.lora = LoRARequest(snapshot.name, snapshot.lora_int_id, str(path))
+        return snapshot.version
+
+    def generate(self, prompts: list[tuple[int, list[int]]], seed: int | None = None) -> list[Completion]:
+        """Sample G completions for each (prompt_index, prompt_ids); logprobs are at the sampling temperature."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(
+            n=self.cfg.group_size,
+            max_tokens=self.cfg.max_new_tokens,
+            temperature=self.cfg.temperature,
+            top_p=self.cfg.top_p,
+            logprobs=0,
+            seed=seed,
+            skip_special_tokens=False,
+        )
+        outputs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=ids) for _, ids in prompts], params, lora_request=self.lora, use_tqdm=False
+        )
+        completions = []
+        for (index, _), out in zip(prompts, outputs):
+            for sample in out.outputs:
+                ids = list(sample.token_ids)
+                logprobs = [step[tok].logprob for step, tok in zip(sample.logprobs, ids)]
+                completions.append(Completion(index, ids, logprobs, sample.text, sample.finish_reason))
+        return completions
+
+    def score(self, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+        """Logprob of each completion token given its prompt, under the current adapter (for sync checks)."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=1.0)
+        outputs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=p + c) for p, c in pairs], params, lora_request=self.lora, use_tqdm=False
+        )
+        scores = []
+        for (prompt, completion), out in zip(pairs, outputs):
+            full = prompt + completion
+            scores.append([out.prompt_logprobs[i][full[i]].logprob for i in range(len(prompt), len(full))])
+        return scores
+
+
+RolloutWorker = ray.remote(RolloutEngine)

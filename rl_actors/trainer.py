@@ -1,0 +1,241 @@
+"""The single controller: SFT warm start and the GRPO loop, each step a call on an actor group."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Protocol
+
+import ray
+import torch
+
+from pipelines.prompts import build_messages
+from pipelines.reasoning_format import parse_completion
+from pipelines.teacher import sft_examples
+from reward_workers.config import RewardConfig
+from reward_workers.registry import RewardInput
+from reward_workers.worker import RewardWorker, score_with_pool_timed
+from rl_actors.actor_group import ActorGroup
+from rl_actors.adapters import AdapterSnapshot
+from rl_actors.algos import get_advantage
+from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig, SFTConfig, TrainConfig
+from rl_actors.learner import LearnerWorker
+from rl_actors.metrics import MetricsLogger, timed
+from rl_actors.rollout import RolloutWorker
+from rl_actors.sequences import encode_completion, encode_prompt
+
+LATEST_FILE = "latest_adapter.json"
+
+
+class RLSettings(Protocol):
+    """The config sections the trainer reads (cluster's LogrlConfig has them all)."""
+
+    model: ModelConfig
+    sft: SFTConfig
+    rollout: RolloutConfig
+    learner: LearnerConfig
+    algo: AlgoConfig
+    reward: RewardConfig
+    train: TrainConfig
+
+
+def adapters_dir(train_cfg: TrainConfig) -> Path:
+    return Path(train_cfg.output_dir) / "adapters"
+
+
+def publish_adapter(snapshot: AdapterSnapshot, train_cfg: TrainConfig, stage: str) -> Path:
+    """Write the adapter folder and point `latest_adapter.json` at it (serving reads that file)."""
+    path = snapshot.write(adapters_dir(train_cfg)).resolve()
+    latest = {"version": snapshot.version, "name": snapshot.name, "path": str(path), "stage": stage}
+    (Path(train_cfg.output_dir) / LATEST_FILE).write_text(json.dumps(latest, indent=2) + "\n")
+    return path
+
+
+def latest_adapter(output_dir: str | Path) -> dict | None:
+    """The newest published adapter ({version, name, path, stage}) or None."""
+    path = Path(output_dir) / LATEST_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def make_learners(
+    cfg: RLSettings, sequences_per_step: int, learning_rate: float, init_adapter: str | None
+) -> ActorGroup:
+    """Learner ranks over one placement group, joined into one DeepSpeed process group."""
+    n = cfg.learner.num_workers
+    group = ActorGroup(
+        LearnerWorker,
+        n,
+        num_cpus=cfg.learner.num_cpus_per_worker,
+        num_gpus=cfg.learner.num_gpus_per_worker,
+        strategy=cfg.learner.placement_strategy,
+        name="learner",
+        kwargs_for_rank=lambda rank: dict(
+            model_path=cfg.model.path,
+            model_cfg=cfg.model,
+            learner_cfg=cfg.learner,
+            algo_cfg=cfg.algo,
+            sequences_per_step=sequences_per_step,
+            learning_rate=learning_rate,
+            init_adapter=init_adapter,
+            rank=rank,
+            world_size=n,
+        ),
+    )
+    master_addr, master_port = ray.get(group.workers[0].address.remote())
+    group.call("init_engine", master_addr, master_port)
+    return group
+
+
+def run_sft(cfg: RLSettings, rows: list[dict]) -> Path:
+    """LoRA SFT on teacher completions through the DeepSpeed learner; publishes adapter v0."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
+    examples = sft_examples(rows, cfg.sft.fast_mode_fraction, cfg.train.seed)
+    pairs = [(encode_prompt(tokenizer, e["messages"]), encode_completion(tokenizer, e["completion"])) for e in examples]
+    learners = make_learners(cfg, cfg.sft.batch_size, cfg.sft.learning_rate, init_adapter=None)
+    logger = MetricsLogger(cfg.train.output_dir, "sft")
+    rng = random.Random(cfg.train.seed)
+    try:
+        for step in range(cfg.sft.steps):
+            batch = rng.sample(pairs, min(cfg.sft.batch_size, len(pairs)))
+            results = learners.call_sharded("sft_step", batch)
+            logger.log(step, {k: sum(r[k] for r in results) / len(results) for k in results[0]})
+        snapshot = ray.get(learners.workers[0].snapshot.remote(0))
+        return publish_adapter(snapshot, cfg.train, "sft")
+    finally:
+        logger.close()
+        learners.shutdown()
+
+
+class PromptSampler:
+    """Cycles through the training prompts in a freshly shuffled order each epoch."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.rng, self.order = size, random.Random(seed), []
+
+    def next(self, count: int) -> list[int]:
+        batch = []
+        while len(batch) < count:
+            if not self.order:
+                self.order = list(range(self.size))
+                self.rng.shuffle(self.order)
+            batch.append(self.order.pop())
+        return batch
+
+
+class GRPOTrainer:
+    """Owns the loop: generate -> score -> advantages -> update -> sync; the actors only expose methods."""
+
+    def __init__(self, cfg: RLSettings, rows: list[dict], init_adapter: str | None):
+        from transformers import AutoTokenizer
+
+        self.cfg, self.rows = cfg, rows
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
+        self.prompt_ids = [encode_prompt(tokenizer, build_messages(row["prompt"])) for row in rows]
+        self.sampler = PromptSampler(len(rows), cfg.train.seed)
+        group_size = cfg.rollout.group_size
+        self.learner = make_learners(cfg, cfg.train.prompts_per_step * group_size, cfg.learner.learning_rate, init_adapter)
+        self.rollout = ActorGroup(
+            RolloutWorker,
+            cfg.rollout.num_workers,
+            num_cpus=cfg.rollout.num_cpus_per_worker,
+            num_gpus=cfg.rollout.num_gpus_per_worker,
+            strategy=cfg.learner.placement_strategy,
+            name="rollout",
+            kwargs_for_rank=lambda rank: dict(
+                model_path=cfg.model.path, model_cfg=cfg.model, rollout_cfg=cfg.rollout, seed=cfg.train.seed + rank
+            ),
+        )
+        self.reward = ActorGroup(
+            RewardWorker,
+            cfg.reward.num_workers,
+            num_cpus=cfg.reward.num_cpus_per_worker,
+            strategy=cfg.learner.placement_strategy,
+            name="reward",
+            kwargs_for_rank=lambda rank: dict(cfg=cfg.reward),
+        )
+        self.logger = MetricsLogger(cfg.train.output_dir, "grpo")
+        self.version = 0
+        self.sync_adapter(0)  # rollouts start from the initial (e.g. SFT) adapter
+
+    # --- the five calls ----------------------------------------------------------------------
+    def step(self, step: int) -> dict[str, float]:
+        """One GRPO step; returns its metrics."""
+        metrics: dict[str, float] = {}
+        indices = self.sampler.next(self.cfg.train.prompts_per_step)
+        with timed(metrics, "time/rollout"):
+            completions = self.rollout.call_sharded_flat(
+                "generate", [(i, self.prompt_ids[i]) for i in indices], seed=self.cfg.train.seed + step
+            )
+        with timed(metrics, "time/reward"):
+            scores, reward_timings = score_with_pool_timed(
+                self.reward.workers, [self.reward_input(c) for c in completions], self.cfg.reward.timeout_s
+            )
+        totals = torch.tensor([s["total"] for s in scores], dtype=torch.float32)
+        advantages = get_advantage(self.cfg.algo.advantage)(totals, self.cfg.rollout.group_size)
+        samples = [
+            {
+                "prompt_ids": self.prompt_ids[c.prompt_index],
+                "completion_ids": c.completion_ids,
+                "logprobs": c.logprobs,
+                "advantage": float(a),
+            }
+            for c, a in zip(completions, advantages)
+        ]
+        with timed(metrics, "time/learn"):
+            learner_stats = self.learner.call_sharded("grpo_step", samples)
+        with timed(metrics, "time/sync"):
+            self.sync_adapter(step + 1)
+        metrics |= self.describe(completions, scores, learner_stats, reward_timings)
+        metrics["sync/max_abs_logprob_diff"] = self.sync_check(samples[0])
+        return metrics
+
+    def fit(self) -> dict:
+        """Run `train.steps` steps; returns the last step's metrics and where things were written."""
+        last: dict = {}
+        for step in range(self.cfg.train.steps):
+            last = self.step(step)
+            self.logger.log(step, last)
+        return {"metrics": last, "adapter": latest_adapter(self.cfg.train.output_dir), "log": str(self.logger.dir)}
+
+    # --- pieces ------------------------------------------------------------------------------
+    def reward_input(self, completion) -> RewardInput:
+        row = self.rows[completion.prompt_index]
+        return RewardInput(prompt=row["prompt"], completion=completion.text, label=row["label"], reference=row["reference"])
+
+    def sync_adapter(self, version: int) -> None:
+        """Publish the learner's adapter as `version` and load it into every rollout engine."""
+        snapshot = ray.get(self.learner.workers[0].snapshot.remote(version))
+        publish_adapter(snapshot, self.cfg.train, "grpo" if version else "init")
+        self.rollout.call("load_adapter", ray.put(snapshot))
+        self.version = version
+
+    def sync_check(self, sample: dict) -> float:
+        """Largest |learner - rollout| logprob on one completion under the freshly synced adapter."""
+        pair = [(sample["prompt_ids"], sample["completion_ids"])]
+        learner = ray.get(self.learner.workers[0].logprobs.remote(pair))[0]
+        rollout = ray.get(self.rollout.workers[0].score.remote(pair))[0]
+        return max((abs(a - b) for a, b in zip(learner, rollout)), default=0.0)
+
+    def describe(self, completions, scores, learner_stats, reward_timings) -> dict[str, float]:
+        """Reward by component, answer accuracy, lengths, learner stats averaged over ranks."""
+        n = len(scores)
+        out = {f"reward/{k}": sum(s[k] for s in scores) / n for k in scores[0]}
+        parsed = [parse_completion(c.text) for c in completions]
+        labels = [self.rows[c.prompt_index]["label"] for c in completions]
+        out["rollout/well_formed"] = sum(p.well_formed for p in parsed) / n
+        out["rollout/accuracy"] = sum(p.verdict == y for p, y in zip(parsed, labels)) / n
+        out["rollout/completion_tokens"] = sum(len(c.completion_ids) for c in completions) / n
+        out["rollout/truncated"] = sum(c.finish_reason == "length" for c in completions) / n
+        for key in learner_stats[0]:
+            out[key] = sum(s[key] for s in learner_stats) / len(learner_stats)
+        out |= {f"time/reward_{k}": v for k, v in reward_timings.items() if k != "retries"}
+        out["adapter/version"] = self.version
+        return out
+
+    def shutdown(self) -> None:
+        self.logger.close()
+        for group in (self.rollout, self.reward, self.learner):
+            group.shutdown()

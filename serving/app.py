@@ -1,0 +1,209 @@
+"""The Ray Serve detector app: one deployment per replica hosts vLLM (base + local LoRA), vLLM's OpenAI API and /detect.
+
+Ray Serve LLM's `LLMServer` owns the vLLM engine and, as a late-bound ingress, serves vLLM's own FastAPI app
+(`/v1/chat/completions`, `/v1/models`, `/health`, ...). The adapter is registered statically through vLLM's
+`lora_modules`, so it stays a local PEFT folder (Ray's dynamic LoRA loading only reads cloud storage).
+`DetectorServer` adds `POST /detect` to that app; the request logic lives in `serving.detect`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import serve
+from ray.llm._internal.common.callbacks.base import CallbackBase
+from ray.serve.llm import LLMConfig, LLMServer, build_llm_deployment
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from pipelines.templates import LogTemplateMiner
+from serving.config import ServeConfig
+from serving.detect import (
+    AdapterInfo,
+    DetectLimits,
+    DetectPlan,
+    InvalidDetectRequest,
+    check_tags_survive_decoding,
+    detect_response,
+    load_adapter_info,
+    parse_detect_request,
+    plan_detection,
+)
+
+DEFAULT_APP_NAME = "logrl-detector"
+# Settings vLLM and Hugging Face read from the environment; replicas are fresh processes, so they must get them.
+_FORWARDED_ENV_PREFIXES = ("VLLM_", "HF_", "TRANSFORMERS_", "OMP_", "TOKENIZERS_")
+_FORWARDED_ENV_NAMES = ("TMPDIR", "PYTHONPATH")
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """What each replica needs for /detect besides the engine: the adapter, the miner file, the format, limits."""
+
+    adapter: AdapterInfo
+    miner_state_path: str
+    data_format: str
+    limits: DetectLimits
+
+
+def _error(status_code: int, message: str) -> JSONResponse:
+    # Same shape as vLLM's OpenAI errors, so clients handle /detect and /v1 errors alike.
+    return JSONResponse({"error": {"message": message, "code": status_code}}, status_code=status_code)
+
+
+class EngineError(RuntimeError):
+    """The engine refused or failed a generation (for example a prompt longer than max_model_len)."""
+
+    def __init__(self, message: str, status_code: int):
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class SkipNodeInit(CallbackBase):
+    """Ray Serve LLM callback: skip the per-node download task, which only costs a worker start for a local folder."""
+
+    async def on_before_node_init(self) -> None:
+        self.ctx.run_init_node = False
+
+
+class DetectorServer(LLMServer):
+    """LLMServer plus POST /detect on the same vLLM app; the miner is loaded once per replica."""
+
+    async def __init__(self, llm_config: LLMConfig, *, detector: DetectorSettings):
+        self._detector = detector
+        self._miner = LogTemplateMiner.load(detector.miner_state_path)
+        await super().__init__(llm_config)
+
+    async def __serve_build_asgi_app__(self):
+        app = await super().__serve_build_asgi_app__()
+        app.add_api_route("/detect", self.detect, methods=["POST"])
+        return app
+
+    async def detect(self, request: Request) -> JSONResponse:
+        """POST /detect: {"lines": [...], "fast": bool} -> verdict, rationale, templates, adapter version."""
+        started = time.perf_counter()
+        try:
+            payload = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "body is not valid JSON")
+        settings = self._detector
+        try:
+            detect_request = parse_detect_request(payload, settings.limits)
+        except InvalidDetectRequest as err:
+            return _error(err.status_code, err.message)
+        plan = plan_detection(detect_request, self._miner, settings.data_format, settings.limits)
+        try:
+            completion = await self._complete(plan)
+        except EngineError as err:
+            return _error(err.status_code, str(err))
+        latency_ms = (time.perf_counter() - started) * 1000
+        return JSONResponse(detect_response(completion, plan, settings.adapter, latency_ms))
+
+    async def _complete(self, plan: DetectPlan) -> str:
+        """One non-streaming chat completion with the adapter, through vLLM's OpenAI chat layer."""
+        from ray.serve.llm.openai_api_models import ChatCompletionRequest
+        from vllm.entrypoints.serve.engine.protocol import ErrorResponse  # base of Ray's and vLLM's error models
+
+        chat_request = ChatCompletionRequest(
+            model=self._detector.adapter.name, messages=plan.messages, stream=False, **plan.sampling
+        )
+        async for response in await self.chat(chat_request):
+            if isinstance(response, ErrorResponse):
+                raise EngineError(response.error.message, response.error.code)
+            return response.choices[0].message.content or ""
+        raise EngineError("the engine returned no completion", 500)
+
+
+def _replica_env() -> dict[str, str]:
+    """The job's runtime_env env vars plus this process's vLLM/HF settings.
+
+    Ray Serve LLM replaces the job's `env_vars` with the LLMConfig's, so the job's (e.g. PYTHONPATH) are merged in.
+    """
+    env = dict((ray.get_runtime_context().runtime_env or {}).get("env_vars", {}))
+    for key, value in os.environ.items():
+        if key.startswith(_FORWARDED_ENV_PREFIXES) or key in _FORWARDED_ENV_NAMES:
+            env.setdefault(key, value)
+    return env
+
+
+def base_model_id(model_path: str) -> str:
+    """The name clients use for the base model: a local folder's name, or the HF id as given."""
+    path = Path(model_path)
+    return path.resolve().name if path.exists() else model_path
+
+
+def detector_llm_config(serve_cfg: ServeConfig, model_path: str, adapter: AdapterInfo) -> LLMConfig:
+    """Ray Serve LLM config: vLLM with LoRA on, the local adapter registered by name, CPU or GPU placement."""
+    from vllm.entrypoints.openai.models.protocol import LoRAModulePath
+
+    model_id = base_model_id(model_path)
+    engine_kwargs: dict[str, Any] = {
+        "dtype": serve_cfg.dtype,
+        "enforce_eager": serve_cfg.enforce_eager,
+        "max_model_len": serve_cfg.max_model_len,
+        "enable_lora": True,
+        "max_lora_rank": serve_cfg.max_lora_rank,
+        "max_loras": 1,
+        # A frontend arg: vLLM's init_app_state registers it as a static adapter, served under `name`.
+        "lora_modules": [LoRAModulePath(name=adapter.name, path=adapter.path, base_model_name=model_id)],
+    }
+    extra: dict[str, Any]
+    if serve_cfg.num_gpus_per_replica > 0:
+        engine_kwargs["gpu_memory_utilization"] = serve_cfg.gpu_memory_utilization
+        extra = {"placement_group_config": {"bundles": [{"GPU": serve_cfg.num_gpus_per_replica}]}}
+    else:
+        extra = {"accelerator_config": {"kind": "cpu"}}
+    if Path(model_path).is_dir():  # an HF id still goes through Ray's download step on each node
+        extra["callback_config"] = {"callback_class": SkipNodeInit}
+    return LLMConfig(
+        model_loading_config={"model_id": model_id, "model_source": model_path},
+        engine_kwargs=engine_kwargs,
+        deployment_config={
+            "num_replicas": serve_cfg.num_replicas,
+            "ray_actor_options": {"num_cpus": serve_cfg.num_cpus_per_replica},
+        },
+        runtime_env={"env_vars": _replica_env()},
+        log_engine_metrics=False,
+        **extra,
+    )
+
+
+def build_detector_app(
+    serve_cfg: ServeConfig,
+    model_path: str,
+    adapter_path: str,
+    miner_state_path: str,
+    data_format: str,
+    max_prompt_lines: int,
+) -> serve.Application:
+    """The detector as a Serve application; checks the adapter, miner and tokenizer before anything deploys."""
+    from transformers import AutoTokenizer
+
+    adapter = load_adapter_info(serve_cfg.adapter_name, adapter_path)
+    if adapter.rank > serve_cfg.max_lora_rank:
+        raise ValueError(f"adapter rank {adapter.rank} > serve.max_lora_rank {serve_cfg.max_lora_rank}; raise it")
+    LogTemplateMiner.load(miner_state_path)  # a bad miner file fails here, not in every replica
+    check_tags_survive_decoding(AutoTokenizer.from_pretrained(model_path))
+    settings = DetectorSettings(
+        adapter=adapter,
+        miner_state_path=str(Path(miner_state_path).resolve()),
+        data_format=data_format,
+        limits=DetectLimits(
+            max_request_lines=serve_cfg.max_request_lines,
+            max_line_chars=serve_cfg.max_line_chars,
+            max_prompt_lines=max_prompt_lines,
+            max_new_tokens=serve_cfg.max_new_tokens,
+            fast_max_new_tokens=serve_cfg.fast_max_new_tokens,
+        ),
+    )
+    return build_llm_deployment(
+        detector_llm_config(serve_cfg, model_path, adapter),
+        deployment_cls=serve.ingress()(DetectorServer),
+        bind_kwargs={"detector": settings},
+    )

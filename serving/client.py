@@ -1,0 +1,28 @@
+"""HTTP client for a running detector's POST /detect (used by `logrl detect FILE`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class DetectError(RuntimeError):
+    """The detector refused the request or failed; carries the HTTP status and the server's message."""
+
+    def __init__(self, status_code: int, message: str):
+        super().__init__(f"/detect answered {status_code}: {message}")
+        self.status_code = status_code
+        self.message = message
+
+
+def detect(url: str, lines: list[str], fast: bool = False, timeout: float = 120.0) -> dict[str, Any]:
+    """POST one session's raw log lines to `url`/detect and return the JSON verdict."""
+    response = httpx.post(f"{url.rstrip('/')}/detect", json={"lines": list(lines), "fast": fast}, timeout=timeout)
+    if response.status_code != 200:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:500]
+        raise DetectError(response.status_code, message)
+    return response.json()

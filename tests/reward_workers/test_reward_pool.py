@@ -1,0 +1,74 @@
+"""Scoring through real RewardWorker actors matches the in-process scorer, also when an actor dies."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from reward_samples import CONCISE, completion, sample
+
+from reward_workers.config import RewardConfig
+from reward_workers.scorer import RewardScorer
+
+ray = pytest.importorskip("ray")
+
+pytestmark = pytest.mark.ray
+
+SAMPLES = [
+    sample(completion(CONCISE, "anomalous"), label="anomalous"),
+    sample(completion("routine corrected errors", "normal"), label="normal"),
+    sample(completion('L42 "disk on fire"', "anomalous"), label="normal"),
+    sample("<think>x</think><answer>normal</answer><answer>anomalous</answer>", label="anomalous"),
+    sample(completion(CONCISE * 5, "normal"), label="anomalous"),
+]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    if ray.is_initialized():  # another module's cluster: use it, leave it running
+        yield
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    ray.init(num_cpus=4, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": repo_root}})
+    yield
+    ray.shutdown()
+
+
+def _workers(cfg: RewardConfig, n: int) -> list:
+    from reward_workers.worker import RewardWorker
+
+    return [RewardWorker.options(num_cpus=cfg.num_cpus_per_worker).remote(cfg) for _ in range(n)]
+
+
+def test_two_workers_match_the_pure_scorer(ray_cluster) -> None:
+    from reward_workers.worker import score_with_pool, score_with_pool_timed
+
+    cfg = RewardConfig()
+    expected = RewardScorer(cfg).score(SAMPLES)
+    workers = _workers(cfg, 2)
+    assert score_with_pool(workers, SAMPLES, timeout_s=60) == expected
+    scores, timings = score_with_pool_timed(workers, SAMPLES, timeout_s=60)
+    assert scores == expected
+    assert set(cfg.weights) <= set(timings) and timings["retries"] == 0.0
+
+
+def test_a_dead_worker_shard_is_retried_on_another(ray_cluster) -> None:
+    from reward_workers.worker import score_with_pool_timed
+
+    cfg = RewardConfig()
+    workers = _workers(cfg, 2)
+    ray.kill(workers[0])
+    scores, timings = score_with_pool_timed(workers, SAMPLES, timeout_s=60)
+    assert scores == RewardScorer(cfg).score(SAMPLES)
+    assert timings["retries"] == 1.0
+
+
+def test_all_workers_dead_raises(ray_cluster) -> None:
+    from reward_workers.worker import RewardPoolError, score_with_pool
+
+    workers = _workers(RewardConfig(), 1)
+    ray.kill(workers[0])
+    with pytest.raises(RewardPoolError, match="failed on worker 0 and on retry"):
+        score_with_pool(workers, SAMPLES, timeout_s=30)

@@ -1,0 +1,86 @@
+"""The /detect HTTP shell without a Ray cluster or an engine: the server's chat call is replaced by a stub."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from serving.app import DetectorServer, DetectorSettings
+from serving.detect import AdapterInfo
+
+
+class _EngineFreeServer(DetectorServer):
+    def __del__(self):  # LLMServer's async __del__ would warn for an engine that never started
+        pass
+
+
+def _server(miner, limits, replies):
+    """A DetectorServer without its engine: `chat` yields the next canned reply and records the request."""
+    from vllm.entrypoints.serve.engine.protocol import ErrorInfo, ErrorResponse
+
+    server = object.__new__(_EngineFreeServer)  # skips LLMServer's async engine start
+    server._detector = DetectorSettings(
+        adapter=AdapterInfo("logrl-detector", "v7", "/adapters/v7", 16),
+        miner_state_path="unused",
+        data_format="bgl",
+        limits=limits,
+    )
+    server._miner = miner
+    server.requests = []
+
+    async def chat(request):
+        server.requests.append(request)
+        reply = replies.pop(0)
+
+        async def stream():
+            if isinstance(reply, tuple):
+                yield ErrorResponse(error=ErrorInfo(message=reply[1], type="BadRequestError", code=reply[0]))
+            else:
+                yield SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(content=reply))])
+
+        return stream()
+
+    server.chat = chat
+    app = FastAPI()
+    app.add_api_route("/detect", server.detect, methods=["POST"])
+    return server, TestClient(app)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_detect_returns_the_parsed_completion(fast, bgl_raw_lines, miner, limits):
+    completion = "<answer>anomalous</answer>" if fast else "<think>L2 is fatal</think><answer>anomalous</answer>"
+    server, client = _server(miner, limits, [completion])
+    body = client.post("/detect", json={"lines": bgl_raw_lines[:10], "fast": fast}).json()
+    assert body["verdict"] == "anomalous" and body["well_formed"] is True
+    assert body["mode"] == ("fast" if fast else "reason")
+    assert (body["adapter"], body["adapter_version"]) == ("logrl-detector", "v7")
+    request = server.requests[0]
+    assert request.model == "logrl-detector" and request.temperature == 0.0 and request.stream is False
+    assert request.max_completion_tokens == (limits.fast_max_new_tokens if fast else limits.max_new_tokens)
+    assert (request.stop == ["</answer>"]) is fast and request.include_stop_str_in_output is fast
+
+
+def test_engine_errors_keep_their_status_and_message(bgl_raw_lines, miner, limits):
+    message = "This model's maximum context length is 768 tokens."
+    _, client = _server(miner, limits, [(400, message)])
+    response = client.post("/detect", json={"lines": bgl_raw_lines[:3]})
+    assert response.status_code == 400
+    assert response.json() == {"error": {"message": message, "code": 400}}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        (b"not json", 400, "not valid JSON"),
+        (b'{"lines": []}', 422, "lines is empty"),
+        (b'{"lines": ["a"], "fast": 1}', 422, "fast: Input should be a valid boolean"),
+    ],
+)
+def test_bad_requests_never_reach_the_engine(body, status, fragment, miner, limits):
+    server, client = _server(miner, limits, [])
+    response = client.post("/detect", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status and fragment in response.json()["error"]["message"]
+    assert server.requests == []

@@ -1,0 +1,46 @@
+"""Launch guards without a Ray cluster: capacity check before serve.run, health wait timeout."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from serving import launch
+from serving.config import ServeConfig
+
+
+@pytest.fixture
+def cluster(monkeypatch):
+    resources = {"CPU": 8.0}
+    monkeypatch.setattr(launch.ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(launch.ray, "cluster_resources", lambda: resources)
+    return resources
+
+
+def test_capacity_fits(cluster):
+    launch.check_capacity(ServeConfig(num_replicas=2, num_cpus_per_replica=3))  # 2 x (3 + 1 engine CPU) = 8
+
+
+def test_capacity_short_on_cpus_names_the_numbers(cluster):
+    with pytest.raises(RuntimeError, match="CPU: need 10, cluster has 8"):
+        launch.check_capacity(ServeConfig(num_replicas=5))
+
+
+def test_capacity_short_on_gpus(cluster):
+    with pytest.raises(RuntimeError, match="GPU: need 1, cluster has 0"):
+        launch.check_capacity(ServeConfig(num_gpus_per_replica=1))
+
+
+def test_ray_must_be_initialised(monkeypatch):
+    monkeypatch.setattr(launch.ray, "is_initialized", lambda: False)
+    with pytest.raises(RuntimeError, match="ray.init"):
+        launch.check_capacity(ServeConfig())
+
+
+def test_health_wait_times_out_with_the_last_error():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens once the socket closes
+    with pytest.raises(TimeoutError, match="not healthy after"):
+        launch.wait_until_healthy(f"http://127.0.0.1:{port}", "logrl-detector", timeout_s=1.5)
