@@ -64,7 +64,7 @@ def cmd_detect(args):
 def cmd_quickstart(args):
     """Everything, end to end: data -> tiny model -> SFT -> GRPO -> Serve -> one real query."""
     from cluster.stages import ensure_data, run_train_stage, start_serving
-    from pipelines.build_dataset import load_examples
+    from pipelines.build_dataset import load_examples, raw_session_lines
     from serving.client import detect
     from serving.launch import stop_detector
 
@@ -81,7 +81,7 @@ def cmd_quickstart(args):
     try:
         test = load_examples(summary["paths"]["test"])
         example = next((r for r in test if r["label"] == "anomalous"), test[0])
-        raw = _raw_lines(cfg, example)
+        raw = [line.split(" ", 1)[1] for line in raw_session_lines(example)]  # live logs carry no alert label
         answers = {mode: detect(detector.url, raw, fast=mode == "fast") for mode in ("reason", "fast")}
     finally:
         stop_detector(detector)
@@ -92,13 +92,6 @@ def cmd_quickstart(args):
     print(f"adapter: {result['adapter']['path']}")
     print(f"metrics: {Path(result['log']) / 'metrics.jsonl'}  TensorBoard: {Path(result['log']) / 'tensorboard'}")
     print("phases: " + ", ".join(f"{k} {v:.0f}s" for k, v in phases.items()))
-
-
-def _raw_lines(cfg, example: dict) -> list[str]:
-    """The raw log lines of an example window, read back from its source at its byte offset."""
-    with open(example["source"], "rb") as handle:
-        handle.seek(example["start_offset"])
-        return [handle.readline().decode("utf-8", "replace").rstrip("\r\n") for _ in range(example["n_lines"])]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -86,8 +86,9 @@ def start_serving(cfg: LogrlConfig, adapter: str | None = None):
         raise FileNotFoundError(f"no adapter to serve: set serve.adapter or train into {cfg.train.output_dir} first")
     summary = ensure_data(cfg)
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
+    serve_cfg = cfg.serve.model_copy(update={"max_model_len": cfg.serve.max_model_len or cfg.model.max_model_len})
     return run_detector(
-        cfg.serve,
+        serve_cfg,
         cfg.serve.model or cfg.model.path,
         adapter,
         summary["paths"]["miner_state"],

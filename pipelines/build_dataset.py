@@ -143,3 +143,10 @@ def load_examples(path: str | Path) -> list[dict]:
     """Rows of a train/test JSONL file written by `build_prompt_dataset`."""
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def raw_session_lines(row: dict) -> list[str]:
+    """The raw log lines of a fixed-window example, read back from its source file at its byte offset."""
+    with open(row["source"], "rb") as handle:
+        handle.seek(row["start_offset"])
+        return [handle.readline().decode("utf-8", "replace").rstrip("\r\n") for _ in range(row["n_lines"])]

@@ -128,6 +128,10 @@ def parse_hdfs(text: str) -> dict:
     return _record(None, stamp.timestamp(), None, level, component[:-1], content, block_ids)
 
 
+# Formats whose corpora carry the alert label as the first token. Live logs (what /detect receives) have no
+# label: they start with the unix timestamp, and are parsed as if labelled "?" and then reported as unlabelled.
+LABEL_FIRST_FORMATS = ("bgl", "thunderbird", "spirit")
+
 FORMATS: dict[str, Callable[[str], dict]] = {
     "bgl": parse_bgl,
     "thunderbird": parse_thunderbird,
@@ -144,4 +148,6 @@ def parse_line(text: str, fmt: str) -> dict:
     text = text.rstrip("\r\n")
     if not text.strip():
         raise MalformedLine("blank line")
+    if fmt in LABEL_FIRST_FORMATS and _is_number(text.split(None, 1)[0]):
+        return parser("? " + text) | {"label": None}
     return parser(text)

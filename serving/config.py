@@ -21,7 +21,7 @@ class ServeConfig(StrictModel):
     num_gpus_per_replica: float = Field(0, ge=0, description="GPUs per replica (0 on CPU).")
     max_new_tokens: int = Field(128, ge=4, description="Completion limit for /detect in reasoning mode.")
     fast_max_new_tokens: int = Field(8, ge=2, description="Completion limit for /detect in fast mode.")
-    max_model_len: int = Field(1024, ge=64, description="vLLM max_model_len.")
+    max_model_len: int | None = Field(None, ge=64, description="vLLM max_model_len; default: model.max_model_len.")
     max_lora_rank: int = Field(16, ge=1, description="vLLM max_lora_rank; must be >= the adapter's rank r.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("float32", description="vLLM dtype.")
     enforce_eager: bool = Field(True, description="Skip CUDA graphs (required on CPU; faster start on GPU).")

@@ -1,0 +1,46 @@
+# logrl: `make quickstart` (install + a real tiny train -> serve -> query) and `make test` (install + pytest).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CACHE := $(CURDIR)/.cache
+
+# Local, CPU-only settings for Ray, vLLM and DeepSpeed (see README "Environment").
+export RAY_AUTH_MODE ?= disabled
+export RAY_USAGE_STATS_ENABLED ?= 0
+export HF_HUB_OFFLINE ?= 1
+export VLLM_CPU_KVCACHE_SPACE ?= 1
+export VLLM_ENABLE_V1_MULTIPROCESSING ?= 0
+export VLLM_CPU_OMP_THREADS_BIND ?= nobind
+export VLLM_CACHE_ROOT ?= $(CACHE)/vllm
+export TORCH_EXTENSIONS_DIR ?= $(CACHE)/torch_extensions
+export TMPDIR := $(CACHE)/tmp
+
+.PHONY: install quickstart test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	@mkdir -p $(TMPDIR)
+	python3 -m venv $(VENV)
+	# torch first: the CPU build; otherwise peft/deepspeed/vllm pull a multi-GB CUDA torch
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[cpu,dev]'
+	# their CUDA builds break `import vllm` on a CPU box
+	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
+install: $(VENV)/.installed
+
+quickstart: install
+	@mkdir -p $(TMPDIR)
+	$(VENV)/bin/logrl quickstart
+
+# pytest exits 5 when it ran no test: that is a failure here.
+test: install
+	@mkdir -p $(TMPDIR)
+	$(PY) -m pytest -ra --durations=15; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest ran no tests: failing" >&2; exit 1; fi; exit $$rc
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf runs .cache/tmp

@@ -1,0 +1,54 @@
+"""Config loading: the quickstart file is valid; unknown keys and bad values fail naming the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from cluster.config import DEFAULT_CONFIG, ConfigError, load_config, parse_config
+
+
+def _raw(**sections):
+    raw = {"data": {"paths": ["x.log"]}, "model": {"path": "m"}}
+    for key, value in sections.items():
+        raw.setdefault(key, {}).update(value)
+    return raw
+
+
+def test_quickstart_config_loads():
+    cfg = load_config(DEFAULT_CONFIG)
+    assert cfg.data.format == "bgl" and cfg.rollout.group_size >= 2
+    assert set(cfg.reward.weights) >= {"format", "answer", "grounding"}
+
+
+def test_unknown_key_names_the_field():
+    with pytest.raises(ConfigError, match=r"rollout\.group_sise"):
+        parse_config(_raw(rollout={"group_sise": 4}))
+
+
+def test_bad_value_names_the_field():
+    with pytest.raises(ConfigError, match=r"learner\.zero_stage"):
+        parse_config(_raw(learner={"zero_stage": 7}))
+
+
+def test_missing_required_section_is_named():
+    with pytest.raises(ConfigError, match=r"^invalid config.*\n\s+model: Field required"):
+        parse_config({"data": {"paths": ["x.log"]}})
+
+
+def test_overrides_apply_and_validate(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {paths: [a.log]}\nmodel: {path: m}\n")
+    cfg = load_config(path, ["train.steps=7", "reward.weights={format: 1.0}"])
+    assert cfg.train.steps == 7 and cfg.reward.weights == {"format": 1.0}
+    with pytest.raises(ConfigError, match=r"train\.steps"):
+        load_config(path, ["train.steps=-1"])
+    with pytest.raises(ConfigError, match="section.field=value"):
+        load_config(path, ["train.steps"])
+
+
+def test_unregistered_reward_name_fails_at_scorer_construction():
+    from reward_workers.scorer import RewardScorer
+
+    cfg = parse_config(_raw(reward={"weights": {"format": 1.0, "vibes": 1.0}}))
+    with pytest.raises(KeyError, match="vibes"):
+        RewardScorer(cfg.reward)
