@@ -46,7 +46,9 @@ def cmd_serve(args):
     from cluster.stages import start_serving
 
     detector = start_serving(_config(args), args.adapter)
-    print(f"[serve] {detector.url} serving {detector.adapter.name} ({detector.adapter.version}); Ctrl-C stops", flush=True)
+    print(
+        f"[serve] {detector.url} serving {detector.adapter.name} ({detector.adapter.version}); Ctrl-C stops", flush=True
+    )
     try:
         while True:
             time.sleep(3600)
@@ -111,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.set_defaults(func=func)
         if name != "detect":
             cmd.add_argument("--config", help="YAML config (default: configs/quickstart.yaml)")
-            cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.steps=2")
+            cmd.add_argument(
+                "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.steps=2"
+            )
     sub.choices["serve"].add_argument("--adapter", help="adapter folder (default: the latest trained)")
     detect_cmd = sub.choices["detect"]
     detect_cmd.add_argument("file", help="a file of raw log lines")

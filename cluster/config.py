@@ -10,7 +10,15 @@ from pydantic import Field, ValidationError
 
 from pipelines.config import DataConfig, StrictModel
 from reward_workers.config import RewardConfig
-from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig, SFTConfig, TinyModelConfig, TrainConfig
+from rl_actors.config import (
+    AlgoConfig,
+    LearnerConfig,
+    ModelConfig,
+    RolloutConfig,
+    SFTConfig,
+    TinyModelConfig,
+    TrainConfig,
+)
 from serving.config import ServeConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "quickstart.yaml"

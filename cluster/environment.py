@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+
 def apply_defaults() -> None:
     """Defaults that make vLLM and DeepSpeed work on a CPU-only box; explicit settings always win."""
     cache = Path(os.environ.get("LOGRL_CACHE_DIR", Path.cwd() / ".cache")).resolve()

@@ -31,7 +31,9 @@ def ensure_model(cfg: LogrlConfig, force: bool = False) -> str:
     from rl_actors.tiny_model import build_tiny_model
 
     summary = ensure_data(cfg)
-    build_tiny_model([summary["paths"]["train"], summary["paths"]["test"]], path, cfg.tiny_model, cfg.model.max_model_len)
+    build_tiny_model(
+        [summary["paths"]["train"], summary["paths"]["test"]], path, cfg.tiny_model, cfg.model.max_model_len
+    )
     print(f"[model] tiny model written to {path}", flush=True)
     return cfg.model.path
 
@@ -72,26 +74,28 @@ def run_train_stage(cfg: LogrlConfig) -> dict:
         trainer.shutdown()
     print(f"[train] {cfg.train.steps} GRPO steps in {time.perf_counter() - started:.0f}s", flush=True)
     print(f"[train] adapter: {result['adapter']['path']}", flush=True)
-    print(f"[train] metrics: {Path(result['log']) / 'metrics.jsonl'} (TensorBoard: {Path(result['log']) / 'tensorboard'})")
+    print(
+        f"[train] metrics: {Path(result['log']) / 'metrics.jsonl'} (TensorBoard: {Path(result['log']) / 'tensorboard'})"
+    )
     return result
 
 
 def start_serving(cfg: LogrlConfig, adapter: str | None = None):
-    """Deploy the detector app for the configured (or latest trained) adapter; returns the running handle."""
-    from rl_actors.trainer import latest_adapter
+    """Deploy the detector app for the given, configured or latest trained adapter; returns the running handle."""
     from serving.launch import run_detector
+
+    summary = ensure_data(cfg)
+    init_ray(cfg.ray.address, cfg.ray.num_cpus)
+    return run_detector(*detector_args(cfg, adapter, summary["paths"]["miner_state"]))
+
+
+def detector_args(cfg: LogrlConfig, adapter: str | None, miner_state: str) -> tuple:
+    """(serve_cfg, model, adapter, miner_state, format, max_prompt_lines) for the serving builders."""
+    from rl_actors.trainer import latest_adapter
 
     adapter = adapter or cfg.serve.adapter or (latest_adapter(cfg.train.output_dir) or {}).get("path")
     if not adapter:
         raise FileNotFoundError(f"no adapter to serve: set serve.adapter or train into {cfg.train.output_dir} first")
-    summary = ensure_data(cfg)
-    init_ray(cfg.ray.address, cfg.ray.num_cpus)
     serve_cfg = cfg.serve.model_copy(update={"max_model_len": cfg.serve.max_model_len or cfg.model.max_model_len})
-    return run_detector(
-        serve_cfg,
-        cfg.serve.model or cfg.model.path,
-        adapter,
-        summary["paths"]["miner_state"],
-        cfg.data.format,
-        cfg.data.max_prompt_lines,
-    )
+    model = cfg.serve.model or cfg.model.path
+    return serve_cfg, model, adapter, miner_state, cfg.data.format, cfg.data.max_prompt_lines

@@ -12,7 +12,6 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from reward_workers.worker import split_evenly
 
-
 # The driver's settings for vLLM, HF and caches follow every actor (merged into the job's runtime_env).
 FORWARDED_ENV_PREFIXES = ("VLLM_", "HF_", "TRANSFORMERS_", "TORCH_EXTENSIONS_DIR", "TMPDIR", "TOKENIZERS_", "OMP_")
 
@@ -46,7 +45,9 @@ class ActorGroup:
                 num_cpus=num_cpus,
                 num_gpus=num_gpus,
                 runtime_env=runtime_env or {"env_vars": forwarded_env()},
-                scheduling_strategy=PlacementGroupSchedulingStrategy(self.placement_group, placement_group_bundle_index=rank),
+                scheduling_strategy=PlacementGroupSchedulingStrategy(
+                    self.placement_group, placement_group_bundle_index=rank
+                ),
             ).remote(**kwargs_for_rank(rank))
             for rank in range(num_workers)
         ]
@@ -61,7 +62,9 @@ class ActorGroup:
     def call_sharded(self, method: str, items: Sequence[Any], *args: Any, **kwargs: Any) -> list[Any]:
         """Give each worker one contiguous shard of `items`; return the per-worker results in order."""
         bounds = split_evenly(len(items), len(self.workers))
-        return ray.get([getattr(w, method).remote(list(items[s:e]), *args, **kwargs) for w, (s, e) in zip(self.workers, bounds)])
+        return ray.get(
+            [getattr(w, method).remote(list(items[s:e]), *args, **kwargs) for w, (s, e) in zip(self.workers, bounds)]
+        )
 
     def call_sharded_flat(self, method: str, items: Sequence[Any], *args: Any, **kwargs: Any) -> list[Any]:
         """`call_sharded` for methods returning lists: one flat list, in the order of `items`."""
@@ -72,4 +75,3 @@ class ActorGroup:
         for worker in self.workers:
             ray.kill(worker)
         remove_placement_group(self.placement_group)
-

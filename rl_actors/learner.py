@@ -155,7 +155,12 @@ class LearnerCore:
             for batch in micro_batches:
                 logp = self._logprobs(batch)
                 loss, stats = grpo_loss(
-                    logp, batch["old_logp"], batch.get("ref_logp"), batch["advantages"], batch["completion_mask"], self.algo
+                    logp,
+                    batch["old_logp"],
+                    batch.get("ref_logp"),
+                    batch["advantages"],
+                    batch["completion_mask"],
+                    self.algo,
                 )
                 self.engine.backward(loss)
                 self.engine.step()

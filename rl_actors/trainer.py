@@ -136,7 +136,9 @@ class GRPOTrainer:
         self.prompt_ids = [encode_prompt(tokenizer, build_messages(row["prompt"])) for row in rows]
         self.sampler = PromptSampler(len(rows), cfg.train.seed)
         group_size = cfg.rollout.group_size
-        self.learner = make_learners(cfg, cfg.train.prompts_per_step * group_size, cfg.learner.learning_rate, init_adapter)
+        self.learner = make_learners(
+            cfg, cfg.train.prompts_per_step * group_size, cfg.learner.learning_rate, init_adapter
+        )
         self.rollout = ActorGroup(
             RolloutWorker,
             cfg.rollout.num_workers,
@@ -203,7 +205,9 @@ class GRPOTrainer:
     # --- pieces ------------------------------------------------------------------------------
     def reward_input(self, completion) -> RewardInput:
         row = self.rows[completion.prompt_index]
-        return RewardInput(prompt=row["prompt"], completion=completion.text, label=row["label"], reference=row["reference"])
+        return RewardInput(
+            prompt=row["prompt"], completion=completion.text, label=row["label"], reference=row["reference"]
+        )
 
     def sync_adapter(self, version: int) -> None:
         """Publish the learner's adapter as `version` and load it into every rollout engine."""

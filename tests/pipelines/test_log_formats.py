@@ -147,7 +147,10 @@ def test_every_bundled_bgl_line_parses(bgl_raw_lines: list[str]):
 
 
 def test_unlabelled_live_lines_parse_without_a_label():
-    labelled = "KERNDTLB 1118536327 2005.06.11 R30-M0-N9-C:J16-U01 2005-06-11-17.32.07.581048 R30-M0-N9-C:J16-U01 RAS KERNEL FATAL data TLB error interrupt"
+    labelled = (
+        "KERNDTLB 1118536327 2005.06.11 R30-M0-N9-C:J16-U01 2005-06-11-17.32.07.581048 R30-M0-N9-C:J16-U01 "
+        "RAS KERNEL FATAL data TLB error interrupt"
+    )
     live = parse_line(labelled.split(" ", 1)[1], "bgl")
     assert live["label"] is None
     assert live["content"] == "data TLB error interrupt" and live["level"] == "FATAL"

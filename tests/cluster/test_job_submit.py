@@ -1,0 +1,64 @@
+"""`ray start --head` + `ray job submit --working-dir . -- logrl train ...`, as the README documents."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_train_runs_as_a_ray_job(tmp_path):
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # `ray` and `logrl` of this venv
+    env.setdefault("RAY_AUTH_MODE", "disabled")  # Ray 2.60 turns token auth on by default
+    env.pop("RAY_ADDRESS", None)
+    gcs_port, dashboard_port = _free_port(), _free_port()
+    subprocess.run(
+        ["ray", "start", "--head", f"--port={gcs_port}", f"--dashboard-port={dashboard_port}", "--num-cpus=8",
+         "--include-dashboard=true", "--disable-usage-stats"],
+        env=env, check=True, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    try:
+        overrides = {
+            "data.output_dir": tmp_path / "data",
+            "model.path": tmp_path / "tiny-model",
+            "train.output_dir": tmp_path,
+            "tiny_model.pretrain_steps": 0,
+            "sft.steps": 0,
+            "train.steps": 1,
+            "train.prompts_per_step": 2,
+            "rollout.group_size": 2,
+        }
+        sets = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
+        job = subprocess.run(
+            ["ray", "job", "submit", f"--address=http://127.0.0.1:{dashboard_port}", "--working-dir", str(REPO),
+             "--", "logrl", "train", "--config", "configs/quickstart.yaml", *sets],
+            env=env, cwd=REPO, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert job.returncode == 0, job.stdout[-4000:] + job.stderr[-4000:]
+        assert "succeeded" in job.stdout
+        latest = json.loads((tmp_path / "latest_adapter.json").read_text())
+        assert latest["version"] == 1 and Path(latest["path"], "adapter_config.json").exists()
+        steps = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+        assert [s["step"] for s in steps if s["stage"] == "grpo"] == [0]
+    finally:
+        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
