@@ -17,6 +17,9 @@ class RewardInput:
     completion: str
     label: str  # "normal" | "anomalous"
     reference: str
+    # Per-token logprobs of the completion under the reference model (the policy with its adapter disabled);
+    # filled in by the trainer only when a reward that needs them (perplexity) is weighted.
+    ref_logprobs: tuple[float, ...] | None = None
 
 
 RewardFn = Callable[[RewardInput, RewardConfig], float]

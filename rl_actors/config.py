@@ -46,12 +46,17 @@ class SFTConfig(StrictModel):
     fast_mode_fraction: float = Field(0.25, ge=0, le=1, description="Share of answer-first examples.")
 
 
-class RolloutConfig(StrictModel):
-    """vLLM rollout actors and how they sample."""
+class ActorResources(StrictModel):
+    """How many actors of a role run, and what each one reserves."""
 
-    num_workers: int = Field(1, ge=1, description="Rollout actors, each owning a vLLM engine.")
-    num_gpus_per_worker: float = Field(0, ge=0, description="GPUs per rollout actor (0 on CPU).")
-    num_cpus_per_worker: float = Field(1, gt=0, description="CPUs reserved per rollout actor.")
+    num_workers: int = Field(1, ge=1, description="Actors of this role (rollout engines, learner ranks).")
+    num_gpus_per_worker: float = Field(0, ge=0, description="GPUs per actor (0 on CPU).")
+    num_cpus_per_worker: float = Field(1, gt=0, description="CPUs reserved per actor.")
+
+
+class RolloutConfig(ActorResources):
+    """vLLM rollout actors (each owning one engine) and how they sample."""
+
     tensor_parallel_size: int = Field(1, ge=1, description="vLLM tensor parallelism inside one actor.")
     group_size: int = Field(4, ge=2, description="G: completions sampled per prompt.")
     max_new_tokens: int = Field(96, ge=4, description="Completion token limit.")
@@ -62,12 +67,9 @@ class RolloutConfig(StrictModel):
     enforce_eager: bool = Field(True, description="Skip CUDA graphs (required on CPU).")
 
 
-class LearnerConfig(StrictModel):
-    """DeepSpeed learner actors that own the trainable LoRA model."""
+class LearnerConfig(ActorResources):
+    """DeepSpeed learner actors (data-parallel ranks) that own the trainable LoRA model."""
 
-    num_workers: int = Field(1, ge=1, description="Data-parallel learner ranks.")
-    num_gpus_per_worker: float = Field(0, ge=0, description="GPUs per learner rank (0 on CPU).")
-    num_cpus_per_worker: float = Field(1, gt=0, description="CPUs reserved per learner rank.")
     zero_stage: int = Field(0, ge=0, le=3, description="DeepSpeed ZeRO stage.")
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="Training dtype (fp32 on CPU).")
     learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate during GRPO.")

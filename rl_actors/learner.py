@@ -132,7 +132,7 @@ class LearnerCore:
         return {"sft/loss": total / max(tokens, 1.0), "time/learn": time.perf_counter() - started}
 
     def grpo_step(self, samples: list[dict]) -> dict[str, float]:
-        """GRPO update on rollout samples {prompt_ids, completion_ids, logprobs, advantage}.
+        """GRPO update on rollout samples {prompt_ids, completion_ids, logprobs, advantage[, ref_logprobs]}.
 
         Clipped ratio against the rollout logprobs, group advantages, k3 KL to the reference.
         """
@@ -145,9 +145,7 @@ class LearnerCore:
             batch["old_logp"] = align_to_mask([s["logprobs"] for s in micro], batch["completion_mask"])
             batch["advantages"] = torch.tensor([s["advantage"] for s in micro], dtype=torch.float32)
             if self.algo.kl_coef > 0:
-                with torch.no_grad(), self.engine.module.disable_adapter():
-                    self.engine.eval()
-                    batch["ref_logp"] = self._logprobs(batch)
+                batch["ref_logp"] = self._reference(micro, batch)
             micro_batches.append(batch)
         self.engine.train()
         sums: dict[str, float] = {}
@@ -174,10 +172,13 @@ class LearnerCore:
         metrics["time/learn"] = time.perf_counter() - started
         return metrics
 
-    def set_learning_rate(self, lr: float) -> None:
-        """Change the optimizer's learning rate (SFT and GRPO use different ones)."""
-        for group in self.engine.optimizer.param_groups:
-            group["lr"] = lr
+    def _reference(self, micro: list[dict], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Reference logprobs: the ones the trainer already computed, else a forward with the adapter disabled."""
+        if all(s.get("ref_logprobs") is not None for s in micro):
+            return align_to_mask([s["ref_logprobs"] for s in micro], batch["completion_mask"])
+        with torch.no_grad(), self.engine.module.disable_adapter():
+            self.engine.eval()
+            return self._logprobs(batch)
 
     def snapshot(self, version: int) -> AdapterSnapshot | None:
         """The current adapter as a versioned PEFT folder in memory (rank 0 only; others return None)."""

@@ -15,6 +15,7 @@ from pipelines.reasoning_format import parse_completion
 from pipelines.teacher import sft_examples
 from reward_workers.config import RewardConfig
 from reward_workers.registry import RewardInput
+from reward_workers.rewards.perplexity_reward import NEEDS_REFERENCE_LOGPROBS
 from reward_workers.worker import RewardWorker, score_with_pool_timed
 from rl_actors.actor_group import ActorGroup
 from rl_actors.adapters import AdapterSnapshot
@@ -171,10 +172,10 @@ class GRPOTrainer:
             completions = self.rollout.call_sharded_flat(
                 "generate", [(i, self.prompt_ids[i]) for i in indices], seed=self.cfg.train.seed + step
             )
+        ref_logprobs = self.reference_logprobs(completions, metrics)
         with timed(metrics, "time/reward"):
-            scores, reward_timings = score_with_pool_timed(
-                self.reward.workers, [self.reward_input(c) for c in completions], self.cfg.reward.timeout_s
-            )
+            inputs = [self.reward_input(c, ref) for c, ref in zip(completions, ref_logprobs)]
+            scores, reward_timings = score_with_pool_timed(self.reward.workers, inputs, self.cfg.reward.timeout_s)
         totals = torch.tensor([s["total"] for s in scores], dtype=torch.float32)
         advantages = get_advantage(self.cfg.algo.advantage)(totals, self.cfg.rollout.group_size)
         samples = [
@@ -183,8 +184,9 @@ class GRPOTrainer:
                 "completion_ids": c.completion_ids,
                 "logprobs": c.logprobs,
                 "advantage": float(a),
+                "ref_logprobs": ref,
             }
-            for c, a in zip(completions, advantages)
+            for c, a, ref in zip(completions, advantages, ref_logprobs)
         ]
         with timed(metrics, "time/learn"):
             learner_stats = self.learner.call_sharded("grpo_step", samples)
@@ -203,11 +205,18 @@ class GRPOTrainer:
         return {"metrics": last, "adapter": latest_adapter(self.cfg.train.output_dir), "log": str(self.logger.dir)}
 
     # --- pieces ------------------------------------------------------------------------------
-    def reward_input(self, completion) -> RewardInput:
+    def reference_logprobs(self, completions, metrics: dict) -> list[tuple[float, ...] | None]:
+        """Completion logprobs under the reference (adapter disabled), when the KL or a reward needs them."""
+        if self.cfg.algo.kl_coef == 0 and NEEDS_REFERENCE_LOGPROBS not in self.cfg.reward.weights:
+            return [None] * len(completions)
+        pairs = [(self.prompt_ids[c.prompt_index], c.completion_ids) for c in completions]
+        with timed(metrics, "time/reference"):
+            return [tuple(lp) for lp in self.learner.call_sharded_flat("logprobs", pairs, reference=True)]
+
+    def reward_input(self, completion, ref_logprobs: tuple[float, ...] | None = None) -> RewardInput:
+        """What the reward actors see for one completion."""
         row = self.rows[completion.prompt_index]
-        return RewardInput(
-            prompt=row["prompt"], completion=completion.text, label=row["label"], reference=row["reference"]
-        )
+        return RewardInput(row["prompt"], completion.text, row["label"], row["reference"], ref_logprobs)
 
     def sync_adapter(self, version: int) -> None:
         """Publish the learner's adapter as `version` and load it into every rollout engine."""
