@@ -1,0 +1,76 @@
+"""Bench: sampling G completions per prompt for one GRPO batch, HF `generate` (baseline) vs the vLLM rollout engine.
+
+Both sample the same prompts with the same model + LoRA adapter at temperature 1. Prints tokens/s and the ratio.
+Run after a quickstart (it reuses its model, adapter and prompts):
+    python bench/bench_rollout.py [--run runs/quickstart] [--prompts 8] [--group 4] [--max-new-tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--run", default="runs/quickstart")
+    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--group", type=int, default=4)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    args = parser.parse_args()
+
+    from cluster.config import load_config
+    from cluster.environment import apply_defaults
+
+    apply_defaults()
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pipelines.build_dataset import load_examples
+    from pipelines.prompts import build_messages
+    from rl_actors.adapters import AdapterSnapshot
+    from rl_actors.rollout import RolloutEngine
+    from rl_actors.sequences import encode_prompt
+
+    run = Path(args.run)
+    cfg = load_config(None, [f"train.output_dir={run}", f"data.output_dir={run / 'data'}"])
+    latest = json.loads((run / "latest_adapter.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
+    rows = load_examples(run / "data" / "train.jsonl")[: args.prompts]
+    prompts = [encode_prompt(tokenizer, build_messages(r["prompt"])) for r in rows]
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(cfg.model.path), latest["path"]).eval()
+    started, hf_tokens = time.perf_counter(), 0
+    with torch.no_grad():
+        for ids in prompts:
+            out = model.generate(
+                input_ids=torch.tensor([ids] * args.group),
+                do_sample=True,
+                temperature=1.0,
+                max_new_tokens=args.max_new_tokens,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+            hf_tokens += int((out[:, len(ids) :] != tokenizer.pad_token_id).sum())
+    hf_s = time.perf_counter() - started
+
+    rollout_cfg = cfg.rollout.model_copy(update={"group_size": args.group, "max_new_tokens": args.max_new_tokens})
+    engine = RolloutEngine(cfg.model.path, cfg.model, rollout_cfg)
+    engine.load_adapter(AdapterSnapshot.from_dir(latest["path"], latest["version"]))
+    engine.generate([(0, prompts[0])], seed=0)  # warm-up: the first LoRA batch compiles kernels
+    started = time.perf_counter()
+    completions = engine.generate(list(enumerate(prompts)), seed=1)
+    vllm_s = time.perf_counter() - started
+    vllm_tokens = sum(len(c.completion_ids) for c in completions)
+
+    print(f"batch: {len(prompts)} prompts x G={args.group}, <= {args.max_new_tokens} new tokens, CPU fp32")
+    print(f"baseline HF generate : {hf_tokens:6d} tokens in {hf_s:6.2f}s = {hf_tokens / hf_s:8.1f} tok/s")
+    print(f"vLLM rollout engine  : {vllm_tokens:6d} tokens in {vllm_s:6.2f}s = {vllm_tokens / vllm_s:8.1f} tok/s")
+    print(f"ratio (vLLM / HF tok/s): {(vllm_tokens / vllm_s) / (hf_tokens / hf_s):.2f}x")
+
+
+if __name__ == "__main__":
+    main()
