@@ -27,6 +27,8 @@ def ensure_model(cfg: LogrlConfig, force: bool = False) -> str:
     """The base model path; builds the tiny local model when `model.build_tiny` and it is missing."""
     path = Path(cfg.model.path)
     if not cfg.model.build_tiny or (path.exists() and not force):
+        if path.exists():
+            print(f"[model] using {path}", flush=True)
         return cfg.model.path
     from rl_actors.tiny_model import build_tiny_model
 
@@ -64,7 +66,11 @@ def run_train_stage(cfg: LogrlConfig) -> dict:
     init_adapter = cfg.train.init_adapter
     if init_adapter is None and cfg.sft.steps > 0:
         sft_dir = adapters_dir(cfg.train) / "v0"
-        init_adapter = str(sft_dir if (sft_dir / "adapter_config.json").exists() else run_sft_stage(cfg))
+        if (sft_dir / "adapter_config.json").exists():
+            print(f"[sft] reusing the SFT adapter {sft_dir} (delete it to redo SFT)", flush=True)
+            init_adapter = str(sft_dir)
+        else:
+            init_adapter = str(run_sft_stage(cfg))
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
     started = time.perf_counter()
     trainer = GRPOTrainer(cfg, train_rows(cfg), init_adapter)

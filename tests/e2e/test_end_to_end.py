@@ -53,7 +53,6 @@ def test_train_sync_and_serve(run_cfg):
     from pipelines.build_dataset import load_examples, raw_session_lines
     from pipelines.prompts import build_messages
     from pipelines.reasoning_format import VERDICTS, render_completion
-    from reward_workers.registry import RewardInput
     from reward_workers.scorer import RewardScorer
     from rl_actors.adapters import AdapterSnapshot
     from rl_actors.trainer import GRPOTrainer, adapters_dir
@@ -82,7 +81,8 @@ def test_train_sync_and_serve(run_cfg):
         assert set(cfg.reward.weights) <= set(actor_timings)
         prompt_ids = trainer.prompt_ids[0]
         completion = ray.get(trainer.rollout.workers[0].generate.remote([(0, prompt_ids)], seed=1))[0]
-        sample = RewardInput(rows[0]["prompt"], completion.text, rows[0]["label"], rows[0]["reference"])
+        sample = trainer.reward_input(completion, trainer.reference_logprobs([completion], {})[0])
+        assert sample.prompt == rows[0]["prompt"] and sample.ref_logprobs  # perplexity is weighted in quickstart
         from reward_workers.worker import score_with_pool_timed
 
         pooled, _ = score_with_pool_timed(trainer.reward.workers, [sample], cfg.reward.timeout_s)
