@@ -63,6 +63,7 @@ class DetectPlan:
     sampling: dict[str, Any]
     rendered: RenderedPrompt
     mode: str
+    prefill: str = ""  # the start of the assistant turn, written for the model (fast mode: "<answer>")
 
 
 def load_adapter_info(name: str, path: str | Path) -> AdapterInfo:
@@ -101,13 +102,15 @@ def parse_detect_request(payload: Any, limits: DetectLimits) -> DetectRequest:
 
 
 def sampling_for(fast: bool, limits: DetectLimits) -> dict[str, Any]:
-    """Greedy sampling; fast mode is answer-first and stops right after `</answer>`, which stays in the text."""
+    """Greedy sampling; fast mode continues a prefilled `<answer>` and stops right after `</answer>` (kept)."""
     if fast:
         return {
             "temperature": 0.0,
             "max_completion_tokens": limits.fast_max_new_tokens,
             "stop": [ANSWER_CLOSE],
             "include_stop_str_in_output": True,
+            "add_generation_prompt": False,
+            "continue_final_message": True,
         }
     return {"temperature": 0.0, "max_completion_tokens": limits.max_new_tokens}
 
@@ -117,17 +120,24 @@ def plan_detection(
 ) -> DetectPlan:
     """Render the lines exactly as training did, and pick the system prompt and sampling for the mode."""
     rendered = render_raw_lines(request.lines, data_format, miner, limits.max_prompt_lines)
+    messages = build_messages(rendered.text, fast=request.fast)
+    # Fast mode (R-Log's answer-first variant) prefills `<answer>`: the verdict is the very next token,
+    # whatever a small model would otherwise start with.
+    prefill = ANSWER_OPEN if request.fast else ""
+    if prefill:
+        messages.append({"role": "assistant", "content": prefill})
     return DetectPlan(
-        messages=build_messages(rendered.text, fast=request.fast),
+        messages=messages,
         sampling=sampling_for(request.fast, limits),
         rendered=rendered,
         mode=FAST_MODE if request.fast else REASON_MODE,
+        prefill=prefill,
     )
 
 
 def detect_response(completion: str, plan: DetectPlan, adapter: AdapterInfo, latency_ms: float) -> dict[str, Any]:
     """The /detect answer; the verdict comes only from the model's completion, never from the log text."""
-    parsed = parse_completion(completion)
+    parsed = parse_completion(plan.prefill + completion)
     return {
         "verdict": parsed.verdict,
         "well_formed": parsed.well_formed,

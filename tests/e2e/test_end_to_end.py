@@ -132,8 +132,13 @@ def test_train_sync_and_serve(run_cfg):
         # most of its served answers must be.
         parsed = [a for a in answers if a["verdict"] in VERDICTS]
         assert len(parsed) >= 3, answers
-        fast = detect(detector.url, raw, fast=True)
-        assert fast["mode"] == "fast" and "verdict" in fast
+        # Fast mode prefills <answer>, so the verdict is the model's first token.
+        fast = [
+            detect(detector.url, [line.split(" ", 1)[1] for line in raw_session_lines(row)], fast=True)
+            for row in test_rows
+        ]
+        assert all(a["mode"] == "fast" for a in fast)
+        assert sum(a["verdict"] in VERDICTS for a in fast) >= 4, fast
 
         client = OpenAI(base_url=f"{detector.url}/v1", api_key="unused")
         chat = client.chat.completions.create(

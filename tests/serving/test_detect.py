@@ -91,11 +91,14 @@ def test_fast_mode_is_answer_first_and_stops_after_the_answer(bgl_raw_lines, min
     assert plan.sampling["include_stop_str_in_output"] is True  # the parser needs the closing tag
     assert plan.sampling["max_completion_tokens"] == limits.fast_max_new_tokens
     assert plan.sampling["temperature"] == 0.0
+    # The assistant turn is prefilled with <answer> and continued, so the verdict is the next token.
+    assert plan.prefill == "<answer>" and plan.messages[-1] == {"role": "assistant", "content": "<answer>"}
+    assert plan.sampling["continue_final_message"] is True and plan.sampling["add_generation_prompt"] is False
 
 
 def test_fast_completion_parses_to_a_verdict_with_empty_rationale(bgl_raw_lines, miner, limits):
     plan = _plan(bgl_raw_lines[:5], miner, limits, fast=True)
-    body = detect_response("<answer>anomalous</answer>", plan, ADAPTER, 12.3456)
+    body = detect_response("anomalous</answer>", plan, ADAPTER, 12.3456)  # continues the prefilled <answer>
     assert set(body) == RESPONSE_KEYS
     assert body["verdict"] == "anomalous" and body["well_formed"] is True and body["rationale"] == ""
     assert body["mode"] == "fast" and body["adapter"] == "logrl-detector" and body["adapter_version"] == "step-3"

@@ -51,7 +51,7 @@ def _server(miner, limits, replies):
 
 @pytest.mark.parametrize("fast", [False, True])
 def test_detect_returns_the_parsed_completion(fast, bgl_raw_lines, miner, limits):
-    completion = "<answer>anomalous</answer>" if fast else "<think>L2 is fatal</think><answer>anomalous</answer>"
+    completion = "anomalous</answer>" if fast else "<think>L2 is fatal</think><answer>anomalous</answer>"
     server, client = _server(miner, limits, [completion])
     body = client.post("/detect", json={"lines": bgl_raw_lines[:10], "fast": fast}).json()
     assert body["verdict"] == "anomalous" and body["well_formed"] is True
