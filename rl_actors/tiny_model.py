@@ -85,7 +85,7 @@ def pretrain(model, tokenizer, rows: list[dict], cfg: TinyModelConfig) -> float:
         schedule.step()
         optimizer.zero_grad()
     model.eval()
-    return float(loss)
+    return float(loss.detach())
 
 
 def build_tiny_model(example_files: list[str | Path], out_dir: str | Path, cfg: TinyModelConfig, max_len: int) -> Path:
