@@ -82,15 +82,23 @@ def cmd_quickstart(args):
     phases["serve startup"] = time.perf_counter() - t1
     try:
         test = load_examples(summary["paths"]["test"])
-        example = next((r for r in test if r["label"] == "anomalous"), test[0])
-        raw = [line.split(" ", 1)[1] for line in raw_session_lines(example)]  # live logs carry no alert label
-        answers = {mode: detect(detector.url, raw, fast=mode == "fast") for mode in ("reason", "fast")}
+        first_anomalous = next((i for i, r in enumerate(test) if r["label"] == "anomalous"), 0)
+        picks = [test[i] for i in sorted({first_anomalous, 0, len(test) // 2, len(test) - 1})]
+        answers = []
+        for row in picks:
+            raw = [line.split(" ", 1)[1] for line in raw_session_lines(row)]  # live logs carry no alert label
+            answers.append((row, {mode: detect(detector.url, raw, fast=mode == "fast") for mode in ("reason", "fast")}))
     finally:
         stop_detector(detector)
-    print("\n=== logrl quickstart ===")
-    print(f"query: {len(raw)} raw lines of a held-out test window (true label: {example['label']})")
-    for mode, answer in answers.items():
-        print(f"[{mode}] {json.dumps(answer)}")
+    print(f"\n=== logrl quickstart: served answers for held-out windows ({cfg.data.window_size} raw lines each) ===")
+    reasoned = [by_mode["reason"] for _, by_mode in answers]
+    print(f"/detect response: {json.dumps(next((a for a in reasoned if a['well_formed']), reasoned[0]))}")
+    for row, by_mode in answers:
+        for mode, answer in by_mode.items():
+            print(
+                f"[{row['id']} true={row['label']}] {mode:6s} verdict={answer['verdict']} "
+                f"well_formed={answer['well_formed']} {answer['latency_ms']:.0f} ms  {answer['rationale'][:100]!r}"
+            )
     print(f"adapter: {result['adapter']['path']}")
     print(f"metrics: {Path(result['log']) / 'metrics.jsonl'}  TensorBoard: {Path(result['log']) / 'tensorboard'}")
     print("phases: " + ", ".join(f"{k} {v:.0f}s" for k, v in phases.items()))
