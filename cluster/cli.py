@@ -86,7 +86,7 @@ def cmd_quickstart(args):
         picks = [test[i] for i in sorted({first_anomalous, 0, len(test) // 2, len(test) - 1})]
         answers = []
         for row in picks:
-            raw = [line.split(" ", 1)[1] for line in raw_session_lines(row)]  # live logs carry no alert label
+            raw = raw_session_lines(row, live=True)
             answers.append((row, {mode: detect(detector.url, raw, fast=mode == "fast") for mode in ("reason", "fast")}))
     finally:
         stop_detector(detector)

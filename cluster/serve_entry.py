@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from cluster.config import load_config
 from cluster.environment import apply_defaults
@@ -12,11 +11,9 @@ from cluster.stages import detector_args
 
 def build_app():
     """The detector app for the config's (or latest trained) adapter, without deploying it."""
-    from pipelines.build_dataset import MINER_STATE_FILE
     from serving.app import build_detector_app
 
-    cfg = load_config(os.environ.get("LOGRL_CONFIG"))
-    return build_detector_app(*detector_args(cfg, None, str(Path(cfg.data.output_dir) / MINER_STATE_FILE)))
+    return build_detector_app(*detector_args(load_config(os.environ.get("LOGRL_CONFIG"))))
 
 
 apply_defaults()

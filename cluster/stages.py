@@ -90,13 +90,14 @@ def start_serving(cfg: LogrlConfig, adapter: str | None = None):
     """Deploy the detector app for the given, configured or latest trained adapter; returns the running handle."""
     from serving.launch import run_detector
 
-    summary = ensure_data(cfg)
+    ensure_data(cfg)  # the miner state serving loads is written with the data
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
-    return run_detector(*detector_args(cfg, adapter, summary["paths"]["miner_state"]))
+    return run_detector(*detector_args(cfg, adapter))
 
 
-def detector_args(cfg: LogrlConfig, adapter: str | None, miner_state: str) -> tuple:
+def detector_args(cfg: LogrlConfig, adapter: str | None = None) -> tuple:
     """(serve_cfg, model, adapter, miner_state, format, max_prompt_lines) for the serving builders."""
+    from pipelines.build_dataset import MINER_STATE_FILE
     from rl_actors.trainer import latest_adapter
 
     adapter = adapter or cfg.serve.adapter or (latest_adapter(cfg.train.output_dir) or {}).get("path")
@@ -104,4 +105,5 @@ def detector_args(cfg: LogrlConfig, adapter: str | None, miner_state: str) -> tu
         raise FileNotFoundError(f"no adapter to serve: set serve.adapter or train into {cfg.train.output_dir} first")
     serve_cfg = cfg.serve.model_copy(update={"max_model_len": cfg.serve.max_model_len or cfg.model.max_model_len})
     model = cfg.serve.model or cfg.model.path
+    miner_state = str(Path(cfg.data.output_dir) / MINER_STATE_FILE)  # the miner training used
     return serve_cfg, model, adapter, miner_state, cfg.data.format, cfg.data.max_prompt_lines

@@ -145,8 +145,12 @@ def load_examples(path: str | Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def raw_session_lines(row: dict) -> list[str]:
-    """The raw log lines of a fixed-window example, read back from its source file at its byte offset."""
+def raw_session_lines(row: dict, live: bool = False) -> list[str]:
+    """The raw log lines of a fixed-window example, read back from its source file at its byte offset.
+
+    `live=True` drops the alert-label column, giving the lines as a production log would carry them.
+    """
     with open(row["source"], "rb") as handle:
         handle.seek(row["start_offset"])
-        return [handle.readline().decode("utf-8", "replace").rstrip("\r\n") for _ in range(row["n_lines"])]
+        lines = [handle.readline().decode("utf-8", "replace").rstrip("\r\n") for _ in range(row["n_lines"])]
+    return [line.split(None, 1)[1] if live else line for line in lines]

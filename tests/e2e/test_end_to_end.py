@@ -123,7 +123,7 @@ def test_train_sync_and_serve(run_cfg):
         test_rows = load_examples(summary["paths"]["test"])[:5]
         answers = []
         for row in test_rows:
-            raw = [line.split(" ", 1)[1] for line in raw_session_lines(row)]  # live lines carry no alert label
+            raw = raw_session_lines(row, live=True)
             answer = detect(detector.url, raw)
             assert answer["adapter_version"] == f"v{last}" and answer["mode"] == "reason"
             assert set(answer) >= {"verdict", "well_formed", "rationale", "templates", "latency_ms"}
@@ -133,10 +133,7 @@ def test_train_sync_and_serve(run_cfg):
         parsed = [a for a in answers if a["verdict"] in VERDICTS]
         assert len(parsed) >= 3, answers
         # Fast mode prefills <answer>, so the verdict is the model's first token.
-        fast = [
-            detect(detector.url, [line.split(" ", 1)[1] for line in raw_session_lines(row)], fast=True)
-            for row in test_rows
-        ]
+        fast = [detect(detector.url, raw_session_lines(row, live=True), fast=True) for row in test_rows]
         assert all(a["mode"] == "fast" for a in fast)
         assert sum(a["verdict"] in VERDICTS for a in fast) >= 4, fast
 

@@ -115,3 +115,13 @@ def test_session_kind_must_fit_the_format(tmp_path: Path):
         check_sessions(DataConfig(paths=["x"], format="bgl", session="block"))
     with pytest.raises(ValueError, match="hdfs_labels_path"):
         check_sessions(DataConfig(paths=["x"], format="hdfs", session="block"))
+
+
+def test_raw_session_lines_reads_a_window_back_with_or_without_labels(tmp_path):
+    from pipelines.build_dataset import raw_session_lines
+
+    log = tmp_path / "bgl.log"
+    log.write_bytes(b"- 1 a\r\nKERNDTLB 2 b\r\n- 3 c\r\n")
+    row = {"source": str(log), "start_offset": len(b"- 1 a\r\n"), "n_lines": 2}
+    assert raw_session_lines(row) == ["KERNDTLB 2 b", "- 3 c"]
+    assert raw_session_lines(row, live=True) == ["2 b", "3 c"]
