@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--miner")
     parser.add_argument("--format", default="bgl")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--max-prompt-lines", type=int, default=12)
+    parser.add_argument("--max-prompt-tokens", type=int, default=400)
     parser.add_argument("--num-cpus", type=int, default=8)
     args = parser.parse_args()
 
@@ -121,7 +121,7 @@ def main() -> None:
             args.adapter,
             args.miner,
             args.format,
-            args.max_prompt_lines,
+            args.max_prompt_tokens,
         )
         args.url = running.url
         print(f"started in {running.startup_s:.1f}s: {running.adapter.name} {running.adapter.version} on {running.url}")

@@ -1,4 +1,4 @@
-"""The `logrl` command: prepare-data, build-tiny-model, sft, train, serve, detect, quickstart."""
+"""The `logrl` command: prepare-data, build-tiny-model, sft, train, eval, serve, detect, quickstart."""
 
 from __future__ import annotations
 
@@ -40,6 +40,28 @@ def cmd_train(args):
     from cluster.stages import run_train_stage
 
     run_train_stage(_config(args))
+
+
+def cmd_eval(args):
+    from cluster.stages import run_eval_stage
+
+    run_eval_stage(
+        _config(args),
+        adapter=args.adapter,
+        no_adapter=args.no_adapter,
+        data=args.data,
+        mode=args.mode,
+        out=args.out,
+        limit=args.limit,
+        extra_arms=dict(args.arm),
+    )
+
+
+def _named_path(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"{text!r} must look like NAME=ADAPTER_DIR")
+    return name, path
 
 
 def cmd_serve(args):
@@ -112,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         "build-tiny-model": (cmd_build_tiny_model, "train a BPE tokenizer and save a tiny Llama"),
         "sft": (cmd_sft, "LoRA SFT warm start on teacher rationales (DeepSpeed learner)"),
         "train": (cmd_train, "GRPO: vLLM rollouts, reward actors, DeepSpeed LoRA learner"),
+        "eval": (cmd_eval, "evaluate adapters (reasoning and fast mode) against baselines; writes a report"),
         "serve": (cmd_serve, "Ray Serve: OpenAI API + /detect for the trained adapter"),
         "detect": (cmd_detect, "send a log file to a running /detect endpoint"),
         "quickstart": (cmd_quickstart, "the whole path, end to end, on the bundled data"),
@@ -125,11 +148,38 @@ def build_parser() -> argparse.ArgumentParser:
                 "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.steps=2"
             )
     sub.choices["serve"].add_argument("--adapter", help="adapter folder (default: the latest trained)")
+    add_eval_arguments(sub.choices["eval"])
     detect_cmd = sub.choices["detect"]
     detect_cmd.add_argument("file", help="a file of raw log lines")
     detect_cmd.add_argument("--url", default="http://127.0.0.1:8000", help="detector base URL")
     detect_cmd.add_argument("--fast", action="store_true", help="answer-first fast mode")
     return parser
+
+
+def add_eval_arguments(cmd: argparse.ArgumentParser) -> None:
+    """Options of `logrl eval`."""
+    which = cmd.add_mutually_exclusive_group()
+    which.add_argument("--adapter", help="adapter folder (default: the run's latest)")
+    which.add_argument("--no-adapter", action="store_true", help="evaluate the base model (arm 'base')")
+    cmd.add_argument(
+        "--arm",
+        action="append",
+        default=[],
+        type=_named_path,
+        metavar="NAME=ADAPTER_DIR",
+        help="another adapter to compare in the same report (repeatable)",
+    )
+    cmd.add_argument("--data", help="eval data spec for pipelines.eval_data (default: the prepared test split)")
+    cmd.add_argument("--mode", choices=["reason", "fast", "both"], default="both", help="completion mode(s)")
+    cmd.add_argument("--out", help="report folder (default: <train.output_dir>/eval)")
+    cmd.add_argument("--limit", type=_positive_int, help="evaluate only the first N rows")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError
 
+from evaluation.config import EvalConfig
 from pipelines.config import DataConfig, StrictModel
 from reward_workers.config import RewardConfig
 from rl_actors.config import (
@@ -45,6 +46,7 @@ class LogrlConfig(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
 
 
 class ConfigError(ValueError):

@@ -33,8 +33,9 @@ def ensure_model(cfg: LogrlConfig, force: bool = False) -> str:
     from rl_actors.tiny_model import build_tiny_model
 
     summary = ensure_data(cfg)
+    # The train split only: the tokenizer's merges and the pretraining never see held-out sessions.
     build_tiny_model(
-        [summary["paths"]["train"], summary["paths"]["test"]], path, cfg.tiny_model, cfg.model.max_model_len
+        [summary["paths"]["train"]], path, cfg.tiny_model, cfg.model.max_model_len, cfg.sft.anomalous_share
     )
     print(f"[model] tiny model written to {path}", flush=True)
     return cfg.model.path
@@ -96,7 +97,7 @@ def start_serving(cfg: LogrlConfig, adapter: str | None = None):
 
 
 def detector_args(cfg: LogrlConfig, adapter: str | None = None) -> tuple:
-    """(serve_cfg, model, adapter, miner_state, format, max_prompt_lines) for the serving builders."""
+    """(serve_cfg, model, adapter, miner_state, format, max_prompt_tokens) for the serving builders."""
     from pipelines.build_dataset import MINER_STATE_FILE
     from rl_actors.trainer import latest_adapter
 
@@ -106,4 +107,91 @@ def detector_args(cfg: LogrlConfig, adapter: str | None = None) -> tuple:
     serve_cfg = cfg.serve.model_copy(update={"max_model_len": cfg.serve.max_model_len or cfg.model.max_model_len})
     model = cfg.serve.model or cfg.model.path
     miner_state = str(Path(cfg.data.output_dir) / MINER_STATE_FILE)  # the miner training used
-    return serve_cfg, model, adapter, miner_state, cfg.data.format, cfg.data.max_prompt_lines
+    return serve_cfg, model, adapter, miner_state, cfg.data.format, cfg.data.max_prompt_tokens
+
+
+def eval_arms(
+    cfg: LogrlConfig, adapter: str | None = None, no_adapter: bool = False, extra_arms: dict[str, str] | None = None
+) -> list:
+    """The model arms to evaluate: the base model (`no_adapter`) or the given/latest adapter, then any named extras."""
+    from evaluation.inference import ArmSpec, adapter_version
+    from rl_actors.trainer import latest_adapter
+
+    latest = latest_adapter(cfg.train.output_dir)
+    arms = []
+    if no_adapter:
+        arms.append(ArmSpec("base", None))
+    else:
+        path = adapter or (latest or {}).get("path")
+        if not path and not extra_arms:
+            raise FileNotFoundError(
+                f"no adapter to evaluate: pass --adapter DIR or --no-adapter, or train into {cfg.train.output_dir}"
+            )
+        if path:
+            arms.append(ArmSpec("adapter", str(Path(path).resolve()), adapter_version(path, latest)))
+    for name, path in (extra_arms or {}).items():
+        arms.append(ArmSpec(name, str(Path(path).resolve()), adapter_version(path, latest)))
+    if len({arm.name for arm in arms}) < len(arms):
+        raise ValueError(f"arm names must be distinct: {[arm.name for arm in arms]}")
+    return arms
+
+
+def run_eval_stage(
+    cfg: LogrlConfig,
+    adapter: str | None = None,
+    no_adapter: bool = False,
+    data: str | None = None,
+    mode: str = "both",
+    out: str | None = None,
+    limit: int | None = None,
+    extra_arms: dict[str, str] | None = None,
+) -> dict:
+    """Evaluate model arms and the baselines on held-out rows; writes the report folder and returns its metrics."""
+    from evaluation.baselines import run_baselines
+    from evaluation.inference import evaluate_arms
+    from evaluation.report import report_table, write_report
+    from pipelines.build_dataset import load_examples
+
+    arms = eval_arms(cfg, adapter, no_adapter, extra_arms)
+    summary = ensure_data(cfg)  # baselines fit on its train split; --data rows are rendered with its miner
+    if data:
+        from pipelines.eval_data import load_eval_rows
+
+        rows, source = load_eval_rows(data, cfg.data.output_dir), data
+    else:
+        rows, source = load_examples(summary["paths"]["test"]), str(summary["paths"]["test"])
+    rows = rows[:limit] if limit else rows
+    if not rows:
+        raise ValueError(f"no rows to evaluate in {source}")
+    modes = ("reason", "fast") if mode == "both" else (mode,)
+    ensure_model(cfg)
+    init_ray(cfg.ray.address, cfg.ray.num_cpus)
+    started = time.perf_counter()
+    results = evaluate_arms(
+        cfg.model.path, cfg.model, cfg.rollout, arms, rows, modes, cfg.eval.fast_max_new_tokens, cfg.eval.batch_size
+    )
+    baselines = run_baselines(load_examples(summary["paths"]["train"]), rows, cfg.eval)
+    out_dir = Path(out or Path(cfg.train.output_dir) / "eval")
+    logs = {"run": Path(cfg.train.output_dir) / "metrics.jsonl"}
+    logs |= {arm.name: Path(arm.adapter_path).parent.parent / "metrics.jsonl" for arm in arms if arm.adapter_path}
+    info = {
+        "data_source": source,
+        "model": cfg.model.path,
+        "modes": ", ".join(modes),
+        "reason_max_new_tokens": cfg.rollout.max_new_tokens,
+        "fast_max_new_tokens": cfg.eval.fast_max_new_tokens,
+    }
+    metrics = write_report(out_dir, results, baselines, rows, info, _distinct_logs(logs))
+    print(report_table(metrics), flush=True)
+    print(f"[eval] report: {out_dir / 'report.md'} ({time.perf_counter() - started:.0f}s)", flush=True)
+    return {"out": str(out_dir), "metrics": metrics}
+
+
+def _distinct_logs(logs: dict[str, Path]) -> dict[str, Path]:
+    """Training logs that exist, each once (arms of the same run share one)."""
+    seen, out = set(), {}
+    for name, path in logs.items():
+        if path.is_file() and path.resolve() not in seen:
+            seen.add(path.resolve())
+            out[name] = path
+    return out

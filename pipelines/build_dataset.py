@@ -1,18 +1,19 @@
-"""The data pipeline: raw logs -> parsed lines -> templates -> sessions -> prompt + reference rationale JSONL files."""
+"""The data pipeline: logs -> parsed lines -> templates -> sessions -> prompt + reference rationale JSONL files."""
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import ray
 
-from pipelines.config import DataConfig
-from pipelines.prompts import render_window
-from pipelines.read_logs import DEAD_LETTER_FILE, read_block_labels, read_logs
-from pipelines.sessions import Session, block_sessions, fixed_windows, session_label, train_count
+from pipelines.config import BLOCK_FORMATS, DataConfig
+from pipelines.prompt_rows import PROMPT_SETTINGS_FILE, PromptSettings, make_sessions, prompt_row, window_size_for
+from pipelines.prompts import shown_line_numbers
+from pipelines.read_logs import DEAD_LETTER_FILE, read_lines
+from pipelines.sessions import Session, anomaly_templates, mark_anomaly_lines, stratified_train, train_count
+from pipelines.table_formats import read_session_labels
 from pipelines.teacher import RuleTeacher, Teacher
 from pipelines.templates import UNSEEN_ID, LogTemplateMiner, TemplateMatcher
 
@@ -49,38 +50,15 @@ def match_templates(lines: ray.data.Dataset, miner_path: Path, cfg: DataConfig) 
 
 def check_sessions(cfg: DataConfig) -> None:
     """Fail before reading anything when the session kind cannot produce labels for this format."""
-    if (cfg.session == "block") != (cfg.format == "hdfs"):
-        raise ValueError("hdfs labels blocks, not lines: use session: block for hdfs and only for hdfs")
-    if cfg.session == "block" and not cfg.hdfs_labels_path:
-        raise ValueError("session: block needs data.hdfs_labels_path (the BlockId,Label CSV)")
-
-
-def make_sessions(rows: Iterable[dict], cfg: DataConfig, good_lines: int) -> tuple[Iterator[Session], int, int]:
-    """Sessions in chronological order, how many (known up front, so the split can stream), how many lack a label."""
-    if cfg.session == "fixed":
-        windows = fixed_windows(rows, cfg.window_size)
-        sessions = (Session(f"w{i:06d}", lines, session_label(lines)) for i, lines in enumerate(windows))
-        return sessions, math.ceil(good_lines / cfg.window_size), 0
-    blocks = block_sessions(rows, read_block_labels(cfg.hdfs_labels_path))
-    labelled = [block for block in blocks if block.label is not None]
-    return iter(labelled), len(labelled), len(blocks) - len(labelled)  # unlabelled blocks are reported, not lost
-
-
-def prompt_row(session: Session, split: str, cfg: DataConfig, teacher: Teacher) -> dict:
-    """One output row: the rendered prompt (never the labels) and the teacher's reference rationale."""
-    prompt = render_window(session.lines, cfg.max_prompt_lines)
-    first = session.lines[0]
-    return {
-        "id": session.id,
-        "prompt": prompt,
-        "label": session.label,
-        "reference": teacher.rationale(session.lines, session.label, prompt),
-        "split": split,
-        "source": first["source"],
-        "start_offset": first["offset"],
-        "n_lines": len(session.lines),
-        "templates": list(dict.fromkeys(line["template"] for line in session.lines)),
-    }
+    if cfg.format == "templates":
+        return  # each template row is a session of its own
+    if (cfg.session == "block") != (cfg.format in BLOCK_FORMATS):
+        raise ValueError(
+            f"{cfg.format} labels {'blocks' if cfg.format in BLOCK_FORMATS else 'lines'}: use session: block for "
+            f"{' and '.join(BLOCK_FORMATS)} and only for them"
+        )
+    if cfg.session == "block" and not cfg.labels_path:
+        raise ValueError("session: block needs data.labels_path (the BlockId,Label or seq_id,Label CSV)")
 
 
 def _count_unmatched(rows: Iterable[dict], tally: dict) -> Iterator[dict]:
@@ -90,8 +68,48 @@ def _count_unmatched(rows: Iterable[dict], tally: dict) -> Iterator[dict]:
         yield row
 
 
+def _number_rows(rows: Iterable[dict]) -> Iterator[dict]:
+    """Give rows without a position (LogLead events: offset -1) their row index within their source file."""
+    seen: dict[str, int] = {}
+    for row in rows:
+        index = seen.get(row["source"], 0)
+        seen[row["source"]] = index + 1
+        if row["offset"] < 0:
+            row["offset"] = index
+        yield row
+
+
+def _split_sessions(
+    sessions: Iterable[Session], n_sessions: int, cfg: DataConfig
+) -> tuple[Iterable[Session], Callable[[int], bool]]:
+    """Sessions (still streaming where the split allows) and whether the session at an index trains."""
+    if cfg.split == "stratified":
+        sessions = list(sessions)
+        trains = stratified_train([session.label for session in sessions], cfg.train_fraction, cfg.seed)
+        return sessions, trains.__getitem__
+    n_train = train_count(n_sessions, cfg.train_fraction)
+    return sessions, lambda index: index < n_train
+
+
+def _split_counts() -> dict:
+    keys = ("sessions", "anomalous", "anomalous_without_anomaly_lines", "anomalous_with_anomaly_lines_hidden")
+    return {split: dict.fromkeys(keys, 0) for split in SPLITS}
+
+
+def _tally_row(counts: dict, row: dict) -> None:
+    """Count a written row: anomalous ones with no anomaly line at all, or with none of them shown."""
+    counts["sessions"] += 1
+    if row["label"] != "anomalous":
+        return
+    counts["anomalous"] += 1
+    if not row["anomaly_lines"]:
+        counts["anomalous_without_anomaly_lines"] += 1
+    elif not set(row["anomaly_lines"]) & shown_line_numbers(row["prompt"]):
+        counts["anomalous_with_anomaly_lines_hidden"] += 1
+
+
 def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dict:
-    """Run the whole pipeline for `cfg`; write train/test JSONL, miner state, dead letters, and return the summary."""
+    """Run the whole pipeline for `cfg`; write prompts, miner, prompt settings, dead letters; return the summary."""
     check_sessions(cfg)
     teacher = teacher or RuleTeacher()
     out = Path(cfg.output_dir)
@@ -100,38 +118,58 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
     paths |= {
         "dead_letter": out / DEAD_LETTER_FILE,
         "miner_state": out / MINER_STATE_FILE,
+        "prompt_settings": out / PROMPT_SETTINGS_FILE,
         "summary": out / SUMMARY_FILE,
     }
+    block_labels = read_session_labels(cfg.labels_path) if cfg.format in BLOCK_FORMATS else None
 
-    lines, malformed = read_logs(cfg)
+    lines, malformed = read_lines(cfg)
     good_lines = lines.count()
+    if good_lines == 0:
+        raise ValueError(f"data.paths: no usable lines in {cfg.paths} (see {paths['dead_letter']})")
     miner = fit_miner(lines, cfg)
     miner.save(paths["miner_state"])
     matched = match_templates(lines, paths["miner_state"], cfg)
 
     tally = {"unmatched_lines": 0}
-    sessions, n_sessions, unlabelled = make_sessions(_count_unmatched(iter_rows(matched), tally), cfg, good_lines)
-    n_train = train_count(n_sessions, cfg.train_fraction)
-    counts = {split: {"sessions": 0, "anomalous": 0} for split in SPLITS}
+    rows = _number_rows(_count_unmatched(iter_rows(matched), tally))
+    sessions, n_sessions, unlabelled = make_sessions(rows, cfg.format, cfg.window_size, good_lines, block_labels)
+    sessions, is_train = _split_sessions(sessions, n_sessions, cfg)
+    indicative = None  # line labels mark the anomaly lines; block labels need templates seen only in anomalies
+    if block_labels is not None:  # block sessions are a list: reading them here does not consume them
+        indicative = anomaly_templates(session for index, session in enumerate(sessions) if is_train(index))
+    counts = _split_counts()
     with open(paths["train"], "w", encoding="utf-8") as train, open(paths["test"], "w", encoding="utf-8") as test:
         for index, session in enumerate(sessions):
-            split = "train" if index < n_train else "test"
-            row = prompt_row(session, split, cfg, teacher)
+            split = "train" if is_train(index) else "test"
+            mark_anomaly_lines(session.lines, indicative)
+            row = prompt_row(session, split, cfg.max_prompt_tokens, teacher)
             (train if split == "train" else test).write(json.dumps(row) + "\n")
-            counts[split]["sessions"] += 1
-            counts[split]["anomalous"] += session.label == "anomalous"
+            _tally_row(counts[split], row)
 
+    settings = PromptSettings(
+        format=cfg.format,
+        session=cfg.session,
+        window_size=window_size_for(cfg.format, cfg.window_size),
+        max_prompt_tokens=cfg.max_prompt_tokens,
+        miner_file=MINER_STATE_FILE,
+        anomaly_templates=indicative,
+    )
+    settings.save(out)
     summary = {
         "format": cfg.format,
         "session": cfg.session,
+        "split": cfg.split,
         "teacher": teacher.name,
         "lines_read": good_lines + malformed,
         "good_lines": good_lines,
         "malformed": malformed,
         "templates": miner.n_templates,
+        "anomaly_templates": None if indicative is None else len(indicative),
         "unmatched_lines": tally["unmatched_lines"],
         "unlabelled_sessions": unlabelled,
-        "window_size": cfg.window_size if cfg.session == "fixed" else None,
+        "window_size": settings.window_size if cfg.format not in BLOCK_FORMATS else None,
+        "max_prompt_tokens": cfg.max_prompt_tokens,
         "splits": counts,
         "paths": {name: str(path) for name, path in paths.items()},
     }

@@ -128,6 +128,11 @@ def parse_hdfs(text: str) -> dict:
     return _record(None, stamp.timestamp(), None, level, component[:-1], content, block_ids)
 
 
+def parse_template(text: str) -> dict:
+    """A template or bare log message (LogPrompt's template CSVs, live template lines): all of it is content."""
+    return _record(None, None, None, None, None, text.strip())
+
+
 # Formats whose corpora carry the alert label as the first token. Live logs (what /detect receives) have no
 # label: they start with the unix timestamp, and are parsed as if labelled "?" and then reported as unlabelled.
 LABEL_FIRST_FORMATS = ("bgl", "thunderbird", "spirit")
@@ -137,6 +142,8 @@ FORMATS: dict[str, Callable[[str], dict]] = {
     "thunderbird": parse_thunderbird,
     "spirit": parse_spirit,
     "hdfs": parse_hdfs,
+    "loglead_hdfs": parse_hdfs,  # LogLead's events come from HDFS lines: live lines are raw HDFS lines
+    "templates": parse_template,
 }
 
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from pipelines.prompts import Entry, build_messages, collapse_lines
+from pipelines.prompts import Group, build_messages, group_lines
 from pipelines.reasoning_format import render_completion
-from pipelines.sessions import NORMAL_LABELS
+from pipelines.sessions import carries_anomaly
 
 MAX_RATIONALE_CHARS = 300  # a tiny model has to learn to produce this
 MAX_QUOTE_CHARS = 60
-SEVERE_LEVELS = {"FATAL", "SEVERE", "ERROR", "FAILURE", "CRIT", "CRITICAL", "ALERT", "EMERG", "WARN", "WARNING"}
+MIN_QUOTE_CHARS = 12  # a shorter quote needs two words of 3+ letters or digits: "ok" is no evidence
+_WORD = re.compile(r"[A-Za-z0-9]{3,}")
+NORMAL_REASON = "These events are routine for this system, so the session is normal."
+ANOMALOUS_REASON = "These are not routine events, so the session is anomalous."
+NO_EVIDENCE = "No shown line is an alert by itself, but the events depart from routine operation: anomalous."
 
 
 class Teacher(Protocol):
@@ -23,33 +28,33 @@ class Teacher(Protocol):
     def rationale(self, lines: Sequence[dict], label: str, window_text: str) -> str: ...
 
 
-def quote(entry: Entry, window_text: str) -> str | None:
-    """A short verbatim fragment of what the prompt shows for `entry`, or None if nothing quotable is shown."""
-    if entry.render() not in window_text.split("\n"):
-        return None  # the entry is past max_lines: evidence must be visible
-    text = entry.content.split('"', 1)[0]  # a quote mark inside would make the citation ambiguous
+def quote(group: Group, window_text: str) -> str | None:
+    """A verbatim fragment of the text the prompt shows for `group` (never its header), or None if not shown."""
+    if group.render() not in window_text.split("\n"):
+        return None  # cut by the token budget: evidence must be visible
+    text = group.text.split('"', 1)[0]  # a quote mark inside would make the citation ambiguous
     if len(text) > MAX_QUOTE_CHARS:
         cut = text[:MAX_QUOTE_CHARS]
         text = cut.rsplit(" ", 1)[0] if " " in cut else cut
     text = text.strip()
-    return text if text and text in window_text else None
+    return text if len(text) >= MIN_QUOTE_CHARS or len(_WORD.findall(text)) >= 2 else None
 
 
-def _cite(entry: Entry, fragment: str, with_header: bool) -> str:
-    header = f" ({entry.header})" if with_header and entry.header else ""
-    return f'L{entry.first} "{fragment}"{header}'
+def _cite(group: Group, fragment: str, with_header: bool) -> str:
+    header = f" ({group.header})" if with_header and group.header else ""
+    return f'L{group.first} "{fragment}"{header}'  # a group is cited by its first line
 
 
-def _evidence(entries: list[Entry], window_text: str, limit: int) -> list[tuple[Entry, str]]:
-    """Up to `limit` (entry, quote) pairs with distinct quotes, in prompt order."""
-    cited: dict[str, Entry] = {}
-    for entry in entries:
-        fragment = quote(entry, window_text)
+def _evidence(groups: list[Group], window_text: str, limit: int) -> list[tuple[Group, str]]:
+    """Up to `limit` (group, quote) pairs with distinct quotes, in prompt order."""
+    cited: dict[str, Group] = {}
+    for group in groups:
+        fragment = quote(group, window_text)
         if fragment and fragment not in cited:
-            cited[fragment] = entry
+            cited[fragment] = group
             if len(cited) == limit:
                 break
-    return [(entry, fragment) for fragment, entry in cited.items()]
+    return [(group, fragment) for fragment, group in cited.items()]
 
 
 def _fit(parts: list[str], render: Callable[[list[str]], str]) -> str:
@@ -59,35 +64,28 @@ def _fit(parts: list[str], render: Callable[[list[str]], str]) -> str:
     return render(parts)[:MAX_RATIONALE_CHARS]
 
 
-def _has_alert(lines: Sequence[dict]) -> bool:
-    return any(line.get("label") not in NORMAL_LABELS for line in lines)
-
-
 def rule_rationale(lines: Sequence[dict], label: str, window_text: str) -> str:
-    """Short rationale citing visible lines verbatim as L<n> "<text>": alert lines if anomalous, routine ones if not."""
-    entries = collapse_lines(lines)
-    n_templates = len({line.get("template_id", -1) for line in lines})
+    """Short rationale citing shown lines verbatim as L<n> "<text>": anomaly lines if anomalous, routine ones if not."""
+    groups = group_lines(lines)
     if label == "normal":
-        cites = [_cite(entry, text, False) for entry, text in _evidence(entries, window_text, 2)]
-        opening = f"{len(lines)} lines, {n_templates} templates, all routine"
-        return _fit(cites, lambda parts: f"{opening}: {', '.join(parts)}; no alert events." if parts else opening + ".")
-    if any(line.get("label") is not None for line in lines):
-        alerts = [entry for entry in entries if _has_alert(lines[entry.first - 1 : entry.last])]
-    else:  # block-labelled formats (HDFS) mark no line: severe levels are the best visible evidence
-        alerts = [entry for entry in entries if SEVERE_LEVELS & set(entry.header.upper().split())]
-    cites = [_cite(entry, text, True) for entry, text in _evidence(alerts, window_text, 3)]
+        cites = [_cite(group, text, False) for group, text in _evidence(groups, window_text, 2)]
+        if not cites:
+            return "Only routine events are shown, so the session is normal."
+        return _fit(cites, lambda parts: f"Routine events: {', '.join(parts)}. {NORMAL_REASON}")
+    carriers = [group for group in groups if any(carries_anomaly(lines[n - 1]) for n in group.numbers)]
+    cites = [_cite(group, text, True) for group, text in _evidence(carriers, window_text, 3)]
     if not cites:
-        return f"{len(lines)} lines; no alert event is among the shown lines, but the session is labelled anomalous."
-    reason = "These are failure events, not routine messages, so the session is anomalous."
-    return _fit(cites, lambda parts: f"{'; '.join(parts)}. {reason}")
+        return NO_EVIDENCE
+    return _fit(cites, lambda parts: f"{'; '.join(parts)}. {ANOMALOUS_REASON}")
 
 
 class RuleTeacher:
-    """Offline teacher: deterministic rationales from line labels and levels; needs no model."""
+    """Offline teacher: deterministic rationales from the lines that carry the anomaly; needs no model."""
 
     name = "rule"
 
     def rationale(self, lines: Sequence[dict], label: str, window_text: str) -> str:
+        """The rule rationale for `lines` under `label`, quoting only `window_text`."""
         return rule_rationale(lines, label, window_text)
 
 

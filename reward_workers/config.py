@@ -32,7 +32,10 @@ class GroundingConfig(StrictModel):
         5, ge=1, description="At most this many grounded citations count; citing more dilutes the score."
     )
     target_citations: int = Field(2, ge=1, description="Grounded citations needed for full evidence credit.")
-    min_quote_chars: int = Field(4, ge=1, description="Shorter quotes are not evidence and count as ungrounded.")
+    min_quote_chars: int = Field(
+        12, ge=1, description="A quote is evidence with this many characters, or with `min_quote_words` words."
+    )
+    min_quote_words: int = Field(2, ge=1, description="...or this many words of 3+ letters/digits.")
     similarity_share: float = Field(
         0.5, ge=0, le=1, description="Share of the score scaled by BLEU/ROUGE-L similarity to the reference."
     )

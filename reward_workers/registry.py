@@ -20,6 +20,9 @@ class RewardInput:
     # Per-token logprobs of the completion under the reference model (the policy with its adapter disabled);
     # filled in by the trainer only when a reward that needs them (perplexity) is weighted.
     ref_logprobs: tuple[float, ...] | None = None
+    # 1-based prompt line numbers that carry the anomaly (from the data pipeline); None = unknown. An
+    # `anomalous` verdict earns evidence credit only by citing one of them.
+    anomaly_lines: tuple[int, ...] | None = None
 
 
 RewardFn = Callable[[RewardInput, RewardConfig], float]

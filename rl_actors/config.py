@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from pipelines.config import StrictModel
 
@@ -34,6 +34,7 @@ class TinyModelConfig(StrictModel):
     intermediate_size: int = Field(256, ge=32, description="MLP width.")
     pretrain_steps: int = Field(0, ge=0, description="Full-parameter LM steps on train-split chat text before saving.")
     pretrain_lr: float = Field(3e-3, gt=0, description="Peak learning rate of that pretraining (one-cycle schedule).")
+    pretrain_batch_size: int = Field(8, ge=1, description="Sequences per pretraining step.")
     seed: int = Field(0, description="Initialisation seed.")
 
 
@@ -44,6 +45,9 @@ class SFTConfig(StrictModel):
     batch_size: int = Field(8, ge=1, description="Sequences per step.")
     learning_rate: float = Field(5e-3, gt=0, description="AdamW learning rate during SFT.")
     fast_mode_fraction: float = Field(0.25, ge=0, le=1, description="Share of answer-first examples.")
+    anomalous_share: float | None = Field(
+        None, ge=0, le=1, description="Share of anomalous sessions per batch (None: as they come in the data)."
+    )
 
 
 class ActorResources(StrictModel):
@@ -61,10 +65,21 @@ class RolloutConfig(ActorResources):
     group_size: int = Field(4, ge=2, description="G: completions sampled per prompt.")
     max_new_tokens: int = Field(96, ge=4, description="Completion token limit.")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature (logprobs are at this temperature).")
-    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling.")
+    top_p: float = Field(
+        1.0, gt=0, le=1, description="Nucleus sampling; only 1.0: the learner cannot reproduce truncated logprobs."
+    )
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM GPU memory share.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("float32", description="vLLM dtype.")
     enforce_eager: bool = Field(True, description="Skip CUDA graphs (required on CPU).")
+
+    @field_validator("top_p")
+    @classmethod
+    def _learner_can_match(cls, value: float) -> float:
+        # The learner divides logits by the temperature and so matches vLLM's processed logprobs; it does not
+        # renormalise over a nucleus, so top_p < 1 would make every importance ratio silently wrong.
+        if value != 1.0:
+            raise ValueError("top_p < 1 is refused: the learner cannot reproduce nucleus-truncated logprobs")
+        return value
 
 
 class LearnerConfig(ActorResources):
@@ -83,10 +98,38 @@ class LearnerConfig(ActorResources):
 class AlgoConfig(StrictModel):
     """GRPO: advantage estimator, loss, KL to the reference (adapter disabled)."""
 
-    advantage: str = Field("grpo", description="Registered advantage estimator name.")
+    advantage: str = Field(
+        "grpo_no_std",
+        description="Registered advantage estimator: grpo_no_std (Dr. GRPO, keeps the asymmetric payoff), "
+        "grpo_batch_std, or grpo (per-group std, which erases it).",
+    )
     policy_loss: str = Field("clipped", description="Registered policy-loss name.")
     clip_eps: float = Field(0.2, gt=0, description="PPO ratio clip epsilon.")
+    dual_clip: float | None = Field(3.0, gt=1, description="Dual-clip bound c for negative advantages; None: off.")
+    old_logprobs: Literal["learner", "rollout"] = Field(
+        "learner",
+        description="Old-policy logprobs for the ratio: recomputed on the learner before the update (no grad), "
+        "or vLLM's from the rollout.",
+    )
+    tis_cap: float | None = Field(
+        None,
+        gt=0,
+        description="With old_logprobs=learner: weight each token by min(pi_old / pi_vllm, tis_cap) (truncated "
+        "importance sampling against the rollout engine's sampler); None: off.",
+    )
     kl_coef: float = Field(0.02, ge=0, description="Weight of the k3 KL penalty to the reference model.")
+    kl_reference: Literal["base", "init_adapter"] = Field(
+        "base",
+        description="KL reference: the base model (adapter disabled), or a frozen copy of the adapter GRPO "
+        "started from (e.g. the SFT adapter), loaded as a second adapter.",
+    )
+
+    @model_validator(mode="after")
+    def _tis_needs_learner_logprobs(self) -> AlgoConfig:
+        if self.tis_cap is not None and self.old_logprobs != "learner":
+            raise ValueError("tis_cap corrects learner-recomputed old logprobs: set old_logprobs: learner")
+        return self
+
     loss_agg: Literal["token-mean", "seq-mean"] = Field("token-mean", description="How token losses average.")
     epochs_per_batch: int = Field(1, ge=1, description="Learner passes over each rollout batch.")
 
@@ -96,6 +139,9 @@ class TrainConfig(StrictModel):
 
     steps: int = Field(4, ge=0, description="GRPO steps.")
     prompts_per_step: int = Field(4, ge=1, description="Prompts sampled per step (each gets G completions).")
+    anomalous_share: float | None = Field(
+        None, ge=0, le=1, description="Share of anomalous prompts per step (None: as they come in the data)."
+    )
     seed: int = Field(0, description="Seed for prompt order and sampling.")
     output_dir: str = Field("runs/quickstart", description="Adapters, metrics and TensorBoard logs go here.")
     init_adapter: str | None = Field(None, description="Adapter to start GRPO from; default: the SFT adapter (v0).")

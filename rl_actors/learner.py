@@ -7,18 +7,20 @@ import os
 import socket
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import ray
 import torch
 
 from reward_workers.worker import split_evenly
 from rl_actors.adapters import AdapterSnapshot
-from rl_actors.algos import grpo_loss
+from rl_actors.algos import batch_denominator, grpo_loss, truncated_is_weights
 from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig
 from rl_actors.sequences import align_to_mask, pad_pairs, token_logprobs, unpad
 
 Pair = tuple[list[int], list[int]]  # (prompt_ids, completion_ids)
+REFERENCE_ADAPTER = "reference"  # the frozen copy of the initial adapter, when it is the KL reference
 
 
 class LearnerCore:
@@ -35,12 +37,14 @@ class LearnerCore:
         init_adapter: str | None = None,
         rank: int = 0,
         world_size: int = 1,
+        temperature: float = 1.0,
     ):
         from peft import LoraConfig, PeftModel, get_peft_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.cfg, self.algo, self.rank, self.world_size = learner_cfg, algo_cfg, rank, world_size
         self.sequences_per_step, self.learning_rate = sequences_per_step, learning_rate
+        self.temperature = temperature  # the rollout's sampling temperature: GRPO logprobs are taken at it
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         dtype = torch.bfloat16 if learner_cfg.dtype == "bfloat16" else torch.float32
         base = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
@@ -55,6 +59,10 @@ class LearnerCore:
                 task_type="CAUSAL_LM",
             )
             self.model = get_peft_model(base, lora)
+        self.reference_adapter = bool(init_adapter) and algo_cfg.kl_reference == "init_adapter"
+        if self.reference_adapter:
+            self.model.load_adapter(init_adapter, adapter_name=REFERENCE_ADAPTER, is_trainable=False)
+        self.trainable = {name for name, p in self.model.named_parameters() if p.requires_grad}
         self.engine = None
 
     # --- distributed setup -------------------------------------------------------------------
@@ -96,21 +104,47 @@ class LearnerCore:
         """Exactly `grad_accum` micro-batches (DeepSpeed steps the optimizer at that boundary)."""
         return [items[start:end] for start, end in split_evenly(len(items), self.grad_accum)]
 
-    def _logprobs(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _logprobs(self, batch: dict[str, torch.Tensor], temperature: float = 1.0) -> torch.Tensor:
         logits = self.engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        return token_logprobs(logits, batch["input_ids"])
+        return token_logprobs(logits, batch["input_ids"], temperature)
+
+    @contextmanager
+    def _as_reference(self) -> Iterator[None]:
+        """Run the model as the KL reference: the frozen initial adapter, or the base with the adapter disabled."""
+        module = self.engine.module
+        if not self.reference_adapter:
+            with module.disable_adapter():
+                yield
+            return
+        module.set_adapter(REFERENCE_ADAPTER, inference_mode=True)
+        try:
+            yield
+        finally:
+            module.set_adapter("default")
+            # set_adapter marks the active adapter trainable: restore exactly what the optimizer owns.
+            for name, param in module.named_parameters():
+                param.requires_grad_(name in self.trainable)
 
     @torch.no_grad()
-    def logprobs(self, pairs: list[Pair], reference: bool = False) -> list[list[float]]:
-        """Per-token completion logprobs under the policy, or under the reference (adapter disabled)."""
+    def logprobs(self, pairs: list[Pair], reference: bool = False, temperature: float = 1.0) -> list[list[float]]:
+        """Per-token completion logprobs under the policy, or under the KL reference, at `temperature`."""
         self.engine.eval()
         batch = pad_pairs(pairs, self.tokenizer.pad_token_id)
         if reference:
-            with self.engine.module.disable_adapter():
-                values = self._logprobs(batch)
+            with self._as_reference():
+                values = self._logprobs(batch, temperature)
         else:
-            values = self._logprobs(batch)
+            values = self._logprobs(batch, temperature)
         return unpad(values, batch["completion_mask"])
+
+    def _global_denominator(self, masks: list[torch.Tensor]) -> float:
+        """The loss denominator of the whole step: tokens (or sequences) over every micro-batch of every rank."""
+        local = torch.tensor(batch_denominator(masks, self.algo.loss_agg), dtype=torch.float64)
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(local)
+        return float(local)
 
     # --- updates -----------------------------------------------------------------------------
     def sft_step(self, pairs: list[Pair]) -> dict[str, float]:
@@ -131,27 +165,42 @@ class LearnerCore:
             tokens += float(mask.sum())
         return {"sft/loss": total / max(tokens, 1.0), "time/learn": time.perf_counter() - started}
 
+    def _grpo_batch(self, micro: list[dict]) -> dict[str, torch.Tensor]:
+        """Pad one micro-batch and attach old-policy logprobs, advantages, reference logprobs, IS weights."""
+        batch = pad_pairs([(s["prompt_ids"], s["completion_ids"]) for s in micro], self.tokenizer.pad_token_id)
+        mask = batch["completion_mask"]
+        rollout_logp = align_to_mask([s["logprobs"] for s in micro], mask)
+        if self.algo.old_logprobs == "learner":
+            with torch.no_grad():  # the policy before this update, as the learner computes it
+                self.engine.eval()
+                batch["old_logp"] = self._logprobs(batch, self.temperature)
+            batch["rollout_gap"] = ((batch["old_logp"] - rollout_logp).abs() * mask).sum()
+            if self.algo.tis_cap is not None:
+                batch["is_weights"] = truncated_is_weights(batch["old_logp"], rollout_logp, self.algo.tis_cap)
+        else:
+            batch["old_logp"] = rollout_logp
+        batch["advantages"] = torch.tensor([s["advantage"] for s in micro], dtype=torch.float32)
+        if self.algo.kl_coef > 0:
+            batch["ref_logp"] = self._reference(micro, batch)
+        return batch
+
     def grpo_step(self, samples: list[dict]) -> dict[str, float]:
         """GRPO update on rollout samples {prompt_ids, completion_ids, logprobs, advantage[, ref_logprobs]}.
 
-        Clipped ratio against the rollout logprobs, group advantages, k3 KL to the reference.
+        Clipped (and dual-clipped) ratio against old-policy logprobs recomputed here before the update (or
+        vLLM's), group advantages, k3 KL to the reference. The loss is the token-mean over the WHOLE step:
+        every micro-batch divides by the step's token count over all ranks, and the factor
+        grad_accum * world_size undoes DeepSpeed's averaging over accumulation steps and ranks.
         """
         started = time.perf_counter()
-        micro_batches = []
-        for micro in self._micro_batches(samples):
-            if not micro:
-                continue
-            batch = pad_pairs([(s["prompt_ids"], s["completion_ids"]) for s in micro], self.tokenizer.pad_token_id)
-            batch["old_logp"] = align_to_mask([s["logprobs"] for s in micro], batch["completion_mask"])
-            batch["advantages"] = torch.tensor([s["advantage"] for s in micro], dtype=torch.float32)
-            if self.algo.kl_coef > 0:
-                batch["ref_logp"] = self._reference(micro, batch)
-            micro_batches.append(batch)
+        batches = [self._grpo_batch(micro) for micro in self._micro_batches(samples) if micro]
+        denominator = self._global_denominator([b["completion_mask"] for b in batches])
+        scale = self.grad_accum * self.world_size
         self.engine.train()
         sums: dict[str, float] = {}
         for _ in range(self.algo.epochs_per_batch):
-            for batch in micro_batches:
-                logp = self._logprobs(batch)
+            for batch in batches:
+                logp = self._logprobs(batch, self.temperature)
                 loss, stats = grpo_loss(
                     logp,
                     batch["old_logp"],
@@ -159,13 +208,19 @@ class LearnerCore:
                     batch["advantages"],
                     batch["completion_mask"],
                     self.algo,
+                    denominator=denominator,
+                    is_weights=batch.get("is_weights"),
                 )
-                self.engine.backward(loss)
+                self.engine.backward(loss * scale)
                 self.engine.step()
                 for key, value in stats.items():
                     sums[key] = sums.get(key, 0.0) + value
-        count = max(len(micro_batches) * self.algo.epochs_per_batch, 1)
-        metrics = {f"actor/{k}": v / count for k, v in sums.items()}
+        epochs, count = self.algo.epochs_per_batch, max(len(batches) * self.algo.epochs_per_batch, 1)
+        # The losses are shares of the step's loss (they add up); the diagnostics are per-micro-batch means.
+        metrics = {f"actor/{k}": v / (epochs if k in ("loss", "pg_loss") else count) for k, v in sums.items()}
+        if batches and "rollout_gap" in batches[0]:
+            tokens = sum(float(b["completion_mask"].sum()) for b in batches)
+            metrics["actor/rollout_logp_gap"] = sum(float(b["rollout_gap"]) for b in batches) / max(tokens, 1.0)
         grad_norm = self.engine.get_global_grad_norm()
         if grad_norm is not None:
             metrics["actor/grad_norm"] = float(grad_norm)
@@ -176,16 +231,16 @@ class LearnerCore:
         """Reference logprobs: the ones the trainer already computed, else a forward with the adapter disabled."""
         if all(s.get("ref_logprobs") is not None for s in micro):
             return align_to_mask([s["ref_logprobs"] for s in micro], batch["completion_mask"])
-        with torch.no_grad(), self.engine.module.disable_adapter():
+        with torch.no_grad(), self._as_reference():
             self.engine.eval()
-            return self._logprobs(batch)
+            return self._logprobs(batch, self.temperature)
 
     def snapshot(self, version: int) -> AdapterSnapshot | None:
         """The current adapter as a versioned PEFT folder in memory (rank 0 only; others return None)."""
         if self.rank != 0:
             return None
         with tempfile.TemporaryDirectory() as tmp:
-            self.engine.module.save_pretrained(tmp)
+            self.engine.module.save_pretrained(tmp, selected_adapters=["default"])  # never the frozen reference
             return AdapterSnapshot.from_dir(tmp, version)
 
 

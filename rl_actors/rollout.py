@@ -40,6 +40,8 @@ class RolloutEngine:
             tensor_parallel_size=rollout_cfg.tensor_parallel_size,
             gpu_memory_utilization=rollout_cfg.gpu_memory_utilization,
             seed=seed,
+            # Sample logprobs after temperature scaling: the learner divides its logits by the same temperature.
+            logprobs_mode="processed_logprobs",
         )
         self.adapter_dir = tempfile.mkdtemp(prefix="logrl-adapters-")
         self.lora = None
@@ -97,6 +99,29 @@ class RolloutEngine:
             full = prompt + completion
             scores.append([out.prompt_logprobs[i][full[i]].logprob for i in range(len(prompt), len(full))])
         return scores
+
+    def complete(
+        self, prompts: list[list[int]], max_tokens: int, stop: list[str] | None = None, use_adapter: bool = True
+    ) -> list[tuple[str, list[int], str | None]]:
+        """One greedy completion per prompt: (text, token ids, finish reason); a hit stop string stays in the text."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(
+            n=1,
+            max_tokens=max_tokens,
+            temperature=0.0,
+            stop=stop,
+            include_stop_str_in_output=True,
+            skip_special_tokens=False,
+        )
+        outputs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=ids) for ids in prompts],
+            params,
+            lora_request=self.lora if use_adapter else None,
+            use_tqdm=False,
+        )
+        return [(o.outputs[0].text, list(o.outputs[0].token_ids), o.outputs[0].finish_reason) for o in outputs]
 
 
 RolloutWorker = ray.remote(RolloutEngine)

@@ -32,9 +32,15 @@ def pad_pairs(pairs: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict
     return {"input_ids": input_ids, "attention_mask": attention_mask, "completion_mask": completion_mask}
 
 
-def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-    """log p(token t+1 | tokens ≤ t) for every position: shape [B, T-1]."""
-    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """log p(token t+1 | tokens ≤ t) for every position at a sampling temperature: shape [B, T-1].
+
+    Dividing by the temperature matches the logprobs vLLM reports for samples drawn at that temperature.
+    """
+    logits = logits[:, :-1].float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    logprobs = torch.log_softmax(logits, dim=-1)
     return logprobs.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
 
 

@@ -54,28 +54,28 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int):
     )
 
 
-def pretrain(model, tokenizer, rows: list[dict], cfg: TinyModelConfig) -> float:
+def pretrain(model, tokenizer, rows: list[dict], cfg: TinyModelConfig, anomalous_share: float | None = None) -> float:
     """Full-parameter causal-LM steps on chat-formatted training sessions and their teacher completions.
 
     This plays the part of an instruction-tuned base: a random tiny model cannot learn the answer format
     through LoRA alone in a CPU-sized budget. Only the train split is used; the loss is on every token.
     """
-    import random
-
     import torch
 
     from pipelines.teacher import sft_examples
+    from rl_actors.sampling import PromptSampler
     from rl_actors.sequences import encode_completion, encode_prompt, pad_pairs, token_logprobs
 
     examples = sft_examples(rows, fast_fraction=0.5, seed=cfg.seed)
     seqs = [encode_prompt(tokenizer, e["messages"]) + encode_completion(tokenizer, e["completion"]) for e in examples]
-    rng = random.Random(cfg.seed)
+    sampler = PromptSampler([row["label"] for row in rows], cfg.seed, anomalous_share)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.pretrain_lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.pretrain_lr, total_steps=cfg.pretrain_steps)
     model.train()
     loss = torch.zeros(())
     for _ in range(cfg.pretrain_steps):
-        batch = pad_pairs([(s[:1], s[1:]) for s in rng.sample(seqs, min(8, len(seqs)))], tokenizer.pad_token_id)
+        picks = sampler.next(min(cfg.pretrain_batch_size, len(seqs)))
+        batch = pad_pairs([(seqs[i][:1], seqs[i][1:]) for i in picks], tokenizer.pad_token_id)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         mask = batch["completion_mask"]
         loss = -(token_logprobs(logits, batch["input_ids"]) * mask).sum() / mask.sum()
@@ -88,7 +88,13 @@ def pretrain(model, tokenizer, rows: list[dict], cfg: TinyModelConfig) -> float:
     return float(loss.detach())
 
 
-def build_tiny_model(example_files: list[str | Path], out_dir: str | Path, cfg: TinyModelConfig, max_len: int) -> Path:
+def build_tiny_model(
+    example_files: list[str | Path],
+    out_dir: str | Path,
+    cfg: TinyModelConfig,
+    max_len: int,
+    anomalous_share: float | None = None,
+) -> Path:
     """Write a HF folder (tokenizer + small LlamaForCausalLM, optionally pretrained) usable by vLLM and PEFT."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
@@ -116,7 +122,8 @@ def build_tiny_model(example_files: list[str | Path], out_dir: str | Path, cfg: 
     )
     if cfg.pretrain_steps:
         rows = [json.loads(line) for line in open(example_files[0])]  # the train split only
-        print(f"[model] pretrained {cfg.pretrain_steps} steps, final loss {pretrain(model, tokenizer, rows, cfg):.3f}")
+        loss = pretrain(model, tokenizer, rows, cfg, anomalous_share)
+        print(f"[model] pretrained {cfg.pretrain_steps} steps, final loss {loss:.3f}")
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +23,7 @@ from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig, RolloutConf
 from rl_actors.learner import LearnerWorker
 from rl_actors.metrics import MetricsLogger, timed
 from rl_actors.rollout import RolloutWorker
+from rl_actors.sampling import PromptSampler
 from rl_actors.sequences import encode_completion, encode_prompt
 
 LATEST_FILE = "latest_adapter.json"
@@ -81,6 +81,7 @@ def make_learners(
             init_adapter=init_adapter,
             rank=rank,
             world_size=n,
+            temperature=cfg.rollout.temperature,
         ),
     )
     master_addr, master_port = ray.get(group.workers[0].address.remote())
@@ -97,10 +98,10 @@ def run_sft(cfg: RLSettings, rows: list[dict]) -> Path:
     pairs = [(encode_prompt(tokenizer, e["messages"]), encode_completion(tokenizer, e["completion"])) for e in examples]
     learners = make_learners(cfg, cfg.sft.batch_size, cfg.sft.learning_rate, init_adapter=None)
     logger = MetricsLogger(cfg.train.output_dir, "sft")
-    rng = random.Random(cfg.train.seed)
+    sampler = PromptSampler([row["label"] for row in rows], cfg.train.seed, cfg.sft.anomalous_share)
     try:
         for step in range(cfg.sft.steps):
-            batch = rng.sample(pairs, min(cfg.sft.batch_size, len(pairs)))
+            batch = [pairs[i] for i in sampler.next(min(cfg.sft.batch_size, len(pairs)))]
             results = learners.call_sharded("sft_step", batch)
             logger.log(step, {k: sum(r[k] for r in results) / len(results) for k in results[0]})
         snapshot = ray.get(learners.workers[0].snapshot.remote(0))
@@ -108,22 +109,6 @@ def run_sft(cfg: RLSettings, rows: list[dict]) -> Path:
     finally:
         logger.close()
         learners.shutdown()
-
-
-class PromptSampler:
-    """Cycles through the training prompts in a freshly shuffled order each epoch."""
-
-    def __init__(self, size: int, seed: int):
-        self.size, self.rng, self.order = size, random.Random(seed), []
-
-    def next(self, count: int) -> list[int]:
-        batch = []
-        while len(batch) < count:
-            if not self.order:
-                self.order = list(range(self.size))
-                self.rng.shuffle(self.order)
-            batch.append(self.order.pop())
-        return batch
 
 
 class GRPOTrainer:
@@ -135,7 +120,7 @@ class GRPOTrainer:
         self.cfg, self.rows = cfg, rows
         tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
         self.prompt_ids = [encode_prompt(tokenizer, build_messages(row["prompt"])) for row in rows]
-        self.sampler = PromptSampler(len(rows), cfg.train.seed)
+        self.sampler = PromptSampler([row["label"] for row in rows], cfg.train.seed, cfg.train.anomalous_share)
         group_size = cfg.rollout.group_size
         self.learner = make_learners(
             cfg, cfg.train.prompts_per_step * group_size, cfg.learner.learning_rate, init_adapter
@@ -206,17 +191,29 @@ class GRPOTrainer:
 
     # --- pieces ------------------------------------------------------------------------------
     def reference_logprobs(self, completions, metrics: dict) -> list[tuple[float, ...] | None]:
-        """Completion logprobs under the reference (adapter disabled), when the KL or a reward needs them."""
+        """Completion logprobs under the KL reference at the sampling temperature, when KL or a reward needs them."""
         if self.cfg.algo.kl_coef == 0 and NEEDS_REFERENCE_LOGPROBS not in self.cfg.reward.weights:
             return [None] * len(completions)
         pairs = [(self.prompt_ids[c.prompt_index], c.completion_ids) for c in completions]
+        temperature = self.cfg.rollout.temperature
         with timed(metrics, "time/reference"):
-            return [tuple(lp) for lp in self.learner.call_sharded_flat("logprobs", pairs, reference=True)]
+            return [
+                tuple(lp)
+                for lp in self.learner.call_sharded_flat("logprobs", pairs, reference=True, temperature=temperature)
+            ]
 
     def reward_input(self, completion, ref_logprobs: tuple[float, ...] | None = None) -> RewardInput:
         """What the reward actors see for one completion."""
         row = self.rows[completion.prompt_index]
-        return RewardInput(row["prompt"], completion.text, row["label"], row["reference"], ref_logprobs)
+        anomaly_lines = row.get("anomaly_lines")
+        return RewardInput(
+            row["prompt"],
+            completion.text,
+            row["label"],
+            row["reference"],
+            ref_logprobs,
+            None if anomaly_lines is None else tuple(anomaly_lines),
+        )
 
     def sync_adapter(self, version: int) -> None:
         """Publish the learner's adapter as `version` and load it into every rollout engine."""

@@ -180,7 +180,7 @@ def build_detector_app(
     adapter_path: str,
     miner_state_path: str,
     data_format: str,
-    max_prompt_lines: int,
+    max_prompt_tokens: int,
 ) -> serve.Application:
     """The detector as a Serve application; checks the adapter, miner and tokenizer before anything deploys."""
     from transformers import AutoTokenizer
@@ -197,7 +197,7 @@ def build_detector_app(
         limits=DetectLimits(
             max_request_lines=serve_cfg.max_request_lines,
             max_line_chars=serve_cfg.max_line_chars,
-            max_prompt_lines=max_prompt_lines,
+            max_prompt_tokens=max_prompt_tokens,
             max_new_tokens=serve_cfg.max_new_tokens,
             fast_max_new_tokens=serve_cfg.fast_max_new_tokens,
         ),

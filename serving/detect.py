@@ -50,7 +50,7 @@ class DetectLimits:
 
     max_request_lines: int
     max_line_chars: int
-    max_prompt_lines: int
+    max_prompt_tokens: int
     max_new_tokens: int
     fast_max_new_tokens: int
 
@@ -119,7 +119,7 @@ def plan_detection(
     request: DetectRequest, miner: LogTemplateMiner, data_format: str, limits: DetectLimits
 ) -> DetectPlan:
     """Render the lines exactly as training did, and pick the system prompt and sampling for the mode."""
-    rendered = render_raw_lines(request.lines, data_format, miner, limits.max_prompt_lines)
+    rendered = render_raw_lines(request.lines, data_format, miner, limits.max_prompt_tokens)
     messages = build_messages(rendered.text, fast=request.fast)
     # Fast mode (R-Log's answer-first variant) prefills `<answer>`: the verdict is the very next token,
     # whatever a small model would otherwise start with.

@@ -66,7 +66,7 @@ def run_detector(
     adapter_path: str,
     miner_state_path: str,
     data_format: str,
-    max_prompt_lines: int,
+    max_prompt_tokens: int,
     app_name: str = DEFAULT_APP_NAME,
 ) -> RunningDetector:
     """Deploy the detector on serve_cfg.host:port and return once it serves the adapter.
@@ -75,7 +75,7 @@ def run_detector(
     """
     started = time.perf_counter()
     check_capacity(serve_cfg)
-    app = build_detector_app(serve_cfg, model_path, adapter_path, miner_state_path, data_format, max_prompt_lines)
+    app = build_detector_app(serve_cfg, model_path, adapter_path, miner_state_path, data_format, max_prompt_tokens)
     serve.start(http_options={"host": serve_cfg.host, "port": serve_cfg.port})
     serve.run(app, name=app_name, route_prefix="/")
     host = "127.0.0.1" if serve_cfg.host in ("0.0.0.0", "::") else serve_cfg.host

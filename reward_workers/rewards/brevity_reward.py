@@ -13,11 +13,11 @@ from reward_workers.registry import RewardInput, register_reward
 def brevity_reward(sample: RewardInput, cfg: RewardConfig) -> float:
     """1.0 up to `brevity_target_chars` of rationale, then exp(-excess / brevity_decay_chars). Range [0, 1].
 
-    A malformed completion scores 0: its rationale is empty after parsing, and an empty rationale must not
-    look like a perfectly short one.
+    A malformed completion, or one without a rationale, scores 0: an empty rationale must not look like a
+    perfectly short one.
     """
     parsed = parse_completion(sample.completion)
-    if not parsed.well_formed:
+    if not parsed.well_formed or not parsed.rationale:
         return 0.0
     excess = len(parsed.rationale) - cfg.brevity_target_chars
     if excess <= 0:

@@ -42,14 +42,22 @@ def text_similarity(rationale: str, reference: str) -> float:
     return min(1.0, max(0.0, 0.5 * bleu + 0.5 * rouge_f))
 
 
-def evidence_score(rationale: str, prompt: str, cfg: GroundingConfig) -> float:
+def evidence_score(
+    rationale: str, prompt: str, cfg: GroundingConfig, anomaly_lines: tuple[int, ...] | None = None
+) -> float:
     """precision x coverage of the rationale's citations. Range [0, 1]; no citation scores 0.
 
     precision = grounded citations (distinct, at most `max_citations`) / all citations, so hallucinated
     quotes, repeated quotes and citing every line all dilute it; coverage = grounded / `target_citations`.
+    With `anomaly_lines` given (an `anomalous` verdict), the score is 0 unless a grounded citation names one
+    of them: calling a session anomalous on routine evidence is not grounded.
     """
-    check = check_evidence(rationale, prompt, cfg.min_quote_chars)
+    check = check_evidence(
+        rationale, prompt, cfg.min_quote_chars, anomaly_lines=anomaly_lines or (), min_words=cfg.min_quote_words
+    )
     if check.total == 0:
+        return 0.0
+    if anomaly_lines is not None and check.grounded_anomaly == 0:
         return 0.0
     counted = min(check.grounded, cfg.max_citations)
     precision = counted / check.total
@@ -61,14 +69,19 @@ def evidence_score(rationale: str, prompt: str, cfg: GroundingConfig) -> float:
 def grounding_reward(sample: RewardInput, cfg: RewardConfig) -> float:
     """evidence x ((1 - s) + s x similarity), s = `grounding.similarity_share`. Range [0, 1].
 
-    Evidence gates the score: no citation, or only hallucinated ones, scores 0 whatever the wording. Without a
-    reference rationale the score is the evidence alone (a group shares its reference, so GRPO advantages
-    are unaffected by that change of scale). A malformed completion has no rationale and scores 0.
+    Evidence gates the score: no citation, or only hallucinated ones, scores 0 whatever the wording; an
+    `anomalous` verdict must cite a line that carries the anomaly (when the data says which lines do).
+    Quotes count only from the message text, never the header, and only when long enough to mean something.
+    Without a reference rationale the score is the evidence alone (a group shares its reference, so GRPO
+    advantages are unaffected by that change of scale). A malformed completion has no rationale and scores 0.
     """
     parsed = parse_completion(sample.completion)
     if not parsed.well_formed or not parsed.rationale:
         return 0.0
-    evidence = evidence_score(parsed.rationale, sample.prompt, cfg.grounding)
+    anomaly_lines = sample.anomaly_lines if parsed.verdict == "anomalous" else None
+    if anomaly_lines is not None:
+        anomaly_lines = tuple(anomaly_lines)
+    evidence = evidence_score(parsed.rationale, sample.prompt, cfg.grounding, anomaly_lines)
     if evidence == 0.0:
         return 0.0
     reference = reference_rationale(sample.reference)

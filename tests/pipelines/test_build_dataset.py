@@ -1,4 +1,4 @@
-"""End to end on local Ray: bundled BGL plus two malformed lines -> dead letters, summary, prompt files."""
+"""On local Ray: BGL with malformed lines, HDFS blocks, LogLead parquet, template CSVs -> prompt files + settings."""
 
 from __future__ import annotations
 
@@ -9,11 +9,34 @@ from pathlib import Path
 import pytest
 
 from pipelines.config import DataConfig
-from pipelines.prompts import render_window
-from pipelines.sessions import fixed_windows, session_label
+from pipelines.prompt_rows import ROW_FIELDS
+from pipelines.prompts import render_window, shown_line_numbers
+from pipelines.sessions import anomaly_lines, fixed_windows, session_label
 from pipelines.templates import LogTemplateMiner
 
-ROW_KEYS = {"id", "prompt", "label", "reference", "split", "source", "start_offset", "n_lines", "templates"}
+ROW_KEYS = {
+    "id",
+    "prompt",
+    "label",
+    "reference",
+    "split",
+    "source",
+    "start_offset",
+    "n_lines",
+    "templates",
+    "template_ids",
+    "anomaly_lines",
+}
+SETTINGS_KEYS = {
+    "format",
+    "session",
+    "window_size",
+    "max_prompt_tokens",
+    "miner_file",
+    "anomaly_templates",
+    "anomaly_lines_from",
+    "token_counter",
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +67,11 @@ def inject_malformed(sample: Path, tmp_path: Path) -> tuple[str, list[dict]]:
 @pytest.mark.ray
 def test_build_prompt_dataset_on_bundled_bgl(local_ray, tmp_path: Path, bgl_sample: Path, bgl_lines: list[dict]):
     from pipelines.build_dataset import build_prompt_dataset, load_examples
+    from pipelines.eval_data import load_eval_rows
 
     path, expected_letters = inject_malformed(bgl_sample, tmp_path)
     cfg = DataConfig(
-        paths=[path], output_dir=str(tmp_path / "out"), window_size=20, max_prompt_lines=12, shard_bytes=16384
+        paths=[path], output_dir=str(tmp_path / "out"), window_size=20, max_prompt_tokens=160, shard_bytes=16384
     )
     summary = build_prompt_dataset(cfg)
 
@@ -63,7 +87,7 @@ def test_build_prompt_dataset_on_bundled_bgl(local_ray, tmp_path: Path, bgl_samp
     splits = summary["splits"]
     assert (len(train), len(test)) == (splits["train"]["sessions"], splits["test"]["sessions"]) == (70, 30)
     rows = train + test
-    assert all(set(row) == ROW_KEYS for row in rows)
+    assert all(set(row) == ROW_KEYS == set(ROW_FIELDS) for row in rows)
     assert {row["label"] for row in train} == {row["label"] for row in test} == {"normal", "anomalous"}
     assert splits["train"]["anomalous"] + splits["test"]["anomalous"] == sum(
         row["label"] == "anomalous" for row in rows
@@ -72,7 +96,20 @@ def test_build_prompt_dataset_on_bundled_bgl(local_ray, tmp_path: Path, bgl_samp
     # Chronological order survives sharding and parallel matching: the same windows as a plain in-process run.
     windows = list(fixed_windows(bgl_lines, 20))
     assert [row["label"] for row in rows] == [session_label(window) for window in windows]
-    assert [row["prompt"] for row in rows] == [render_window(window, 12) for window in windows]
+    assert [row["prompt"] for row in rows] == [render_window(window, 160) for window in windows]
+    assert [row["anomaly_lines"] for row in rows] == [anomaly_lines(window) for window in windows]
+    assert [row["template_ids"] for row in rows] == [[line["template_id"] for line in window] for window in windows]
+    for row in rows:  # the label is learnable from the prompt: an anomaly line is always shown
+        assert (row["label"] == "anomalous") == bool(set(row["anomaly_lines"]) & shown_line_numbers(row["prompt"]))
+    assert splits["train"]["anomalous_without_anomaly_lines"] == splits["test"]["anomalous_with_anomaly_lines_hidden"]
+    assert splits["train"]["anomalous_without_anomaly_lines"] == 0
+    settings = json.loads(open(summary["paths"]["prompt_settings"]).read())
+    assert set(settings) == SETTINGS_KEYS
+    assert settings["format"] == "bgl" and settings["window_size"] == 20 and settings["max_prompt_tokens"] == 160
+    assert settings["miner_file"] == "miner_state.json" and settings["anomaly_lines_from"] == "line_labels"
+    # `logrl eval` on the same file renders with the run's miner and settings: the very same rows.
+    eval_rows = load_eval_rows(f"bgl:{path}", cfg.output_dir)
+    assert [dict(row, split=split) for row, split in zip(eval_rows, ["train"] * 70 + ["test"] * 30)] == rows
     assert [row["start_offset"] for row in rows[:2]] == [0, rows[1]["start_offset"]] and rows[1]["start_offset"] > 0
     assert summary["templates"] == LogTemplateMiner.load(summary["paths"]["miner_state"]).n_templates
 
@@ -84,26 +121,125 @@ HDFS_LINES = [
     "081109 2036 35 INFO dfs.FSNamesystem: truncated header",
     "081109 203618 143 WARN dfs.DataNode: Got exception while serving blk_2 to /10.0.0.1",
     "081109 203619 143 INFO dfs.DataNode: Receiving block blk_3 src: /10.0.0.2:5000",
+    "081109 203620 148 INFO dfs.DataNode$PacketResponder: PacketResponder 2 for block blk_3 terminating",
+    "081109 203621 35 INFO dfs.FSNamesystem: BLOCK* NameSystem.allocateBlock: /mnt/y. blk_4",
+    "081109 203622 143 WARN dfs.DataNode: Got exception while serving blk_4 to /10.0.0.3",
+    "081109 203623 143 INFO dfs.DataNode: Receiving block blk_5 src: /10.0.0.2:5000",
 ]
 
 
 @pytest.mark.ray
-def test_hdfs_block_sessions(local_ray, tmp_path: Path):
+def test_hdfs_block_sessions_and_anomaly_templates_from_train(local_ray, tmp_path: Path):
     from pipelines.build_dataset import build_prompt_dataset, load_examples
 
     log = tmp_path / "HDFS.log"
     log.write_text("\n".join(HDFS_LINES) + "\n")
     labels = tmp_path / "anomaly_label.csv"
-    labels.write_text("BlockId,Label\nblk_1,Normal\nblk_2,Anomaly\n")  # blk_3 has no label
+    labels.write_text("BlockId,Label\nblk_1,Normal\nblk_2,Anomaly\nblk_3,Normal\nblk_4,Anomaly\n")  # blk_5: none
     cfg = DataConfig(
-        paths=[str(log)], format="hdfs", session="block", hdfs_labels_path=str(labels), output_dir=str(tmp_path / "o")
+        paths=[str(log)],
+        format="hdfs",
+        session="block",
+        labels_path=str(labels),
+        train_fraction=0.5,
+        output_dir=str(tmp_path / "o"),
     )
     summary = build_prompt_dataset(cfg)
-    assert (summary["lines_read"], summary["good_lines"], summary["malformed"]) == (6, 5, 1)
-    assert summary["unlabelled_sessions"] == 1
+    assert (summary["lines_read"], summary["good_lines"], summary["malformed"]) == (10, 9, 1)
+    assert summary["unlabelled_sessions"] == 1 and summary["anomaly_templates"] == 2
     train, test = load_examples(summary["paths"]["train"]), load_examples(summary["paths"]["test"])
-    assert [(row["id"], row["label"]) for row in train + test] == [("blk_1", "normal"), ("blk_2", "anomalous")]
-    assert test[0]["reference"].startswith('L2 "Got exception while serving blk_2 to /10.0.0.1" (dfs.DataNode WARN)')
+    assert [(row["id"], row["label"]) for row in train + test] == [
+        ("blk_1", "normal"),
+        ("blk_2", "anomalous"),
+        ("blk_3", "normal"),
+        ("blk_4", "anomalous"),
+    ]
+    assert [row["anomaly_lines"] for row in train + test] == [[], [1, 2], [], [1, 2]]
+    assert test[1]["prompt"].split("\n") == [
+        "L1 dfs.FSNamesystem INFO: BLOCK* NameSystem.allocateBlock: <*> <BLK>",
+        "L2 dfs.DataNode WARN: Got exception while serving <BLK> to /<IP>",
+    ]
+    assert test[1]["reference"].startswith('L1 "BLOCK* NameSystem.allocateBlock: <*> <BLK>" (dfs.FSNamesystem INFO)')
+    settings = json.loads(open(summary["paths"]["prompt_settings"]).read())
+    assert settings["anomaly_lines_from"] == "anomaly_templates" and settings["window_size"] == 20
+    assert [item["template"] for item in settings["anomaly_templates"]] == [
+        "BLOCK* NameSystem.allocateBlock: <*> <BLK>",
+        "Got exception while serving <BLK> to /<IP>",
+    ]
+    assert summary["splits"]["test"]["anomalous_without_anomaly_lines"] == 0
+
+
+@pytest.mark.ray
+def test_loglead_parquet_blocks_in_time_order(local_ray, tmp_path: Path, loglead_files: tuple[Path, Path]):
+    from pipelines.build_dataset import build_prompt_dataset, load_examples
+    from pipelines.eval_data import load_eval_rows
+
+    events, labels = loglead_files
+    cfg = DataConfig(
+        paths=[str(events)],
+        format="loglead_hdfs",
+        session="block",
+        labels_path=str(labels),
+        train_fraction=0.5,
+        output_dir=str(tmp_path / "o"),
+    )
+    summary = build_prompt_dataset(cfg)
+    assert (summary["good_lines"], summary["malformed"], summary["unlabelled_sessions"]) == (8, 0, 1)
+    train, test = load_examples(summary["paths"]["train"]), load_examples(summary["paths"]["test"])
+    rows = train + test
+    assert [(row["id"], row["split"]) for row in rows] == [
+        ("blk_1", "train"),
+        ("blk_2", "train"),
+        ("blk_3", "test"),
+        ("blk_4", "test"),
+    ]
+    assert [row["start_offset"] for row in rows] == [1, 2, 4, 7]  # row index of each block's earliest event
+    assert rows[1]["prompt"].split("\n")[0].startswith("L1 dfs.DataNode$DataXceiver INFO: BLOCK* NameSystem")
+    assert [row["anomaly_lines"] for row in rows] == [[2], [], [2], []]
+    assert rows[2]["reference"].startswith('L2 "Exception in receiveBlock for block <BLK>')
+    eval_rows = load_eval_rows(f"loglead_hdfs:{events},{labels}", cfg.output_dir)
+    assert [dict(row, split=other["split"]) for row, other in zip(eval_rows, rows)] == rows
+    assert summary["splits"]["test"] == {
+        "sessions": 2,
+        "anomalous": 1,
+        "anomalous_without_anomaly_lines": 0,
+        "anomalous_with_anomaly_lines_hidden": 0,
+    }
+
+
+@pytest.mark.ray
+def test_template_csv_sessions_with_a_stratified_split(local_ray, tmp_path: Path):
+    from pipelines.build_dataset import build_prompt_dataset, load_examples
+
+    path = tmp_path / "templates.csv"
+    normal = [f"generating core.{i} from node <*>" for i in range(14)]
+    abnormal = [f"<*> exited abnormally due to signal {i}" for i in range(6)]
+    path.write_text("log,label\n" + "".join(f"{t},0\n" for t in normal) + "".join(f"{t},1\n" for t in abnormal))
+    cfg = DataConfig(paths=[str(path)], format="templates", split="stratified", seed=1, output_dir=str(tmp_path / "o"))
+    summary = build_prompt_dataset(cfg)
+    assert summary["splits"]["train"]["sessions"] == 14 and summary["splits"]["train"]["anomalous"] == 4
+    train, test = load_examples(summary["paths"]["train"]), load_examples(summary["paths"]["test"])
+    assert len(train) + len(test) == 20 and all(row["n_lines"] == 1 for row in train + test)
+    for row in train + test:
+        assert row["prompt"].startswith("L1: ") and row["anomaly_lines"] == ([1] if row["label"] == "anomalous" else [])
+    offsets = sorted(row["start_offset"] for row in train + test)
+    assert offsets == list(range(20))
+    assert json.loads(open(summary["paths"]["prompt_settings"]).read())["window_size"] == 1
+    again = build_prompt_dataset(cfg.model_copy(update={"output_dir": str(tmp_path / "again")}))
+    assert load_examples(again["paths"]["train"]) == train  # seeded
+
+
+def test_bad_inputs_fail_by_name_before_any_work(tmp_path: Path, loglead_files: tuple[Path, Path]):
+    from pipelines.build_dataset import build_prompt_dataset
+
+    events, labels = loglead_files
+    base = {"format": "loglead_hdfs", "session": "block", "output_dir": str(tmp_path / "o")}
+    with pytest.raises(FileNotFoundError, match="data.labels_path: .*nope.csv: no such file"):
+        build_prompt_dataset(DataConfig(paths=[str(events)], labels_path=str(tmp_path / "nope.csv"), **base))
+    with pytest.raises(FileNotFoundError, match="data.paths: .*nope.parquet: no such file"):
+        build_prompt_dataset(DataConfig(paths=[str(tmp_path / "nope.parquet")], labels_path=str(labels), **base))
+    with pytest.raises(FileNotFoundError, match="data.paths: .*nope.log: no such file"):
+        build_prompt_dataset(DataConfig(paths=[str(tmp_path / "nope.log")], output_dir=str(tmp_path / "o")))
 
 
 def test_session_kind_must_fit_the_format(tmp_path: Path):
@@ -112,9 +248,15 @@ def test_session_kind_must_fit_the_format(tmp_path: Path):
     with pytest.raises(ValueError, match="use session: block"):
         check_sessions(DataConfig(paths=["x"], format="hdfs", session="fixed"))
     with pytest.raises(ValueError, match="use session: block"):
+        check_sessions(DataConfig(paths=["x"], format="loglead_hdfs"))
+    with pytest.raises(ValueError, match="use session: block"):
         check_sessions(DataConfig(paths=["x"], format="bgl", session="block"))
-    with pytest.raises(ValueError, match="hdfs_labels_path"):
+    with pytest.raises(ValueError, match="labels_path"):
         check_sessions(DataConfig(paths=["x"], format="hdfs", session="block"))
+    with pytest.raises(ValueError, match="set data.split: stratified"):
+        DataConfig(paths=["x"], format="templates")
+    old_name = DataConfig(paths=["x"], format="hdfs", session="block", hdfs_labels_path="l.csv")
+    assert old_name.labels_path == "l.csv"
 
 
 def test_raw_session_lines_reads_a_window_back_with_or_without_labels(tmp_path):

@@ -30,7 +30,14 @@ def reason(text: str, fmt: str) -> str:
 
 
 def test_every_format_returns_the_same_keys():
-    samples = {"bgl": BGL_NORMAL, "thunderbird": TBIRD, "spirit": TBIRD, "hdfs": HDFS}
+    samples = {
+        "bgl": BGL_NORMAL,
+        "thunderbird": TBIRD,
+        "spirit": TBIRD,
+        "hdfs": HDFS,
+        "loglead_hdfs": HDFS,
+        "templates": "MACHINE CHECK <*> <*> iar 0x00000000",
+    }
     assert set(FORMATS) == set(samples)
     for fmt, text in samples.items():
         assert tuple(parse_line(text, fmt)) == RECORD_KEYS
@@ -155,3 +162,10 @@ def test_unlabelled_live_lines_parse_without_a_label():
     assert live["label"] is None
     assert live["content"] == "data TLB error interrupt" and live["level"] == "FATAL"
     assert parse_line(labelled, "bgl")["label"] == "KERNDTLB"
+
+
+def test_template_lines_are_all_content():
+    record = parse_line("  <*> exited abnormally due to signal: Aborted\r\n", "templates")
+    assert record["content"] == "<*> exited abnormally due to signal: Aborted"
+    assert (record["label"], record["level"], record["component"]) == (None, None, None)
+    assert parse_line(HDFS, "loglead_hdfs") == parse_line(HDFS, "hdfs")

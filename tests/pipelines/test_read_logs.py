@@ -7,7 +7,7 @@ from itertools import pairwise
 
 import pyarrow as pa
 
-from pipelines.read_logs import PARSED_SCHEMA, parse_batch, plan_shards, read_block_labels, read_shard
+from pipelines.read_logs import PARSED_SCHEMA, parse_batch, plan_shards, read_shard
 
 GOOD = "- 1117838570 2005.06.03 R02 2005-06-03-15.42.50.675872 R02 RAS KERNEL INFO line {}"
 
@@ -62,9 +62,3 @@ def test_parse_batch_marks_malformed_rows_with_a_reason():
     assert [row["error"] for row in rows] == ["", "blank line", "bgl: expected at least 9 header fields, found 2"]
     assert rows[0]["content"] == "line 1" and rows[0]["label"] == "-"
     assert rows[2]["text"] == "x y" and rows[2]["offset"] == 20
-
-
-def test_block_labels_csv(tmp_path):
-    path = tmp_path / "anomaly_label.csv"
-    path.write_text("BlockId,Label\nblk_1,Normal\nblk_-2,Anomaly\n")
-    assert read_block_labels(str(path)) == {"blk_1": "normal", "blk_-2": "anomalous"}

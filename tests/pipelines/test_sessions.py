@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.sessions import block_sessions, chronological_split, fixed_windows, session_label, train_count
+from pipelines.sessions import (
+    Session,
+    anomaly_lines,
+    anomaly_templates,
+    block_sessions,
+    carries_anomaly,
+    chronological_split,
+    fixed_windows,
+    mark_anomaly_lines,
+    order_by_time,
+    session_label,
+    stratified_train,
+    train_count,
+)
+from pipelines.templates import UNSEEN_ID
 
 
 def test_fixed_windows_stream_and_keep_the_tail():
@@ -50,3 +64,37 @@ def test_chronological_split_keeps_order():
 @pytest.mark.parametrize("n, fraction, expected", [(0, 0.7, 0), (1, 0.7, 1), (2, 0.99, 1), (2, 0.01, 1), (10, 0.75, 8)])
 def test_train_count_keeps_both_sides(n: int, fraction: float, expected: int):
     assert train_count(n, fraction) == expected
+
+
+def test_blocks_ordered_by_time_lines_stable():
+    a = Session("a", [{"n": 0, "timestamp": 5.0}, {"n": 1, "timestamp": 3.0}, {"n": 2, "timestamp": 3.0}], "normal")
+    b = Session("b", [{"n": 3, "timestamp": 4.0}, {"n": 4, "timestamp": None}], "normal")
+    ordered = order_by_time([a, b])
+    assert [s.id for s in ordered] == ["a", "b"]  # a starts at 3.0 once its lines are sorted
+    assert [line["n"] for line in a.lines] == [1, 2, 0] and [line["n"] for line in b.lines] == [3, 4]
+
+
+def test_anomaly_templates_come_from_anomalous_and_never_normal_sessions():
+    def session(label, *ids):
+        return Session(label, [{"template_id": i, "template": f"t{i}"} for i in ids], label)
+
+    train = [session("normal", 1, 2), session("anomalous", 1, 3, 4, UNSEEN_ID, None), session("anomalous", 4, 5)]
+    train.append(Session("x", [{"template_id": 5}], None))  # unlabelled: neither side
+    assert anomaly_templates(train) == {3: "t3", 4: "t4", 5: "t5"}
+
+
+def test_mark_anomaly_lines_by_line_labels_or_templates():
+    lines = [{"label": "-", "template_id": 1}, {"label": "KERNDTLB", "template_id": 2}, {"label": None}]
+    assert [carries_anomaly(line) for line in lines] == [False, True, False]  # before marking: own label
+    mark_anomaly_lines(lines, None)
+    assert anomaly_lines(lines) == [2]
+    mark_anomaly_lines(lines, {1: "t1"})
+    assert anomaly_lines(lines) == [1] and lines[1]["carries_anomaly"] is False
+
+
+def test_stratified_train_is_seeded_and_per_label():
+    labels = ["normal"] * 90 + ["anomalous"] * 10
+    trains = stratified_train(labels, 0.7, seed=3)
+    assert trains == stratified_train(labels, 0.7, seed=3) != stratified_train(labels, 0.7, seed=4)
+    assert sum(trains[:90]) == 63 and sum(trains[90:]) == 7
+    assert stratified_train(["anomalous", "normal", "normal"], 0.7, 0).count(True) == 2

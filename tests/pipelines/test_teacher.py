@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.prompts import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT, render_window
 from pipelines.reasoning_format import parse_completion
-from pipelines.sessions import fixed_windows, session_label
+from pipelines.sessions import anomaly_lines, fixed_windows, session_label
 from pipelines.teacher import TEACHERS, RuleTeacher, Teacher, rule_rationale, sft_examples
 
 CITATION = re.compile(r'L(\d+) "([^"]*)"')
@@ -19,82 +19,108 @@ def log(content: str, level: str = "INFO", label: str | None = "-", component: s
 
 
 def shown_entry(window_text: str, number: int) -> str:
-    """The prompt line whose entry starts at line `number`."""
-    (row,) = [row for row in window_text.split("\n") if re.match(rf"L{number}[ -]", row)]
+    """The prompt line of the group whose first line is `number`."""
+    (row,) = [row for row in window_text.split("\n") if re.match(rf"L{number}[ ,(:-]", row)]
     return row
 
 
-@pytest.mark.parametrize("max_lines", [3, 12, 40])
-def test_every_quote_is_verbatim_in_its_cited_line(bgl_lines: list[dict], max_lines: int):
+def group_numbers(row: str) -> list[int]:
+    numbers = []
+    for first, last in re.findall(r"L(\d+)(?:-L(\d+))?", row.split(" ", 1)[0]):
+        numbers.extend(range(int(first), int(last or first) + 1))
+    return numbers
+
+
+@pytest.mark.parametrize("budget", [100, 160, 640])
+def test_every_quote_is_verbatim_in_the_text_of_its_cited_group(bgl_lines: list[dict], budget: int):
     anomalous = 0
     for window in fixed_windows(bgl_lines, 20):
         label = session_label(window)
-        text = render_window(window, max_lines)
+        text = render_window(window, budget)
         rationale = rule_rationale(window, label, text)
-        assert len(rationale) < 300
+        assert len(rationale) < 300 and " lines, " not in rationale
+        assert rationale.endswith(f"{label}.")  # reads consistently with the label, whatever is shown
         citations = CITATION.findall(rationale)
         for number, fragment in citations:
-            assert fragment and fragment in text
-            assert fragment in shown_entry(text, int(number))
+            row = shown_entry(text, int(number))
+            shown_text = row.split(": ", 1)[1]  # never the header
+            assert fragment in shown_text
+            assert len(fragment) >= 12 or len(re.findall(r"[A-Za-z0-9]{3,}", fragment)) >= 2
         if label == "anomalous" and citations:
             anomalous += 1
             for number, _ in citations:
-                first, last = re.match(r"L(\d+)(?:-L(\d+))?", shown_entry(text, int(number))).groups()
-                run = window[int(first) - 1 : int(last or first)]
-                assert any(row["label"] != "-" for row in run)  # anomalous evidence is an alert line
-    assert anomalous >= 15  # of 28 anomalous windows; with few shown lines some alerts are hidden
+                assert set(group_numbers(shown_entry(text, int(number)))) & set(anomaly_lines(window))
+        if label == "normal":
+            assert citations and "not routine" not in rationale
+    total = sum(session_label(window) == "anomalous" for window in fixed_windows(bgl_lines, 20))
+    assert anomalous == total if budget >= 160 else anomalous >= total - 3  # a very small budget may hide alerts
 
 
 def test_anomalous_rationale_names_level_and_component():
     lines = [log("routine"), log("data TLB error interrupt", "FATAL", "KERNDTLB", template_id=2)]
-    text = render_window(lines, 12)
+    text = render_window(lines)
     rationale = rule_rationale(lines, "anomalous", text)
     assert rationale.startswith('L2 "data TLB error interrupt" (KERNEL FATAL).')
-    assert "anomalous" in rationale and "KERNDTLB" not in rationale
+    assert rationale.endswith("so the session is anomalous.") and "KERNDTLB" not in rationale
 
 
-def test_normal_rationale_summarises(bgl_lines: list[dict]):
+def test_a_group_is_cited_by_its_first_line():
+    lines = [log("boot ok", template_id=1), log("data TLB error interrupt", "FATAL", "-", template_id=2)]
+    lines += [log("boot ok", template_id=1), log("data TLB error interrupt", "FATAL", "KERNDTLB", template_id=2)]
+    text = render_window(lines)
+    assert "L2,L4 (x2) KERNEL FATAL: data TLB error interrupt" in text
+    assert rule_rationale(lines, "anomalous", text).startswith('L2 "data TLB error interrupt"')
+
+
+def test_normal_rationale_cites_routine_lines_and_reads_normal(bgl_lines: list[dict]):
     window = bgl_lines[:20]
-    text = render_window(window, 12)
+    text = render_window(window)
     rationale = rule_rationale(window, "normal", text)
-    assert rationale.startswith("20 lines, ")
-    assert rationale.endswith("no alert events.")
+    assert rationale.startswith("Routine events: ")
+    assert rationale.endswith("so the session is normal.")
     assert 'L1 "instruction cache parity error corrected"' in rationale
 
 
-def test_block_labels_fall_back_to_severe_levels_and_never_invent_evidence():
+def test_block_labels_cite_the_lines_marked_as_carrying_the_anomaly():
     lines = [
         log("Receiving block blk_1", label=None, component="dfs.DataNode"),
         log("Got exception while serving blk_1", "WARN", None, "dfs.DataNode", 2),
+        log("Deleting block blk_1 file /x", "INFO", None, "dfs.FSDataset", 3),
     ]
-    text = render_window(lines, 12)
-    assert rule_rationale(lines, "anomalous", text).startswith(
-        'L2 "Got exception while serving blk_1" (dfs.DataNode WARN)'
-    )
-    hidden = render_window(lines, 1)  # the WARN line is past max_lines: nothing may be quoted
-    rationale = rule_rationale(lines, "anomalous", hidden)
-    assert not CITATION.findall(rationale) and "labelled anomalous" in rationale
-
-
-def test_quotes_stop_at_quote_marks_and_tags_stay_neutralized():
-    lines = [log('bad "</think>" here', "FATAL", "X", "APP")]
-    text = render_window(lines, 12)
+    for row, carries in zip(lines, (False, False, True)):
+        row["carries_anomaly"] = carries
+    text = render_window(lines)
     rationale = rule_rationale(lines, "anomalous", text)
-    assert rationale.startswith('L1 "bad" (APP FATAL)')
+    assert rationale.startswith('L3 "Deleting block blk_1 file /x" (dfs.FSDataset INFO).')  # not the WARN line
+    hidden = render_window(lines, 1)  # the carrying line is cut by the budget: nothing may be quoted
+    rationale = rule_rationale(lines, "anomalous", hidden)
+    assert not CITATION.findall(rationale) and rationale.endswith("anomalous.")
+
+
+def test_quotes_stop_at_quote_marks_need_substance_and_tags_stay_neutralized():
+    lines = [log('bad input value "</think>" here', "FATAL", "X", "APP")]
+    text = render_window(lines)
+    rationale = rule_rationale(lines, "anomalous", text)
+    assert rationale.startswith('L1 "bad input value" (APP FATAL)')
     assert "</think>" not in rationale
+    for text in ("oops", "ok <*> <*>"):
+        short = [log(text, "FATAL", "X", "APP")]
+        assert not CITATION.findall(rule_rationale(short, "anomalous", render_window(short)))
+    two_words = [log("disk full", "FATAL", "X", "APP")]
+    assert CITATION.findall(rule_rationale(two_words, "anomalous", render_window(two_words))) == [("1", "disk full")]
 
 
 def test_teacher_interface():
     teacher: Teacher = TEACHERS["rule"]()
     assert isinstance(teacher, RuleTeacher) and teacher.name == "rule"
     lines = [log("ok", component="K")]
-    text = render_window(lines, 5)
+    text = render_window(lines)
     assert text == "L1 K INFO: ok"
     assert teacher.rationale(lines, "normal", text) == rule_rationale(lines, "normal", text)
 
 
 def test_sft_examples_both_modes_round_trip():
-    reference = "1 lines, 1 templates, all routine."
+    reference = "Only routine events are shown, so the session is normal."
     rows = [{"prompt": f"L1 K INFO: ok {i}", "reference": reference, "label": "normal"} for i in range(200)]
     rows[0]["label"] = "anomalous"
     examples = sft_examples(rows, fast_fraction=0.25, seed=7)

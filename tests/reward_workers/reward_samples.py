@@ -5,14 +5,16 @@ from __future__ import annotations
 from reward_workers.registry import RewardInput
 
 PROMPT = """Classify this log session as normal or anomalous. Cite evidence as L<n> "<verbatim text>".
-L1 RAS KERNEL INFO instruction cache parity error corrected
-L2 RAS KERNEL INFO generating core.2275
-L3 RAS KERNEL FATAL data TLB error interrupt
-L4-L9 (x6) RAS KERNEL INFO CE sym 2, at 0x0b85eee0, mask 0x05
-L10 RAS APP FATAL ciod: failed to read message prefix on control stream (CioStream socket to 172.16.96.116:33569
-L11 RAS KERNEL INFO total of 2 ddr error(s) detected and corrected
-L12 RAS MMCS ERROR idoproxydb hit ASSERT condition: ASSERT expression=0
+L1 KERNEL INFO: instruction cache parity error corrected
+L2 KERNEL INFO: generating core.2275
+L3 KERNEL FATAL: data TLB error interrupt
+L4-L9 (x6) KERNEL INFO: CE sym 2, at 0x0b85eee0, mask 0x05
+L10 APP FATAL: ciod: failed to read message prefix on control stream (CioStream socket to 172.16.96.116:33569
+L11 KERNEL INFO: total of 2 ddr error(s) detected and corrected
+L12 MMCS ERROR: idoproxydb hit ASSERT condition: ASSERT expression=0
 """
+# The lines whose events make the session anomalous (what the data pipeline records as `anomaly_lines`).
+ANOMALY_LINES = (3, 10, 12)
 
 REFERENCE = (
     'L3 "data TLB error interrupt" is a fatal kernel interrupt and L10 "ciod: failed to read message prefix" '
@@ -30,6 +32,14 @@ def completion(rationale: str, verdict: str = "anomalous") -> str:
     return f"<think>{rationale}</think><answer>{verdict}</answer>"
 
 
-def sample(text: str, label: str = "anomalous", prompt: str = PROMPT, reference: str = REFERENCE) -> RewardInput:
-    """A RewardInput over the shared prompt."""
-    return RewardInput(prompt=prompt, completion=text, label=label, reference=reference)
+def sample(
+    text: str,
+    label: str = "anomalous",
+    prompt: str = PROMPT,
+    reference: str = REFERENCE,
+    anomaly_lines: tuple[int, ...] | None = None,
+) -> RewardInput:
+    """A RewardInput over the shared prompt; an anomalous label defaults to the prompt's anomaly lines."""
+    if anomaly_lines is None:
+        anomaly_lines = ANOMALY_LINES if label == "anomalous" else ()
+    return RewardInput(prompt=prompt, completion=text, label=label, reference=reference, anomaly_lines=anomaly_lines)

@@ -140,7 +140,111 @@ def test_registries_reject_duplicates_and_unknown_names() -> None:
         register_advantage("grpo")(lambda rewards, group_size: rewards)
     with pytest.raises(ValueError, match="already registered"):
         register_policy_loss("clipped")(lambda *args: args)
-    with pytest.raises(KeyError, match="unknown advantage estimator 'ppo'.*grpo, grpo_no_std"):
+    with pytest.raises(KeyError, match="unknown advantage estimator 'ppo'.*grpo, grpo_batch_std, grpo_no_std"):
         get_advantage("ppo")
     with pytest.raises(KeyError, match="unknown policy loss 'nope'.*clipped"):
         get_policy_loss("nope")
+
+
+# --- the fixes that let GRPO learn ------------------------------------------------------------------------
+
+
+def test_default_estimator_keeps_the_asymmetric_payoff() -> None:
+    # Within a group every sample shares the label. Two right and two wrong answers:
+    # a missed anomaly (fn = -1.5) and a false alarm (fp = -0.5), other rewards equal.
+    missed = torch.tensor([1.0, 1.0, -1.5, -1.5])
+    false_alarm = torch.tensor([1.0, 1.0, -0.5, -0.5])
+    default = get_advantage(AlgoConfig().advantage)
+    for name in (AlgoConfig().advantage, "grpo_batch_std"):
+        estimator = get_advantage(name)
+        both = estimator(torch.cat([missed, false_alarm]), 4)
+        assert both[2] < both[6] < 0, name  # the missed anomaly is pushed down harder
+    assert torch.allclose(default(missed, 4), torch.tensor([1.25, 1.25, -1.25, -1.25]))
+    assert torch.allclose(default(false_alarm, 4), torch.tensor([0.75, 0.75, -0.75, -0.75]))
+    # Per-group std scaling (still available) erases the difference: this is why it is not the default.
+    per_group = get_advantage("grpo")
+    assert torch.allclose(per_group(missed, 4), per_group(false_alarm, 4))
+
+
+def test_batch_std_uses_one_scale() -> None:
+    rewards = torch.tensor([1.0, 0.0, 3.0, 1.0])
+    adv = get_advantage("grpo_batch_std")(rewards, 2)
+    centred = torch.tensor([0.5, -0.5, 1.0, -1.0])
+    assert torch.allclose(adv, centred / rewards.std(), atol=1e-5)
+
+
+def test_dual_clip_bounds_the_loss_of_negative_advantages() -> None:
+    logp = torch.log(torch.tensor([[10.0, 0.5]]))
+    old = torch.zeros(1, 2)
+    plain, _ = clipped_policy_loss(logp, old, torch.tensor([-1.0]), AlgoConfig(dual_clip=None))
+    dual, diag = clipped_policy_loss(logp, old, torch.tensor([-1.0]), AlgoConfig(dual_clip=3.0))
+    assert plain[0, 0].item() == pytest.approx(10.0)  # ratio 10 with A = -1
+    assert dual[0, 0].item() == pytest.approx(3.0)  # capped at -c * A
+    assert dual[0, 1].item() == pytest.approx(plain[0, 1].item())
+    assert torch.equal(diag["dual_clipped"], torch.tensor([[1.0, 0.0]]))
+    positive, _ = clipped_policy_loss(logp, old, torch.tensor([1.0]), AlgoConfig(dual_clip=3.0))
+    unclipped, _ = clipped_policy_loss(logp, old, torch.tensor([1.0]), AlgoConfig(dual_clip=None))
+    assert torch.equal(positive, unclipped)  # positive advantages are untouched
+
+
+@pytest.mark.parametrize("mode", ["token-mean", "seq-mean"])
+def test_micro_batches_with_the_batch_denominator_give_the_batch_loss(mode: str) -> None:
+    """Token-mean over the whole batch, not a mean of micro-batch means (short micro-batches not over-weighted)."""
+    from rl_actors.algos import batch_denominator
+
+    torch.manual_seed(0)
+    cfg = AlgoConfig(kl_coef=0.1, loss_agg=mode)
+    logp = torch.randn(5, 6).requires_grad_()
+    old, ref = torch.randn(5, 6), torch.randn(5, 6)
+    adv = torch.randn(5)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0], [0] * 6])
+    whole, _ = grpo_loss(logp, old, ref, adv, mask, cfg)
+    (whole_grad,) = torch.autograd.grad(whole, logp)
+    splits = [slice(0, 1), slice(1, 3), slice(3, 5)]
+    denominator = batch_denominator([mask[s] for s in splits], mode)
+    parts = [grpo_loss(logp[s], old[s], ref[s], adv[s], mask[s], cfg, denominator=denominator)[0] for s in splits]
+    summed = sum(parts)
+    (summed_grad,) = torch.autograd.grad(summed, logp)
+    assert summed.item() == pytest.approx(whole.item(), abs=1e-6)
+    assert torch.allclose(summed_grad, whole_grad, atol=1e-6)
+    naive = sum(grpo_loss(logp[s], old[s], ref[s], adv[s], mask[s], cfg)[0] for s in splits) / len(splits)
+    assert naive.item() != pytest.approx(whole.item(), abs=1e-3)  # what the old per-micro-batch mean gave
+
+
+def test_truncated_importance_weights() -> None:
+    from rl_actors.algos import truncated_is_weights
+
+    old = torch.log(torch.tensor([0.5, 0.9, 0.1]))
+    rollout = torch.log(torch.tensor([0.5, 0.3, 0.4]))
+    weights = truncated_is_weights(old, rollout, cap=2.0)
+    assert torch.allclose(weights, torch.tensor([1.0, 2.0, 0.25]), atol=1e-6)
+    loss, _ = grpo_loss(
+        torch.zeros(1, 3),
+        torch.zeros(1, 3),
+        None,
+        torch.tensor([1.0]),
+        torch.ones(1, 3),
+        AlgoConfig(kl_coef=0),
+        is_weights=weights.unsqueeze(0),
+    )
+    assert loss.item() == pytest.approx(-(1.0 + 2.0 + 0.25) / 3)
+
+
+def test_config_refuses_what_the_learner_cannot_match() -> None:
+    from pydantic import ValidationError
+
+    from rl_actors.config import RolloutConfig
+
+    with pytest.raises(ValidationError, match="top_p"):
+        RolloutConfig(top_p=0.9)
+    with pytest.raises(ValidationError, match="old_logprobs: learner"):
+        AlgoConfig(old_logprobs="rollout", tis_cap=2.0)
+
+
+def test_temperature_scaled_token_logprobs() -> None:
+    from rl_actors.sequences import token_logprobs
+
+    logits = torch.tensor([[[2.0, 0.0], [0.0, 0.0]]])
+    ids = torch.tensor([[0, 0]])
+    at_two = token_logprobs(logits, ids, temperature=2.0)
+    assert at_two[0, 0].item() == pytest.approx(math.log(math.e / (math.e + 1)))

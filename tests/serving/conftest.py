@@ -33,7 +33,7 @@ def miner_path(miner: LogTemplateMiner, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture
 def limits() -> DetectLimits:
     return DetectLimits(
-        max_request_lines=50, max_line_chars=2000, max_prompt_lines=12, max_new_tokens=64, fast_max_new_tokens=8
+        max_request_lines=50, max_line_chars=2000, max_prompt_tokens=640, max_new_tokens=64, fast_max_new_tokens=8
     )
 
 

@@ -44,7 +44,7 @@ def detector(tiny_model_and_adapter, miner_path, tmp_path_factory):
     cfg = ServeConfig(port=_free_port(), max_model_len=768, max_new_tokens=24, fast_max_new_tokens=8)
     ray.init(num_cpus=8, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}})
     try:
-        running = run_detector(cfg, str(model_dir), str(adapter_dir), str(miner_path), "bgl", max_prompt_lines=12)
+        running = run_detector(cfg, str(model_dir), str(adapter_dir), str(miner_path), "bgl", max_prompt_tokens=640)
         yield cfg, running
         stop_detector(running)
     finally:

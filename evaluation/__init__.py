@@ -1,0 +1,1 @@
+"""Offline evaluation of a trained detector: greedy inference, metrics, faithfulness, baselines, report."""

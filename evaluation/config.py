@@ -1,0 +1,42 @@
+"""Typed settings for `logrl eval` (the `eval` section of the YAML config)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from pipelines.config import StrictModel
+
+BaselineName = Literal["majority", "keyword", "logistic_regression", "decision_tree"]
+DEFAULT_KEYWORDS = [
+    "error",
+    "fail",
+    "fatal",
+    "exception",
+    "interrupt",
+    "panic",
+    "refused",
+    "timeout",
+    "corrupt",
+    "denied",
+    "unable",
+    "cannot",
+    "lost",
+    "died",
+]
+
+
+class EvalConfig(StrictModel):
+    """How a trained detector is evaluated and which classical baselines it is compared with."""
+
+    keywords: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_KEYWORDS),
+        description="Keyword baseline: a session is anomalous if one of these occurs as a word (case-insensitive).",
+    )
+    fast_max_new_tokens: int = Field(16, ge=2, description="Token budget after the `<answer>` prefill in fast mode.")
+    batch_size: int = Field(256, ge=1, description="Prompts per engine call (progress is printed per batch).")
+    baselines: list[BaselineName] = Field(
+        default_factory=lambda: ["majority", "keyword", "logistic_regression", "decision_tree"],
+        description="Baselines fit on the train split: majority class, keyword rule, drain3 event counts + LR / tree.",
+    )

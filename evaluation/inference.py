@@ -1,0 +1,149 @@
+"""Batch greedy inference of model arms (base model or LoRA adapters) in a vLLM rollout actor, both modes."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from evaluation.predictions import FAST_MODE, REASON_MODE, ArmResult, Prediction, predict
+from pipelines.prompts import build_messages
+from pipelines.reasoning_format import ANSWER_CLOSE, ANSWER_OPEN
+from rl_actors.config import ModelConfig, RolloutConfig
+
+# Fast mode (R-Log's answer-first variant), as /detect runs it: the assistant turn is prefilled with `<answer>`.
+FAST_PREFILL = ANSWER_OPEN
+PROMPT_TOO_LONG = "prompt_too_long"
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    """A model arm to evaluate: a named adapter folder and version, or the base model (path None)."""
+
+    name: str
+    adapter_path: str | None
+    adapter_version: int | None = None
+
+
+def adapter_version(path: str | Path, latest: dict | None = None) -> int:
+    """An adapter's version: from `latest_adapter.json` when it points here, else the `v<N>` folder name, else 0."""
+    folder = Path(path).resolve()
+    if latest and Path(latest["path"]).resolve() == folder:
+        return int(latest["version"])
+    match = re.fullmatch(r"v(\d+)", folder.name)
+    return int(match.group(1)) if match else 0
+
+
+def encode_eval_prompt(tokenizer, prompt_text: str, mode: str) -> list[int]:
+    """Prompt ids for one row: the reasoning chat, or the fast chat with `<answer>` prefilled (one tokenization)."""
+    from rl_actors.sequences import encode_prompt
+
+    if mode == REASON_MODE:
+        return encode_prompt(tokenizer, build_messages(prompt_text))
+    if mode != FAST_MODE:
+        raise ValueError(f"mode must be {REASON_MODE!r} or {FAST_MODE!r}, got {mode!r}")
+    messages = build_messages(prompt_text, fast=True) + [{"role": "assistant", "content": FAST_PREFILL}]
+    text = tokenizer.apply_chat_template(messages, continue_final_message=True, tokenize=False)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def full_completion(mode: str, generated: str) -> str:
+    """The completion to parse: fast mode puts the prefill back in front (the stop string is kept by the engine)."""
+    return FAST_PREFILL + generated if mode == FAST_MODE else generated
+
+
+def run_mode(
+    engine,
+    tokenizer,
+    rows: Sequence[dict],
+    mode: str,
+    max_tokens: int,
+    max_model_len: int,
+    batch_size: int,
+    use_adapter: bool,
+) -> tuple[list[Prediction], float]:
+    """Greedy completions for every row in one mode; returns predictions (in row order) and generation wall time.
+
+    A prompt that leaves no room to generate within `max_model_len` is not sent; it counts as unparsable.
+    """
+    import ray
+
+    prompts = [encode_eval_prompt(tokenizer, row["prompt"], mode) for row in rows]
+    sendable = [i for i, ids in enumerate(prompts) if len(ids) < max_model_len]
+    stop = [ANSWER_CLOSE] if mode == FAST_MODE else None
+    outputs: dict[int, tuple[str, list[int], str | None]] = {}
+    started = time.perf_counter()
+    for start in range(0, len(sendable), batch_size):
+        chunk = sendable[start : start + batch_size]
+        budget = [min(max_tokens, max_model_len - len(prompts[i])) for i in chunk]
+        # One call per distinct budget keeps the engine batching while never overrunning max_model_len.
+        for limit in sorted(set(budget)):
+            group = [i for i, b in zip(chunk, budget) if b == limit]
+            results = ray.get(engine.complete.remote([prompts[i] for i in group], limit, stop, use_adapter))
+            outputs.update(zip(group, results))
+        print(f"[eval] {mode}: {min(start + batch_size, len(sendable))}/{len(sendable)} prompts", flush=True)
+    elapsed = time.perf_counter() - started
+    predictions = []
+    for i, row in enumerate(rows):
+        text, ids, finish = outputs.get(i, ("", [], PROMPT_TOO_LONG))
+        completion = "" if finish == PROMPT_TOO_LONG else full_completion(mode, text)
+        predictions.append(predict(row, mode, completion, finish, len(ids)))
+    return predictions, elapsed
+
+
+def evaluate_arms(
+    model_path: str,
+    model_cfg: ModelConfig,
+    rollout_cfg: RolloutConfig,
+    arms: Sequence[ArmSpec],
+    rows: Sequence[dict],
+    modes: Sequence[str],
+    fast_max_new_tokens: int,
+    batch_size: int,
+) -> list[ArmResult]:
+    """Run every arm in every mode through one rollout engine (Ray must be initialised); adapters load in turn."""
+    import ray
+    from transformers import AutoTokenizer
+
+    from rl_actors.actor_group import ActorGroup
+    from rl_actors.adapters import AdapterSnapshot
+    from rl_actors.rollout import RolloutWorker
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    group = ActorGroup(
+        RolloutWorker,
+        1,
+        num_cpus=rollout_cfg.num_cpus_per_worker,
+        num_gpus=rollout_cfg.num_gpus_per_worker,
+        name="eval",
+        kwargs_for_rank=lambda rank: dict(model_path=model_path, model_cfg=model_cfg, rollout_cfg=rollout_cfg),
+    )
+    engine = group.workers[0]
+    budgets = {REASON_MODE: rollout_cfg.max_new_tokens, FAST_MODE: fast_max_new_tokens}
+    results = []
+    try:
+        for arm in arms:
+            if arm.adapter_path is not None:
+                snapshot = AdapterSnapshot.from_dir(arm.adapter_path, arm.adapter_version or 0)
+                ray.get(engine.load_adapter.remote(snapshot))
+            # Untimed warm-up: the engine's first batch and a new adapter's first use pay one-off costs.
+            warm_up = encode_eval_prompt(tokenizer, rows[0]["prompt"], modes[0])[: model_cfg.max_model_len - 2]
+            ray.get(engine.complete.remote([warm_up], 1, None, arm.adapter_path is not None))
+            for mode in modes:
+                predictions, elapsed = run_mode(
+                    engine,
+                    tokenizer,
+                    rows,
+                    mode,
+                    budgets[mode],
+                    model_cfg.max_model_len,
+                    batch_size,
+                    use_adapter=arm.adapter_path is not None,
+                )
+                results.append(ArmResult(arm.name, mode, predictions, elapsed, arm.adapter_path, arm.adapter_version))
+                print(f"[eval] {arm.name}/{mode}: {len(rows)} samples in {elapsed:.1f}s", flush=True)
+    finally:
+        group.shutdown()
+    return results

@@ -1,0 +1,89 @@
+"""PNG figures for the eval report: confusion matrices, P/R/F1 bars per arm, and training curves."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+CURVE_PANELS = (("reward by component", "reward/"), ("rollout accuracy", "rollout/accuracy"), ("KL", "actor/kl_mean"))
+
+
+def plot_confusion(counts: Mapping[str, int], title: str, path: Path) -> Path:
+    """A 2x2 confusion matrix (rows: true class, columns: verdict; no verdict counts as the wrong class)."""
+    grid = [[counts["tn"], counts["fp"]], [counts["fn"], counts["tp"]]]
+    fig, ax = plt.subplots(figsize=(3.6, 3.2))
+    ax.imshow(grid, cmap="Blues")
+    darkest = max(max(row) for row in grid)
+    for r in range(2):
+        for c in range(2):
+            color = "white" if darkest and grid[r][c] > darkest / 2 else "black"
+            ax.text(c, r, str(grid[r][c]), ha="center", va="center", fontsize=12, color=color)
+    ax.set_xticks([0, 1], ["normal", "anomalous"])
+    ax.set_yticks([0, 1], ["normal", "anomalous"])
+    ax.set_xlabel("verdict")
+    ax.set_ylabel("true label")
+    ax.set_title(f"{title}\n(no verdict: {counts.get('invalid', 0)})", fontsize=9)
+    return _save(fig, path)
+
+
+def plot_scores(scores: Mapping[str, Mapping[str, float]], path: Path) -> Path:
+    """Grouped bars: precision, recall and F1 for every arm and baseline."""
+    names = list(scores)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(names) + 2), 3.6))
+    width = 0.27
+    for k, metric in enumerate(("precision", "recall", "f1")):
+        xs = [i + (k - 1) * width for i in range(len(names))]
+        ax.bar(xs, [scores[n][metric] for n in names], width, label=metric)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    ax.set_title("anomalous class")
+    return _save(fig, path)
+
+
+def read_training_log(path: Path, stage: str = "grpo") -> list[dict]:
+    """The last run's rows of one stage from a trainer's metrics.jsonl (a rerun appends and restarts at step 0)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [row for row in rows if row.get("stage") == stage and "step" in row]
+    start = 0
+    for i in range(1, len(rows)):
+        if rows[i]["step"] <= rows[i - 1]["step"]:
+            start = i
+    return rows[start:]
+
+
+def plot_training(rows: list[dict], title: str, path: Path) -> Path | None:
+    """Reward components, rollout accuracy and KL against the step; None if the log has none of them."""
+    panels = []
+    for label, prefix in CURVE_PANELS:
+        keys = sorted({k for row in rows for k in row if k == prefix or (prefix[-1] == "/" and k.startswith(prefix))})
+        if keys:
+            panels.append((label, keys))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    for ax, (label, keys) in zip(axes[0], panels):
+        for key in keys:
+            points = [(row["step"], row[key]) for row in rows if isinstance(row.get(key), int | float)]
+            ax.plot([p[0] for p in points], [p[1] for p in points], label=key, marker=".")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,92 @@
+"""Evaluation rows from a data spec, rendered with a training run's frozen miner and prompt settings (no Ray)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import get_args
+
+from pipelines.config import BLOCK_FORMATS, DataFormat
+from pipelines.log_formats import MalformedLine, parse_line
+from pipelines.prompt_rows import PromptSettings, make_sessions, prompt_row
+from pipelines.read_logs import read_shard
+from pipelines.sessions import mark_anomaly_lines
+from pipelines.table_formats import read_loglead_table, read_session_labels, read_template_records, require_file
+from pipelines.teacher import RuleTeacher, Teacher
+from pipelines.templates import LogTemplateMiner
+
+EVAL_SPLIT = "eval"
+SPEC_FIELD = "--data"
+SPEC_HELP = "FORMAT:PATH[,LABELS_PATH], e.g. bgl:data/bgl/BGL_2k.log"
+
+log = logging.getLogger(__name__)
+
+
+def parse_spec(spec: str) -> tuple[str, str, str | None]:
+    """`FORMAT:PATH[,LABELS_PATH]` -> (format, path, labels path); block formats need labels, others take none."""
+    fmt, colon, rest = spec.partition(":")
+    path, _, labels = rest.partition(",")
+    if not colon or not path:
+        raise ValueError(f"{SPEC_FIELD} {spec!r}: expected {SPEC_HELP}")
+    formats = get_args(DataFormat)
+    if fmt not in formats:
+        raise ValueError(f"{SPEC_FIELD} {spec!r}: unknown format {fmt!r}; known: {list(formats)}")
+    if fmt in BLOCK_FORMATS and not labels:
+        raise ValueError(f"{SPEC_FIELD} {spec!r}: {fmt} is labelled per block: add ,LABELS_PATH (the labels CSV)")
+    if fmt not in BLOCK_FORMATS and labels:
+        raise ValueError(f"{SPEC_FIELD} {spec!r}: {fmt} carries its own labels: give no LABELS_PATH")
+    return fmt, path, labels or None
+
+
+def _text_records(path: str, fmt: str, tally: dict) -> Iterator[dict]:
+    """Parsed good lines of a text log (plain or .gz) with their byte offsets; malformed lines are counted."""
+    require_file(path, SPEC_FIELD)
+    for raw in read_shard({"source": path, "start": 0, "end": -1}):
+        try:
+            record = parse_line(raw["text"], fmt)
+        except MalformedLine:
+            tally["malformed"] += 1
+            continue
+        yield {"source": raw["source"], "offset": raw["offset"], **record}
+
+
+def read_eval_records(fmt: str, path: str, miner: LogTemplateMiner) -> tuple[list[dict], int]:
+    """Every good line record of one input, templated by the frozen miner, and how many lines were malformed."""
+    tally = {"malformed": 0}
+    if fmt == "loglead_hdfs":
+        records = read_loglead_table(path, SPEC_FIELD).to_pylist()
+    elif fmt == "templates":
+        records = read_template_records(path, SPEC_FIELD)
+    else:
+        records = list(_text_records(path, fmt, tally))
+    if not records:
+        raise ValueError(f"{SPEC_FIELD}: {path}: no usable {fmt} lines ({tally['malformed']} malformed)")
+    for record in records:
+        record["template_id"], record["template"] = miner.match(record["content"])  # never refitted on eval data
+    return records, tally["malformed"]
+
+
+def load_eval_rows(spec: str, run_data_dir: str | Path, teacher: Teacher | None = None) -> list[dict]:
+    """Rows like test.jsonl's (split "eval") for every session of the input named by `spec`.
+
+    Rendered with the run's `miner_state.json` and `prompt_settings.json` (window size, token budget,
+    anomaly-indicative templates), so the model sees prompts exactly as in training.
+    """
+    fmt, path, labels_path = parse_spec(spec)
+    settings = PromptSettings.load(run_data_dir)
+    miner = LogTemplateMiner.load(require_file(Path(run_data_dir) / settings.miner_file, "miner_file"))
+    labels = read_session_labels(labels_path, f"{SPEC_FIELD} labels") if labels_path else None
+    records, malformed = read_eval_records(fmt, path, miner)
+    sessions, _, unlabelled = make_sessions(records, fmt, settings.window_size, len(records), labels)
+    indicative = (settings.anomaly_templates or {}) if fmt in BLOCK_FORMATS else None
+    teacher = teacher or RuleTeacher()
+    rows = []
+    for session in sessions:
+        mark_anomaly_lines(session.lines, indicative)
+        rows.append(prompt_row(session, EVAL_SPLIT, settings.max_prompt_tokens, teacher))
+    if malformed or unlabelled:
+        log.warning("%s: %d malformed lines skipped, %d unlabelled sessions left out", path, malformed, unlabelled)
+    if not rows:
+        raise ValueError(f"{SPEC_FIELD}: {labels_path}: no session of {path} has a label")
+    return rows

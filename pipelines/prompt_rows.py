@@ -1,0 +1,125 @@
+"""Sessions -> prompt rows, and the prompt settings a data run persists so evaluation renders exactly alike."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pipelines.config import BLOCK_FORMATS
+from pipelines.prompts import render_window
+from pipelines.sessions import (
+    Session,
+    anomaly_lines,
+    block_sessions,
+    fixed_windows,
+    order_by_time,
+    session_label,
+)
+from pipelines.teacher import Teacher
+
+PROMPT_SETTINGS_FILE = "prompt_settings.json"
+# The fields of every train/test/eval row, in order (baselines and `logrl eval` read these).
+ROW_FIELDS = (
+    "id",
+    "prompt",
+    "label",
+    "reference",
+    "split",
+    "source",
+    "start_offset",
+    "n_lines",
+    "templates",
+    "template_ids",
+    "anomaly_lines",
+)
+TOKEN_COUNTER = "ceil(utf8_bytes / 3)"  # what `estimate_tokens` computes; serving renders with the same
+
+
+@dataclass
+class PromptSettings:
+    """How a run's prompts were rendered; `anomaly_templates` is None where line labels mark the anomaly lines."""
+
+    format: str
+    session: str
+    window_size: int
+    max_prompt_tokens: int
+    miner_file: str
+    anomaly_templates: dict[int, str] | None = None
+    token_counter: str = TOKEN_COUNTER
+
+    def save(self, directory: str | Path) -> Path:
+        """Write `prompt_settings.json` into `directory`; returns its path."""
+        payload = asdict(self)
+        payload["anomaly_lines_from"] = "line_labels" if self.anomaly_templates is None else "anomaly_templates"
+        payload["anomaly_templates"] = [
+            {"id": template_id, "template": text} for template_id, text in (self.anomaly_templates or {}).items()
+        ]
+        path = Path(directory) / PROMPT_SETTINGS_FILE
+        path.write_text(json.dumps(payload, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> PromptSettings:
+        """Read the settings a data run wrote into `directory`."""
+        path = Path(directory) / PROMPT_SETTINGS_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no prompt settings; run `logrl prepare-data` for this run first")
+        payload = json.loads(path.read_text())
+        try:
+            templates = {int(item["id"]): item["template"] for item in payload["anomaly_templates"]}
+            by_labels = payload["anomaly_lines_from"] == "line_labels"
+            return cls(
+                format=payload["format"],
+                session=payload["session"],
+                window_size=int(payload["window_size"]),
+                max_prompt_tokens=int(payload["max_prompt_tokens"]),
+                miner_file=payload["miner_file"],
+                anomaly_templates=None if by_labels else templates,
+                token_counter=payload.get("token_counter", TOKEN_COUNTER),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{path}: bad prompt settings ({type(err).__name__}: {err})") from None
+
+
+def window_size_for(fmt: str, window_size: int) -> int:
+    """Lines per fixed session: a template CSV row is a session of its own."""
+    return 1 if fmt == "templates" else window_size
+
+
+def make_sessions(
+    rows: Iterable[dict], fmt: str, window_size: int, n_lines: int, labels: dict[str, str] | None = None
+) -> tuple[Iterable[Session], int, int]:
+    """Sessions in time order, their number (known up front, so a split can stream), and unlabelled blocks.
+
+    Fixed windows stream; blocks come as a list, each block's lines by time and blocks by their first line.
+    """
+    if fmt not in BLOCK_FORMATS:
+        size = window_size_for(fmt, window_size)
+        windows = fixed_windows(rows, size)
+        sessions = (Session(f"w{i:06d}", lines, session_label(lines)) for i, lines in enumerate(windows))
+        return sessions, math.ceil(n_lines / size), 0
+    blocks = order_by_time(block_sessions(rows, labels or {}))
+    labelled = [block for block in blocks if block.label is not None]
+    return labelled, len(labelled), len(blocks) - len(labelled)  # unlabelled blocks are counted, not lost
+
+
+def prompt_row(session: Session, split: str, max_prompt_tokens: int, teacher: Teacher) -> dict:
+    """One output row: the rendered prompt (never the labels), the teacher's rationale, and the anomaly lines."""
+    prompt = render_window(session.lines, max_prompt_tokens)
+    first = session.lines[0]
+    return {
+        "id": session.id,
+        "prompt": prompt,
+        "label": session.label,
+        "reference": teacher.rationale(session.lines, session.label, prompt),
+        "split": split,
+        "source": first["source"],
+        "start_offset": first["offset"],
+        "n_lines": len(session.lines),
+        "templates": list(dict.fromkeys(line["template"] for line in session.lines)),
+        "template_ids": [line["template_id"] for line in session.lines],
+        "anomaly_lines": anomaly_lines(session.lines),
+    }

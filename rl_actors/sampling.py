@@ -1,0 +1,39 @@
+"""Which training sessions a step uses: shuffled epochs, optionally at a set share of anomalous sessions."""
+
+from __future__ import annotations
+
+import random
+
+
+class PromptSampler:
+    """Cycles through sessions in a freshly shuffled order each epoch, optionally at a set anomalous share.
+
+    Anomalies are rare in logs (HDFS: 3%); without `anomalous_share` a GRPO step of a few prompts would
+    seldom see one. Each pool (anomalous, normal) cycles on its own, so no session repeats before its pool
+    is used up.
+    """
+
+    def __init__(self, labels: list[str], seed: int, anomalous_share: float | None = None):
+        self.rng, self.share = random.Random(seed), anomalous_share
+        anomalous = [i for i, label in enumerate(labels) if label == "anomalous"]
+        normal = [i for i, label in enumerate(labels) if label != "anomalous"]
+        if anomalous_share is None or not anomalous or not normal:
+            self.pools = {"all": list(range(len(labels)))}
+        else:
+            self.pools = {"anomalous": anomalous, "normal": normal}
+        self.orders: dict[str, list[int]] = {name: [] for name in self.pools}
+
+    def _pick(self, pool: str) -> int:
+        if not self.orders[pool]:
+            self.orders[pool] = list(self.pools[pool])
+            self.rng.shuffle(self.orders[pool])
+        return self.orders[pool].pop()
+
+    def next(self, count: int) -> list[int]:
+        if "all" in self.pools:
+            return [self._pick("all") for _ in range(count)]
+        n_anomalous = round(count * self.share)
+        picks = [self._pick("anomalous") for _ in range(n_anomalous)]
+        picks += [self._pick("normal") for _ in range(count - n_anomalous)]
+        self.rng.shuffle(picks)
+        return picks

@@ -1,0 +1,101 @@
+"""`logrl eval`: argument parsing, the arms it resolves, and the eval config section."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cluster import cli
+from cluster.config import ConfigError, parse_config
+
+
+def _raw(**sections):
+    raw = {"data": {"paths": ["x.log"]}, "model": {"path": "m"}}
+    raw.update(sections)
+    return raw
+
+
+def test_eval_arguments_reach_the_stage(monkeypatch, tmp_path):
+    seen = {}
+    monkeypatch.setattr("cluster.stages.run_eval_stage", lambda cfg, **kw: seen.update(kw, cfg=cfg))
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps(_raw()))
+    argv = [
+        "eval",
+        "--config",
+        str(config),
+        "--no-adapter",
+        "--data",
+        "hdfs:2k",
+        "--mode",
+        "fast",
+        "--limit",
+        "5",
+        "--out",
+        "o",
+    ]
+    argv += ["--arm", "sft=runs/a/adapters/v0", "--arm", "grpo=runs/a/adapters/v8", "--set", "eval.batch_size=4"]
+    assert cli.main(argv) == 0
+    assert seen.pop("cfg").eval.batch_size == 4
+    assert seen == {
+        "adapter": None,
+        "no_adapter": True,
+        "data": "hdfs:2k",
+        "mode": "fast",
+        "out": "o",
+        "limit": 5,
+        "extra_arms": {"sft": "runs/a/adapters/v0", "grpo": "runs/a/adapters/v8"},
+    }
+
+
+def test_eval_defaults():
+    args = cli.build_parser().parse_args(["eval"])
+    assert (args.adapter, args.no_adapter, args.data, args.mode, args.out, args.limit, args.arm) == (
+        None,
+        False,
+        None,
+        "both",
+        None,
+        None,
+        [],
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--adapter", "a", "--no-adapter"],
+        ["eval", "--mode", "slow"],
+        ["eval", "--limit", "0"],
+        ["eval", "--arm", "no-equals-sign"],
+    ],
+)
+def test_eval_bad_arguments_exit(argv):
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(argv)
+
+
+def test_eval_arms(tmp_path):
+    from cluster.stages import eval_arms
+
+    cfg = parse_config(_raw(train={"output_dir": str(tmp_path)}))
+    with pytest.raises(FileNotFoundError, match="no adapter to evaluate"):
+        eval_arms(cfg)
+    (tmp_path / "adapters" / "v4").mkdir(parents=True)
+    latest = {"version": 4, "name": "v4", "path": str(tmp_path / "adapters" / "v4"), "stage": "grpo"}
+    (tmp_path / "latest_adapter.json").write_text(json.dumps(latest))
+    (arm,) = eval_arms(cfg)
+    assert (arm.name, arm.adapter_path, arm.adapter_version) == ("adapter", latest["path"], 4)
+    base, sft = eval_arms(cfg, no_adapter=True, extra_arms={"sft": str(tmp_path / "adapters" / "v0")})
+    assert (base.name, base.adapter_path) == ("base", None)
+    assert (sft.name, sft.adapter_version) == ("sft", 0)
+    with pytest.raises(ValueError, match="distinct"):
+        eval_arms(cfg, extra_arms={"adapter": "x"})
+
+
+def test_eval_config_section():
+    cfg = parse_config(_raw())
+    assert "fatal" in cfg.eval.keywords and cfg.eval.fast_max_new_tokens == 16
+    with pytest.raises(ConfigError, match=r"eval\.baselines\.0"):
+        parse_config(_raw(eval={"baselines": ["svm"]}))

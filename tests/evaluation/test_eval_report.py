@@ -1,0 +1,90 @@
+"""Report folder: every file is written, the table has every arm and baseline, one prediction line per sample."""
+
+from __future__ import annotations
+
+import json
+
+from evaluation.baselines import BaselineResult
+from evaluation.predictions import ArmResult, predict
+from evaluation.report import report_table, write_report
+from pipelines.reasoning_format import render_completion
+
+PNG_MAGIC = b"\x89PNG"
+
+
+def _arm(name, mode, rows, completions, adapter="/runs/x/adapters/v3"):
+    preds = [predict(row, mode, text) for row, text in zip(rows, completions)]
+    return ArmResult(name, mode, preds, elapsed_s=0.5, adapter_path=adapter, adapter_version=3 if adapter else None)
+
+
+def _training_log(path):
+    rows = [{"stage": "sft", "step": 0, "loss": 1.0}]
+    for run in range(2):  # a rerun appends and restarts at step 0: only the last run is plotted
+        rows += [
+            {"stage": "grpo", "step": s, "reward/total": 0.1 * s + run, "reward/format": 0.5, "rollout/accuracy": 0.5}
+            | {"actor/kl_mean": 0.01 * s}
+            for s in range(3)
+        ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_write_report(tmp_path, anomalous_row, normal_row):
+    rows = [anomalous_row, normal_row]
+    reason = render_completion('L4 "data TLB error interrupt" is fatal.', "anomalous")
+    arms = [
+        _arm("adapter", "reason", rows, [reason, "rambling without tags"]),
+        _arm("adapter", "fast", rows, ["<answer>anomalous</answer>", "<answer>normal</answer>"]),
+        _arm("base", "reason", rows, ["junk", "junk"], adapter=None),
+    ]
+    baselines = [
+        BaselineResult("majority", ["normal", "normal"], 0.001),
+        BaselineResult("decision_tree", None, skipped="the train split has one class only (normal)"),
+    ]
+    log = _training_log(tmp_path / "metrics.jsonl")
+    out = tmp_path / "eval"
+    metrics = write_report(out, arms, baselines, rows, {"data_source": "test.jsonl"}, {"run": log})
+
+    assert {p.name for p in out.iterdir()} >= {"report.md", "metrics.json", "predictions.jsonl", "scores.png"}
+    for png in [*out.glob("confusion_*.png"), out / "scores.png", out / "training_run.png"]:
+        assert png.read_bytes()[:4] == PNG_MAGIC, png
+    assert len(list(out.glob("confusion_*.png"))) == 4  # three arms and the fitted baseline
+
+    lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == len(arms) * len(rows)
+    first = lines[0]
+    assert (first["arm"], first["mode"], first["id"], first["verdict"], first["well_formed"]) == (
+        "adapter",
+        "reason",
+        "w1",
+        "anomalous",
+        True,
+    )
+    assert first["citations"] == [
+        {"lines": [4, 4], "quote": "data TLB error interrupt", "grounded": True, "carries_anomaly": True}
+    ]
+    assert lines[1]["verdict"] is None and lines[1]["completion"] == "rambling without tags"
+
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(metrics))
+    assert saved["info"]["n"] == 2 and saved["info"]["positives"] == 1
+    assert saved["arms"]["adapter/reason"]["invalid_ids"] == ["w2"]
+    assert saved["arms"]["adapter/fast"]["faithful_share"] is None
+    assert saved["arms"]["base/reason"]["adapter_path"] is None
+
+    table = report_table(metrics)
+    for name in ("adapter/reason", "adapter/fast", "base/reason", "baseline: majority", "baseline: decision_tree"):
+        assert f"| {name} |" in table
+    assert len(table.splitlines()) == 2 + len(arms) + len(baselines)
+    report = (out / "report.md").read_text()
+    assert table in report
+    assert "/runs/x/adapters/v3 (version 3)" in report and "test.jsonl" in report
+    assert "one class only" in report and "w2" in report
+    assert "![training_run](training_run.png)" in report
+
+
+def test_report_without_training_log(tmp_path, normal_row):
+    arms = [_arm("base", "fast", [normal_row], ["<answer>normal</answer>"], adapter=None)]
+    write_report(tmp_path, arms, [], [normal_row], training_logs={"run": tmp_path / "missing.jsonl"})
+    assert not list(tmp_path.glob("training_*.png"))
+    assert (tmp_path / "report.md").exists()
