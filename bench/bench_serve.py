@@ -125,7 +125,7 @@ def main() -> None:
         )
         args.url = running.url
         print(f"started in {running.startup_s:.1f}s: {running.adapter.name} {running.adapter.version} on {running.url}")
-        print("completion budgets: reason 128 tokens (ServeConfig.max_new_tokens), fast 8 (fast_max_new_tokens)")
+        print("completion budgets: reason 128 tokens, fast: verdict + </answer> as measured on the tokenizer")
     try:
         print(f"/detect at {args.url}: {args.n} requests of {args.window} lines per mode and phase")
         for label, concurrency in (("sequential", 1), (f"concurrent x{args.concurrency}", args.concurrency)):

@@ -1,4 +1,4 @@
-"""The `logrl` command: prepare-data, build-tiny-model, sft, train, eval, serve, detect, quickstart."""
+"""The `logrl` command: prepare-data, build-tiny-model, base-model, sft, train, eval, serve, detect, quickstart."""
 
 from __future__ import annotations
 
@@ -28,6 +28,27 @@ def cmd_build_tiny_model(args):
     cfg = _config(args)
     cfg.model.build_tiny = True
     ensure_model(cfg, force=True)
+
+
+def cmd_base_model(args):
+    from rl_actors.base_models import BaseModelError, build_base_model
+
+    started = time.perf_counter()
+    try:
+        build = build_base_model(args.name, out_dir=args.out)
+    except BaseModelError as err:
+        raise ConfigError(str(err)) from None
+    marker = build.marker
+    if build.reused:
+        print(f"[base-model] {args.name}: reusing {build.path} (delete it to rebuild)", flush=True)
+    else:
+        print(
+            f"[base-model] {args.name}: {marker['architecture']}, {marker['parameters'] / 1e6:.1f}M parameters, "
+            f"{marker['size_bytes'] / 1e6:.0f} MB, written to {build.path} in {time.perf_counter() - started:.0f}s "
+            f"({', '.join(f'{k} {v}' for k, v in marker['timings_s'].items())})",
+            flush=True,
+        )
+    print(f"[base-model] greedy check: {marker['verify_prompt']!r} -> {marker['verify_answer']!r}", flush=True)
 
 
 def cmd_sft(args):
@@ -86,8 +107,9 @@ def cmd_detect(args):
 
 
 def cmd_quickstart(args):
-    """Everything, end to end: data -> tiny model -> SFT -> GRPO -> Serve -> one real query."""
-    from cluster.stages import ensure_data, run_train_stage, start_serving
+    """Everything, end to end: data -> tiny model -> SFT -> GRPO -> eval on the test split -> Serve -> a query."""
+    from cluster.stages import ensure_data, run_eval_stage, run_train_stage, start_serving
+    from evaluation.report import report_table
     from pipelines.build_dataset import load_examples, raw_session_lines
     from serving.client import detect
     from serving.launch import stop_detector
@@ -100,27 +122,22 @@ def cmd_quickstart(args):
     result = run_train_stage(cfg)
     phases["train (model+sft+grpo)"] = time.perf_counter() - t0 - phases["data"]
     t1 = time.perf_counter()
+    evaluation = run_eval_stage(cfg, adapter=result["adapter"]["path"])
+    phases["eval"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
     detector = start_serving(cfg, result["adapter"]["path"])
-    phases["serve startup"] = time.perf_counter() - t1
+    phases["serve startup"] = time.perf_counter() - t2
     try:
-        test = load_examples(summary["paths"]["test"])
-        first_anomalous = next((i for i, r in enumerate(test) if r["label"] == "anomalous"), 0)
-        picks = [test[i] for i in sorted({first_anomalous, 0, len(test) // 2, len(test) - 1})]
-        answers = []
-        for row in picks:
-            raw = raw_session_lines(row, live=True)
-            answers.append((row, {mode: detect(detector.url, raw, fast=mode == "fast") for mode in ("reason", "fast")}))
+        row = load_examples(summary["paths"]["test"])[0]
+        answer = detect(detector.url, raw_session_lines(row, live=True))
     finally:
         stop_detector(detector)
-    print(f"\n=== logrl quickstart: served answers for held-out windows ({cfg.data.window_size} raw lines each) ===")
-    reasoned = [by_mode["reason"] for _, by_mode in answers]
-    print(f"/detect response: {json.dumps(next((a for a in reasoned if a['well_formed']), reasoned[0]))}")
-    for row, by_mode in answers:
-        for mode, answer in by_mode.items():
-            print(
-                f"[{row['id']} true={row['label']}] {mode:6s} verdict={answer['verdict']} "
-                f"well_formed={answer['well_formed']} {answer['latency_ms']:.0f} ms  {answer['rationale'][:100]!r}"
-            )
+    test = summary["splits"]["test"]
+    held_out = f"{test['sessions']} windows, {test['anomalous']} anomalous"
+    print(f"\n=== logrl quickstart: the trained detector on the held-out test split ({held_out}) ===")
+    print(report_table(evaluation["metrics"]))
+    print(f"report, plots, every prediction: {evaluation['out']}")
+    print(f"/detect on held-out window {row['id']} (true label {row['label']}): {json.dumps(answer)}")
     print(f"adapter: {result['adapter']['path']}")
     print(f"metrics: {Path(result['log']) / 'metrics.jsonl'}  TensorBoard: {Path(result['log']) / 'tensorboard'}")
     print("phases: " + ", ".join(f"{k} {v:.0f}s" for k, v in phases.items()))
@@ -132,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = {
         "prepare-data": (cmd_prepare_data, "Ray Data + drain3: logs -> labelled prompt sessions"),
         "build-tiny-model": (cmd_build_tiny_model, "train a BPE tokenizer and save a tiny Llama"),
+        "base-model": (cmd_base_model, "fetch and convert a registered pretrained base (e.g. smollm2-135m)"),
         "sft": (cmd_sft, "LoRA SFT warm start on teacher rationales (DeepSpeed learner)"),
         "train": (cmd_train, "GRPO: vLLM rollouts, reward actors, DeepSpeed LoRA learner"),
         "eval": (cmd_eval, "evaluate adapters (reasoning and fast mode) against baselines; writes a report"),
@@ -142,13 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (func, help_text) in commands.items():
         cmd = sub.add_parser(name, help=help_text)
         cmd.set_defaults(func=func)
-        if name != "detect":
+        if name not in ("detect", "base-model"):
             cmd.add_argument("--config", help="YAML config (default: configs/quickstart.yaml)")
             cmd.add_argument(
                 "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.steps=2"
             )
     sub.choices["serve"].add_argument("--adapter", help="adapter folder (default: the latest trained)")
     add_eval_arguments(sub.choices["eval"])
+    base_cmd = sub.choices["base-model"]
+    base_cmd.add_argument("name", help="registered base model (smollm2-135m)")
+    base_cmd.add_argument("--out", help="folder to write (default: .cache/models/NAME)")
     detect_cmd = sub.choices["detect"]
     detect_cmd.add_argument("file", help="a file of raw log lines")
     detect_cmd.add_argument("--url", default="http://127.0.0.1:8000", help="detector base URL")

@@ -24,7 +24,18 @@ def ensure_data(cfg: LogrlConfig, force: bool = False) -> dict:
 
 
 def ensure_model(cfg: LogrlConfig, force: bool = False) -> str:
-    """The base model path; builds the tiny local model when `model.build_tiny` and it is missing."""
+    """The base model path; builds the tiny local model when `model.build_tiny` and it is missing.
+
+    A registered base model name (`model.path: smollm2-135m`) becomes its converted folder, built if missing,
+    and `cfg.model.path` is rewritten to that folder so every actor loads the same files.
+    """
+    from rl_actors.base_models import is_base_model_name, resolve_model_path
+
+    if is_base_model_name(cfg.model.path):
+        if cfg.model.build_tiny:
+            raise ValueError(f"model.path {cfg.model.path!r} is a registered base model: set model.build_tiny: false")
+        cfg.model.path = resolve_model_path(cfg.model.path)
+        return cfg.model.path
     path = Path(cfg.model.path)
     if not cfg.model.build_tiny or (path.exists() and not force):
         if path.exists():
@@ -33,11 +44,12 @@ def ensure_model(cfg: LogrlConfig, force: bool = False) -> str:
     from rl_actors.tiny_model import build_tiny_model
 
     summary = ensure_data(cfg)
+    started = time.perf_counter()
     # The train split only: the tokenizer's merges and the pretraining never see held-out sessions.
     build_tiny_model(
         [summary["paths"]["train"]], path, cfg.tiny_model, cfg.model.max_model_len, cfg.sft.anomalous_share
     )
-    print(f"[model] tiny model written to {path}", flush=True)
+    print(f"[model] tiny model written to {path} ({time.perf_counter() - started:.0f}s)", flush=True)
     return cfg.model.path
 
 
@@ -105,7 +117,9 @@ def detector_args(cfg: LogrlConfig, adapter: str | None = None) -> tuple:
     if not adapter:
         raise FileNotFoundError(f"no adapter to serve: set serve.adapter or train into {cfg.train.output_dir} first")
     serve_cfg = cfg.serve.model_copy(update={"max_model_len": cfg.serve.max_model_len or cfg.model.max_model_len})
-    model = cfg.serve.model or cfg.model.path
+    from rl_actors.base_models import resolve_model_path
+
+    model = resolve_model_path(cfg.serve.model or cfg.model.path)
     miner_state = str(Path(cfg.data.output_dir) / MINER_STATE_FILE)  # the miner training used
     return serve_cfg, model, adapter, miner_state, cfg.data.format, cfg.data.max_prompt_tokens
 
@@ -122,7 +136,7 @@ def eval_arms(
     if no_adapter:
         arms.append(ArmSpec("base", None))
     else:
-        path = adapter or (latest or {}).get("path")
+        path = adapter or (None if extra_arms else (latest or {}).get("path"))  # named arms replace the default
         if not path and not extra_arms:
             raise FileNotFoundError(
                 f"no adapter to evaluate: pass --adapter DIR or --no-adapter, or train into {cfg.train.output_dir}"
@@ -165,11 +179,14 @@ def run_eval_stage(
         raise ValueError(f"no rows to evaluate in {source}")
     modes = ("reason", "fast") if mode == "both" else (mode,)
     ensure_model(cfg)
+    from transformers import AutoTokenizer
+
+    from evaluation.inference import fast_token_budget
+
+    fast_budget = fast_token_budget(AutoTokenizer.from_pretrained(cfg.model.path), cfg.eval.fast_max_new_tokens)
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
     started = time.perf_counter()
-    results = evaluate_arms(
-        cfg.model.path, cfg.model, cfg.rollout, arms, rows, modes, cfg.eval.fast_max_new_tokens, cfg.eval.batch_size
-    )
+    results = evaluate_arms(cfg.model.path, cfg.model, cfg.rollout, arms, rows, modes, fast_budget, cfg.eval.batch_size)
     baselines = run_baselines(load_examples(summary["paths"]["train"]), rows, cfg.eval)
     out_dir = Path(out or Path(cfg.train.output_dir) / "eval")
     logs = {"run": Path(cfg.train.output_dir) / "metrics.jsonl"}
@@ -179,7 +196,7 @@ def run_eval_stage(
         "model": cfg.model.path,
         "modes": ", ".join(modes),
         "reason_max_new_tokens": cfg.rollout.max_new_tokens,
-        "fast_max_new_tokens": cfg.eval.fast_max_new_tokens,
+        "fast_max_new_tokens": fast_budget,
     }
     metrics = write_report(out_dir, results, baselines, rows, info, _distinct_logs(logs))
     print(report_table(metrics), flush=True)

@@ -80,11 +80,26 @@ def fit_decision_tree(train: Sequence[dict], cfg: EvalConfig) -> Predictor:
     return _fit_event_model(train, DecisionTreeClassifier(random_state=0))
 
 
+def fit_tfidf_logistic_regression(train: Sequence[dict], cfg: EvalConfig) -> Predictor:
+    """Logistic regression on TF-IDF word uni- and bigrams of the prompt text (the template task's baseline)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    labels = [row["label"] for row in train]
+    if len(set(labels)) < 2:
+        raise BaselineUnavailable(f"the train split has one class only ({', '.join(sorted(set(labels))) or 'no rows'})")
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), token_pattern=r"[A-Za-z][A-Za-z0-9_]+", min_df=1)
+    model = LogisticRegression(max_iter=1000, class_weight="balanced")
+    model.fit(vectorizer.fit_transform([row["prompt"] for row in train]), labels)
+    return lambda rows: [str(v) for v in model.predict(vectorizer.transform([row["prompt"] for row in rows]))]
+
+
 BASELINES: dict[str, Callable[[Sequence[dict], EvalConfig], Predictor]] = {
     "majority": fit_majority,
     "keyword": fit_keyword,
     "logistic_regression": fit_logistic_regression,
     "decision_tree": fit_decision_tree,
+    "tfidf_logistic_regression": fit_tfidf_logistic_regression,
 }
 
 

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from pipelines.config import StrictModel
 
-BaselineName = Literal["majority", "keyword", "logistic_regression", "decision_tree"]
+BaselineName = Literal["majority", "keyword", "logistic_regression", "decision_tree", "tfidf_logistic_regression"]
 DEFAULT_KEYWORDS = [
     "error",
     "fail",
@@ -34,9 +34,21 @@ class EvalConfig(StrictModel):
         default_factory=lambda: list(DEFAULT_KEYWORDS),
         description="Keyword baseline: a session is anomalous if one of these occurs as a word (case-insensitive).",
     )
-    fast_max_new_tokens: int = Field(16, ge=2, description="Token budget after the `<answer>` prefill in fast mode.")
+    fast_max_new_tokens: int | None = Field(
+        None,
+        ge=2,
+        description="Token budget after the `<answer>` prefill in fast mode; None: measured on the model's "
+        "tokenizer (the longest verdict plus `</answer>`).",
+    )
     batch_size: int = Field(256, ge=1, description="Prompts per engine call (progress is printed per batch).")
     baselines: list[BaselineName] = Field(
-        default_factory=lambda: ["majority", "keyword", "logistic_regression", "decision_tree"],
-        description="Baselines fit on the train split: majority class, keyword rule, drain3 event counts + LR / tree.",
+        default_factory=lambda: [
+            "majority",
+            "keyword",
+            "logistic_regression",
+            "decision_tree",
+            "tfidf_logistic_regression",
+        ],
+        description="Baselines fit on the train split: majority class, keyword rule, drain3 event counts + "
+        "LogisticRegression / DecisionTree, TF-IDF of the prompt text + LogisticRegression.",
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from evaluation.predictions import FAST_MODE, REASON_MODE, ArmResult, Prediction, predict
 from pipelines.prompts import build_messages
-from pipelines.reasoning_format import ANSWER_CLOSE, ANSWER_OPEN
+from pipelines.reasoning_format import ANSWER_CLOSE, ANSWER_OPEN, answer_token_budget
 from rl_actors.config import ModelConfig, RolloutConfig
 
 # Fast mode (R-Log's answer-first variant), as /detect runs it: the assistant turn is prefilled with `<answer>`.
@@ -47,6 +47,11 @@ def encode_eval_prompt(tokenizer, prompt_text: str, mode: str) -> list[int]:
     messages = build_messages(prompt_text, fast=True) + [{"role": "assistant", "content": FAST_PREFILL}]
     text = tokenizer.apply_chat_template(messages, continue_final_message=True, tokenize=False)
     return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def fast_token_budget(tokenizer, configured: int | None = None) -> int:
+    """Fast mode's completion budget: the configured one, else measured on this tokenizer (verdict + `</answer>`)."""
+    return configured or answer_token_budget(lambda text: tokenizer.encode(text, add_special_tokens=False))
 
 
 def full_completion(mode: str, generated: str) -> str:
@@ -100,7 +105,7 @@ def evaluate_arms(
     arms: Sequence[ArmSpec],
     rows: Sequence[dict],
     modes: Sequence[str],
-    fast_max_new_tokens: int,
+    fast_max_new_tokens: int | None,
     batch_size: int,
 ) -> list[ArmResult]:
     """Run every arm in every mode through one rollout engine (Ray must be initialised); adapters load in turn."""
@@ -121,7 +126,7 @@ def evaluate_arms(
         kwargs_for_rank=lambda rank: dict(model_path=model_path, model_cfg=model_cfg, rollout_cfg=rollout_cfg),
     )
     engine = group.workers[0]
-    budgets = {REASON_MODE: rollout_cfg.max_new_tokens, FAST_MODE: fast_max_new_tokens}
+    budgets = {REASON_MODE: rollout_cfg.max_new_tokens, FAST_MODE: fast_token_budget(tokenizer, fast_max_new_tokens)}
     results = []
     try:
         for arm in arms:

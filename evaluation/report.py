@@ -107,6 +107,14 @@ def write_plots(out: Path, metrics: Mapping, training_logs: Mapping[str, Path]) 
     return paths
 
 
+def _shown(path: str) -> str:
+    """A path as a reader of the report knows it: relative to the working directory when it is inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
 def _markdown(metrics: Mapping, plots: Sequence[Path]) -> str:
     info = metrics["info"]
     lines = [
@@ -119,7 +127,7 @@ def _markdown(metrics: Mapping, plots: Sequence[Path]) -> str:
     lines += [f"- {key}: {value}" for key, value in info.items() if key not in shown]
     lines += ["", report_table(metrics), "", "## Arms", ""]
     for name, arm in metrics["arms"].items():
-        adapter = f"{arm['adapter_path']} (version {arm['adapter_version']})" if arm["adapter_path"] else "none (base)"
+        adapter = f"{_shown(arm['adapter_path'])} (version {arm['adapter_version']})" if arm["adapter_path"] else "none"
         invalid = arm["invalid_ids"]
         shown = ", ".join(invalid[:MAX_LISTED_INVALID]) + (" ..." if len(invalid) > MAX_LISTED_INVALID else "")
         lines.append(

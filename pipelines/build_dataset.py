@@ -9,10 +9,18 @@ from pathlib import Path
 import ray
 
 from pipelines.config import BLOCK_FORMATS, DataConfig
-from pipelines.prompt_rows import PROMPT_SETTINGS_FILE, PromptSettings, make_sessions, prompt_row, window_size_for
+from pipelines.label_patch import read_patch_report
+from pipelines.prompt_rows import (
+    PROMPT_SETTINGS_FILE,
+    PromptSettings,
+    make_sessions,
+    prompt_row,
+    shown_as_itself,
+    window_size_for,
+)
 from pipelines.prompts import shown_line_numbers
 from pipelines.read_logs import DEAD_LETTER_FILE, read_lines
-from pipelines.sessions import Session, anomaly_templates, mark_anomaly_lines, stratified_train, train_count
+from pipelines.sessions import Session, mark_anomaly_lines, stratified_train, template_profile, train_count
 from pipelines.table_formats import read_session_labels
 from pipelines.teacher import RuleTeacher, Teacher
 from pipelines.templates import UNSEEN_ID, LogTemplateMiner, TemplateMatcher
@@ -133,11 +141,20 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
 
     tally = {"unmatched_lines": 0}
     rows = _number_rows(_count_unmatched(iter_rows(matched), tally))
+    if cfg.format == "templates":
+        rows = (shown_as_itself(row) for row in rows)
     sessions, n_sessions, unlabelled = make_sessions(rows, cfg.format, cfg.window_size, good_lines, block_labels)
     sessions, is_train = _split_sessions(sessions, n_sessions, cfg)
-    indicative = None  # line labels mark the anomaly lines; block labels need templates seen only in anomalies
+    indicative = expected = None  # line labels mark the anomaly lines; block labels need template statistics
     if block_labels is not None:  # block sessions are a list: reading them here does not consume them
-        indicative = anomaly_templates(session for index, session in enumerate(sessions) if is_train(index))
+        profile = template_profile(
+            (session for index, session in enumerate(sessions) if is_train(index)),
+            cfg.anomaly_template_max_normal_share,
+            cfg.expected_template_share,
+        )
+        indicative, expected = profile.indicative, profile.expected
+        if isinstance(teacher, RuleTeacher):
+            teacher.expected = expected
     counts = _split_counts()
     with open(paths["train"], "w", encoding="utf-8") as train, open(paths["test"], "w", encoding="utf-8") as test:
         for index, session in enumerate(sessions):
@@ -154,6 +171,7 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         max_prompt_tokens=cfg.max_prompt_tokens,
         miner_file=MINER_STATE_FILE,
         anomaly_templates=indicative,
+        expected_templates=expected,
     )
     settings.save(out)
     summary = {
@@ -166,8 +184,10 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         "malformed": malformed,
         "templates": miner.n_templates,
         "anomaly_templates": None if indicative is None else len(indicative),
+        "expected_templates": None if expected is None else len(expected),
         "unmatched_lines": tally["unmatched_lines"],
         "unlabelled_sessions": unlabelled,
+        "label_patch": read_patch_report(out) if cfg.label_patch else None,
         "window_size": settings.window_size if cfg.format not in BLOCK_FORMATS else None,
         "max_prompt_tokens": cfg.max_prompt_tokens,
         "splits": counts,

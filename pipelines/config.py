@@ -38,6 +38,12 @@ class DataConfig(StrictModel):
     session: Literal["fixed", "block"] = Field(
         "fixed", description="fixed line windows, or block sessions (hdfs/loglead_hdfs); templates ignore it."
     )
+    label_patch: str | None = Field(
+        None,
+        description="templates only: a JSON label patch (RationAnomaly's `rationanomaly_anomaly_patch.json` "
+        "format: records with `input` template text and `rectified` normal|abnormal) applied by exact text "
+        "match when the CSVs are read; summary.json reports labels changed and entries that matched nothing.",
+    )
     window_size: int = Field(20, ge=1, description="Lines per fixed window.")
     split: Literal["chronological", "stratified"] = Field(
         "chronological",
@@ -45,6 +51,20 @@ class DataConfig(StrictModel):
         "(required for templates, which have no time order).",
     )
     seed: int = Field(0, description="Seed of the stratified split.")
+    anomaly_template_max_normal_share: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Block labels: a template seen in anomalous training sessions and in at most this share of "
+        "normal ones carries the anomaly (its lines are the evidence to cite).",
+    )
+    expected_template_share: float = Field(
+        0.99,
+        gt=0,
+        le=1,
+        description="Block labels: a template in at least this share of normal training sessions is expected; "
+        "the teacher explains an anomalous session lacking one by the missing event.",
+    )
     train_fraction: float = Field(0.7, gt=0, lt=1, description="Share of sessions for training.")
     max_prompt_tokens: int = Field(
         640,
@@ -62,4 +82,6 @@ class DataConfig(StrictModel):
     def _templates_have_no_time_order(self) -> DataConfig:
         if self.format == "templates" and self.split == "chronological":
             raise ValueError("format templates has no time order: set data.split: stratified")
+        if self.label_patch and self.format != "templates":
+            raise ValueError(f"data.label_patch corrects template labels: it needs format templates, not {self.format}")
         return self

@@ -9,7 +9,7 @@ from typing import get_args
 
 from pipelines.config import BLOCK_FORMATS, DataFormat
 from pipelines.log_formats import MalformedLine, parse_line
-from pipelines.prompt_rows import PromptSettings, make_sessions, prompt_row
+from pipelines.prompt_rows import PromptSettings, make_sessions, prompt_row, shown_as_itself
 from pipelines.read_logs import read_shard
 from pipelines.sessions import mark_anomaly_lines
 from pipelines.table_formats import read_loglead_table, read_session_labels, read_template_records, require_file
@@ -64,6 +64,8 @@ def read_eval_records(fmt: str, path: str, miner: LogTemplateMiner) -> tuple[lis
         raise ValueError(f"{SPEC_FIELD}: {path}: no usable {fmt} lines ({tally['malformed']} malformed)")
     for record in records:
         record["template_id"], record["template"] = miner.match(record["content"])  # never refitted on eval data
+        if fmt == "templates":
+            shown_as_itself(record)
     return records, tally["malformed"]
 
 
@@ -80,7 +82,7 @@ def load_eval_rows(spec: str, run_data_dir: str | Path, teacher: Teacher | None 
     records, malformed = read_eval_records(fmt, path, miner)
     sessions, _, unlabelled = make_sessions(records, fmt, settings.window_size, len(records), labels)
     indicative = (settings.anomaly_templates or {}) if fmt in BLOCK_FORMATS else None
-    teacher = teacher or RuleTeacher()
+    teacher = teacher or RuleTeacher(settings.expected_templates)
     rows = []
     for session in sessions:
         mark_anomaly_lines(session.lines, indicative)

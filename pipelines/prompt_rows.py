@@ -48,15 +48,15 @@ class PromptSettings:
     max_prompt_tokens: int
     miner_file: str
     anomaly_templates: dict[int, str] | None = None
+    expected_templates: dict[int, str] | None = None
     token_counter: str = TOKEN_COUNTER
 
     def save(self, directory: str | Path) -> Path:
         """Write `prompt_settings.json` into `directory`; returns its path."""
         payload = asdict(self)
         payload["anomaly_lines_from"] = "line_labels" if self.anomaly_templates is None else "anomaly_templates"
-        payload["anomaly_templates"] = [
-            {"id": template_id, "template": text} for template_id, text in (self.anomaly_templates or {}).items()
-        ]
+        for key in ("anomaly_templates", "expected_templates"):
+            payload[key] = [{"id": template_id, "template": text} for template_id, text in (payload[key] or {}).items()]
         path = Path(directory) / PROMPT_SETTINGS_FILE
         path.write_text(json.dumps(payload, indent=2) + "\n")
         return path
@@ -78,10 +78,17 @@ class PromptSettings:
                 max_prompt_tokens=int(payload["max_prompt_tokens"]),
                 miner_file=payload["miner_file"],
                 anomaly_templates=None if by_labels else templates,
+                expected_templates={int(i["id"]): i["template"] for i in payload.get("expected_templates", [])},
                 token_counter=payload.get("token_counter", TOKEN_COUNTER),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{path}: bad prompt settings ({type(err).__name__}: {err})") from None
+
+
+def shown_as_itself(record: dict) -> dict:
+    """A template-CSV row is already a template: the prompt shows its own text, not drain3's coarser merge of it."""
+    record["template"] = record["content"]
+    return record
 
 
 def window_size_for(fmt: str, window_size: int) -> int:

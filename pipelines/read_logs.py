@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import ray
 
 from pipelines.config import DataConfig
+from pipelines.label_patch import apply_label_patch, load_label_patch, write_patch_report
 from pipelines.log_formats import MalformedLine, parse_line
 from pipelines.table_formats import (
     LINE_SCHEMA,
@@ -175,11 +176,17 @@ def read_loglead_events(cfg: DataConfig) -> ray.data.Dataset:
 
 
 def read_lines(cfg: DataConfig) -> tuple[ray.data.Dataset, int]:
-    """Good line records of any configured format, in input order, and how many lines went to dead letters."""
+    """Good line records of any configured format, in input order, and how many lines went to dead letters.
+
+    Template CSVs get `data.label_patch` applied as they are read; its report is left in the output folder.
+    """
+    patch_report = None
     if cfg.format == "loglead_hdfs":
         lines = read_loglead_events(cfg)
     elif cfg.format == "templates":
         records = [record for path in cfg.paths for record in read_template_records(path)]
+        if cfg.label_patch:
+            patch_report = apply_label_patch(records, load_label_patch(cfg.label_patch))
         lines = ray.data.from_arrow(pa.Table.from_pylist(records, schema=LINE_SCHEMA))
     else:
         return read_logs(cfg)
@@ -187,4 +194,5 @@ def read_lines(cfg: DataConfig) -> tuple[ray.data.Dataset, int]:
     output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / DEAD_LETTER_FILE).write_text("")
+    write_patch_report(output_dir, patch_report)
     return lines, 0

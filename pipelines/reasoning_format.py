@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -13,6 +14,7 @@ VERDICTS = ("normal", "anomalous")
 # Whole-completion patterns: exactly one think block and one answer block, nothing else around them.
 _THINK_FIRST = re.compile(r"\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*", re.S)
 _ANSWER_FIRST = re.compile(r"\s*<answer>(?P<answer>.*?)</answer>\s*(?:<think>(?P<think>.*?)</think>)?\s*", re.S)
+_ANY_TAG = re.compile(r"<\s*/?\s*(?:think|answer)\s*>", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,25 @@ def parse_completion(text: str) -> ParsedCompletion:
 
 
 def neutralize_tags(text: str) -> str:
-    """Make log text unable to produce the format's special tokens (log text is data, not markup)."""
-    for tag in SPECIAL_TAGS:
-        text = text.replace(tag, tag.replace("<", "&lt;").replace(">", "&gt;"))
-    return text
+    """Make log text unable to produce the format's special tokens (log text is data, not markup).
+
+    Any case and inner spacing (`</THINK>`, `< answer >`) is escaped: a tokenizer or a model may treat them alike.
+    """
+    return _ANY_TAG.sub(lambda match: match.group(0).replace("<", "&lt;").replace(">", "&gt;"), text)
+
+
+def answer_token_budget(encode: Callable[[str], Sequence[int]]) -> int:
+    """Tokens a tokenizer needs after an `<answer>` prefill for any verdict the parser accepts, plus `</answer>`.
+
+    The tags are one token in the tiny tokenizer and several in a real one (SmolLM2: 3 each), so fast mode's
+    completion budget is measured, not assumed: every case and whitespace spelling of each verdict is encoded
+    after the prefill, and the longest continuation wins. `encode` maps text to ids without special tokens.
+    """
+    prefix = len(encode(ANSWER_OPEN))
+    spellings = (
+        f"{pad}{cased}{pad}"
+        for verdict in VERDICTS
+        for cased in (verdict, verdict.capitalize(), verdict.upper())
+        for pad in ("", " ", "\n")
+    )
+    return max(len(encode(f"{ANSWER_OPEN}{text}{ANSWER_CLOSE}")) - prefix for text in spellings)

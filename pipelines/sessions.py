@@ -81,20 +81,48 @@ def order_by_time(sessions: list[Session]) -> list[Session]:
     return sorted(sessions, key=lambda session: stamp(session.lines[0]))
 
 
-def anomaly_templates(train_sessions: Iterable[Session]) -> dict[int, str]:
-    """Templates that occur in some anomalous and in no normal training session: anomaly-indicative (block labels)."""
-    anomalous: dict[int, str] = {}
-    normal: set[int] = set()
+@dataclass
+class TemplateProfile:
+    """What block-labelled training sessions say about templates (no line labels to say it instead).
+
+    `indicative`: templates in some anomalous session and in at most `max_normal_share` of normal ones (the
+    lines that carry an anomaly). `expected`: templates in at least `expected_share` of normal sessions (a
+    session missing one is incomplete: HDFS blocks whose write never finished).
+    """
+
+    indicative: dict[int, str]
+    expected: dict[int, str]
+
+
+def template_profile(
+    train_sessions: Iterable[Session], max_normal_share: float = 0.01, expected_share: float = 0.99
+) -> TemplateProfile:
+    """Count, per template, the normal and anomalous training sessions it occurs in."""
+    texts: dict[int, str] = {}
+    in_normal: dict[int, int] = {}
+    in_anomalous: dict[int, int] = {}
+    n_normal = 0
     for session in train_sessions:
+        seen = set()
         for line in session.lines:
             template_id = line.get("template_id")
             if template_id is None or template_id == UNSEEN_ID:
                 continue
-            if session.label == "anomalous":
-                anomalous.setdefault(template_id, line.get("template") or "")
-            elif session.label == "normal":
-                normal.add(template_id)
-    return {template_id: text for template_id, text in sorted(anomalous.items()) if template_id not in normal}
+            texts.setdefault(template_id, line.get("template") or "")
+            seen.add(template_id)
+        n_normal += session.label == "normal"
+        counter = in_normal if session.label == "normal" else in_anomalous if session.label == "anomalous" else {}
+        for template_id in seen:
+            counter[template_id] = counter.get(template_id, 0) + 1
+    normal_share = {t: in_normal.get(t, 0) / max(n_normal, 1) for t in texts}
+    indicative = {t: texts[t] for t in sorted(in_anomalous) if normal_share[t] <= max_normal_share}
+    expected = {t: texts[t] for t in sorted(texts) if n_normal and normal_share[t] >= expected_share}
+    return TemplateProfile(indicative, expected)
+
+
+def anomaly_templates(train_sessions: Iterable[Session], max_normal_share: float = 0.0) -> dict[int, str]:
+    """Templates in some anomalous and in at most `max_normal_share` of normal training sessions."""
+    return template_profile(train_sessions, max_normal_share).indicative
 
 
 def mark_anomaly_lines(lines: Iterable[dict], indicative: dict[int, str] | None) -> None:

@@ -18,6 +18,8 @@ _WORD = re.compile(r"[A-Za-z0-9]{3,}")
 NORMAL_REASON = "These events are routine for this system, so the session is normal."
 ANOMALOUS_REASON = "These are not routine events, so the session is anomalous."
 NO_EVIDENCE = "No shown line is an alert by itself, but the events depart from routine operation: anomalous."
+MISSING_REASON = "which every normal session has, so it never completed: anomalous."
+RARE_REASON = "No line is an alert by itself, but these counts depart from routine operation: anomalous."
 
 
 class Teacher(Protocol):
@@ -64,9 +66,132 @@ def _fit(parts: list[str], render: Callable[[list[str]], str]) -> str:
     return render(parts)[:MAX_RATIONALE_CHARS]
 
 
-def rule_rationale(lines: Sequence[dict], label: str, window_text: str) -> str:
-    """Short rationale citing shown lines verbatim as L<n> "<text>": anomaly lines if anomalous, routine ones if not."""
+def _missing_events(
+    lines: Sequence[dict], groups: list[Group], window_text: str, expected: dict[int, str]
+) -> str | None:
+    """An anomalous session that lacks an event every normal session has: say which, citing what is there."""
+    present = {line.get("template_id") for line in lines}
+    missing = [text for template_id, text in expected.items() if template_id not in present]
+    if not missing:
+        return None
+    shown = _evidence(groups, window_text, 1)
+    opening = f"{_cite(*shown[0], False)} is there, but " if shown else ""
+    name = missing[0].split('"', 1)[0][:MAX_QUOTE_CHARS].strip()
+    return f"{opening}no line shows '{name}', {MISSING_REASON}"[:MAX_RATIONALE_CHARS]
+
+
+def _rarest(groups: list[Group], window_text: str) -> str:
+    """No line is an alert and nothing is missing: cite the least repeated events, with their counts."""
+    ranked = sorted(groups, key=lambda group: (len(group.numbers), group.first))
+    cites = [
+        f"{_cite(group, text, False)} (x{len(group.numbers)})" for group, text in _evidence(ranked, window_text, 2)
+    ]
+    if not cites:
+        return NO_EVIDENCE
+    return _fit(cites, lambda parts: f"{'; '.join(parts)}. {RARE_REASON}")
+
+
+# What a single template's words say (RationAnomaly's template task: one template is one session).
+FAILURE_WORDS = (
+    "fatal",
+    "error",
+    "errors",
+    "fail",
+    "failed",
+    "failure",
+    "failing",
+    "exception",
+    "panic",
+    "abort",
+    "aborted",
+    "critical",
+    "crash",
+    "crashed",
+    "corrupt",
+    "corrupted",
+    "denied",
+    "refused",
+    "timeout",
+    "timed",
+    "unable",
+    "cannot",
+    "lost",
+    "dead",
+    "died",
+    "killed",
+    "segfault",
+    "overflow",
+    "violation",
+    "invalid",
+    "unreachable",
+    "down",
+    "bad",
+    "broken",
+    "interrupt",
+    "parity",
+    "severe",
+    "mismatch",
+    "illegal",
+    "unknown",
+    "missing",
+)
+ROUTINE_WORDS = (
+    "success",
+    "successful",
+    "succeeded",
+    "completed",
+    "complete",
+    "started",
+    "starting",
+    "registered",
+    "connected",
+    "ok",
+    "done",
+    "accepted",
+    "opened",
+    "closed",
+    "session",
+    "generating",
+    "corrected",
+    "enabled",
+    "finished",
+    "loaded",
+    "received",
+    "sent",
+    "update",
+    "updated",
+    "info",
+)
+_WORDS = re.compile(r"[a-z]+")
+
+
+def template_rationale(group: Group, label: str, window_text: str) -> str:
+    """One template judged by what its words say about severity and state, citing it verbatim."""
+    fragment = quote(group, window_text)
+    cite = f'L{group.first} "{fragment}"' if fragment else f"L{group.first}"
+    words = _WORDS.findall(group.text.lower())
+    failures = list(dict.fromkeys(word for word in words if word in FAILURE_WORDS))[:3]
+    routine = next((word for word in words if word in ROUTINE_WORDS), None)
+    if label == "anomalous":
+        if failures:
+            said = ", ".join(f"'{word}'" for word in failures)
+            return f"{cite} reports {said}: a fault, not a routine event, so the template is anomalous."
+        return f"{cite} describes a state this system logs only when something went wrong, so it is anomalous."
+    if failures:
+        return f"{cite} mentions '{failures[0]}' but reports a handled, expected condition, so it is normal."
+    state = f"'{routine}' " if routine else ""
+    return f"{cite} is a routine {state}status message with no sign of failure, so the template is normal."
+
+
+def rule_rationale(lines: Sequence[dict], label: str, window_text: str, expected: dict[int, str] | None = None) -> str:
+    """Short rationale citing shown lines verbatim as L<n> "<text>": anomaly lines if anomalous, routine ones if not.
+
+    Without an anomaly-carrying line, an anomalous session is explained by an `expected` event it lacks (a
+    template nearly every normal training session has), else by its rarest events.
+    """
     groups = group_lines(lines)
+    if len(lines) == 1 and not groups[0].header:  # a bare template (template CSVs): judge its words
+        return template_rationale(groups[0], label, window_text)[:MAX_RATIONALE_CHARS]
     if label == "normal":
         cites = [_cite(group, text, False) for group, text in _evidence(groups, window_text, 2)]
         if not cites:
@@ -74,8 +199,10 @@ def rule_rationale(lines: Sequence[dict], label: str, window_text: str) -> str:
         return _fit(cites, lambda parts: f"Routine events: {', '.join(parts)}. {NORMAL_REASON}")
     carriers = [group for group in groups if any(carries_anomaly(lines[n - 1]) for n in group.numbers)]
     cites = [_cite(group, text, True) for group, text in _evidence(carriers, window_text, 3)]
+    if carriers and not cites:
+        return NO_EVIDENCE  # the lines that carry it are cut from the prompt: cite nothing rather than routine
     if not cites:
-        return NO_EVIDENCE
+        return _missing_events(lines, groups, window_text, expected or {}) or _rarest(groups, window_text)
     return _fit(cites, lambda parts: f"{'; '.join(parts)}. {ANOMALOUS_REASON}")
 
 
@@ -84,9 +211,12 @@ class RuleTeacher:
 
     name = "rule"
 
+    def __init__(self, expected: dict[int, str] | None = None):
+        self.expected = expected or {}  # templates nearly every normal training session has (block labels)
+
     def rationale(self, lines: Sequence[dict], label: str, window_text: str) -> str:
         """The rule rationale for `lines` under `label`, quoting only `window_text`."""
-        return rule_rationale(lines, label, window_text)
+        return rule_rationale(lines, label, window_text, self.expected)
 
 
 # name -> factory; an OpenAI-endpoint teacher or imported R-Log trajectories register here later.

@@ -37,3 +37,17 @@ class AdapterSnapshot:
         for name, data in self.files.items():
             (out / name).write_bytes(data)
         return out
+
+
+def lora_target_modules(model) -> list[str]:
+    """LoRA targets read off the architecture: names of its Linear layers, except the output head (tied or not)."""
+    import torch
+
+    head = model.get_output_embeddings()
+    return sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and module is not head
+        }
+    )

@@ -17,9 +17,10 @@ class ModelConfig(StrictModel):
     lora_rank: int = Field(16, ge=1, description="LoRA rank r.")
     lora_alpha: int = Field(32, ge=1, description="LoRA alpha.")
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout.")
-    target_modules: list[str] = Field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        description="Module names that get LoRA weights.",
+    target_modules: list[str] | None = Field(
+        None,
+        description="Module names that get LoRA weights; None: every Linear layer of the architecture except the "
+        "output head (Llama: q/k/v/o_proj, gate/up/down_proj).",
     )
     max_model_len: int = Field(1024, ge=64, description="Prompt + completion token limit.")
 
@@ -56,6 +57,12 @@ class ActorResources(StrictModel):
     num_workers: int = Field(1, ge=1, description="Actors of this role (rollout engines, learner ranks).")
     num_gpus_per_worker: float = Field(0, ge=0, description="GPUs per actor (0 on CPU).")
     num_cpus_per_worker: float = Field(1, gt=0, description="CPUs reserved per actor.")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch/OpenMP threads in each actor; None keeps Ray's default (one per reserved CPU). On a "
+        "CPU box, where the roles work one after another, give each the node's cores.",
+    )
 
 
 class RolloutConfig(ActorResources):

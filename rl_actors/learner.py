@@ -14,7 +14,7 @@ import ray
 import torch
 
 from reward_workers.worker import split_evenly
-from rl_actors.adapters import AdapterSnapshot
+from rl_actors.adapters import AdapterSnapshot, lora_target_modules
 from rl_actors.algos import batch_denominator, grpo_loss, truncated_is_weights
 from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig
 from rl_actors.sequences import align_to_mask, pad_pairs, token_logprobs, unpad
@@ -42,6 +42,8 @@ class LearnerCore:
         from peft import LoraConfig, PeftModel, get_peft_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        if learner_cfg.threads:
+            torch.set_num_threads(learner_cfg.threads)  # Ray pins OMP_NUM_THREADS to the reserved CPUs
         self.cfg, self.algo, self.rank, self.world_size = learner_cfg, algo_cfg, rank, world_size
         self.sequences_per_step, self.learning_rate = sequences_per_step, learning_rate
         self.temperature = temperature  # the rollout's sampling temperature: GRPO logprobs are taken at it
@@ -55,7 +57,7 @@ class LearnerCore:
                 r=model_cfg.lora_rank,
                 lora_alpha=model_cfg.lora_alpha,
                 lora_dropout=model_cfg.lora_dropout,
-                target_modules=model_cfg.target_modules,
+                target_modules=model_cfg.target_modules or lora_target_modules(base),
                 task_type="CAUSAL_LM",
             )
             self.model = get_peft_model(base, lora)

@@ -9,6 +9,7 @@ import ray
 
 from rl_actors.adapters import AdapterSnapshot
 from rl_actors.config import ModelConfig, RolloutConfig
+from rl_actors.sequences import assistant_end_id
 
 
 @dataclass
@@ -26,8 +27,13 @@ class RolloutEngine:
     """Pure core of a rollout actor: owns one vLLM engine and the adapter version it samples with."""
 
     def __init__(self, model_path: str, model_cfg: ModelConfig, rollout_cfg: RolloutConfig, seed: int = 0):
+        from transformers import AutoTokenizer
         from vllm import LLM
 
+        if rollout_cfg.threads:
+            import torch
+
+            torch.set_num_threads(rollout_cfg.threads)  # before vLLM's CPU worker freezes the thread count
         self.cfg = rollout_cfg
         self.llm = LLM(
             model=model_path,
@@ -43,6 +49,9 @@ class RolloutEngine:
             # Sample logprobs after temperature scaling: the learner divides its logits by the same temperature.
             logprobs_mode="processed_logprobs",
         )
+        # Stop where the model's chat template closes an assistant turn (what SFT completions end with), even if
+        # that token is not the tokenizer's EOS.
+        self.stop_token_ids = [assistant_end_id(AutoTokenizer.from_pretrained(model_path))]
         self.adapter_dir = tempfile.mkdtemp(prefix="logrl-adapters-")
         self.lora = None
 
@@ -71,8 +80,11 @@ class RolloutEngine:
             temperature=self.cfg.temperature,
             top_p=self.cfg.top_p,
             logprobs=0,
-            seed=seed,
+            # vLLM 0.32 on CPU crashes ("CPU Generator does not use offset") when a seeded request's prefill is
+            # chunked; there, sampling draws from the engine's own generator, seeded once at construction.
+            seed=seed if self.cfg.num_gpus_per_worker > 0 else None,
             skip_special_tokens=False,
+            stop_token_ids=self.stop_token_ids,
         )
         outputs = self.llm.generate(
             [TokensPrompt(prompt_token_ids=ids) for _, ids in prompts], params, lora_request=self.lora, use_tqdm=False
@@ -112,8 +124,11 @@ class RolloutEngine:
             max_tokens=max_tokens,
             temperature=0.0,
             stop=stop,
-            include_stop_str_in_output=True,
+            # Keeps a hit stop string (`</answer>`), but with it vLLM would also write the end-of-turn token into
+            # the text (`...</answer><|im_end|>`), which no parser accepts: only keep it when there are stop strings.
+            include_stop_str_in_output=bool(stop),
             skip_special_tokens=False,
+            stop_token_ids=self.stop_token_ids,
         )
         outputs = self.llm.generate(
             [TokensPrompt(prompt_token_ids=ids) for ids in prompts],

@@ -13,9 +13,34 @@ def encode_prompt(tokenizer, messages: list[dict]) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+_TURN_PROBE = "logrl-assistant-turn-probe"
+
+
+def assistant_end_id(tokenizer) -> int:
+    """The token the chat template closes an assistant turn with (SmolLM2: `<|im_end|>`), else EOS.
+
+    Completions are trained to end with it, and rollouts stop on it, so a model stops where its own
+    template would close the turn even when that token is not the tokenizer's EOS.
+    """
+    cached = getattr(tokenizer, "_logrl_assistant_end_id", None)
+    if cached is not None:
+        return cached
+    messages = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "u"},
+        {"role": "assistant", "content": _TURN_PROBE},
+    ]
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    after = text.split(_TURN_PROBE, 1)[1] if _TURN_PROBE in text else ""
+    ids = tokenizer(after, add_special_tokens=False)["input_ids"] if after.strip() else []
+    end = ids[0] if ids and ids[0] in tokenizer.all_special_ids else tokenizer.eos_token_id
+    tokenizer._logrl_assistant_end_id = end
+    return end
+
+
 def encode_completion(tokenizer, text: str) -> list[int]:
-    """Token ids of a target completion, closed by EOS so the model learns to stop."""
-    return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    """Token ids of a target completion, closed by the assistant turn's end token so the model learns to stop."""
+    return tokenizer(text, add_special_tokens=False)["input_ids"] + [assistant_end_id(tokenizer)]
 
 
 def pad_pairs(pairs: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:

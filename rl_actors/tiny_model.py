@@ -73,7 +73,9 @@ def pretrain(model, tokenizer, rows: list[dict], cfg: TinyModelConfig, anomalous
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.pretrain_lr, total_steps=cfg.pretrain_steps)
     model.train()
     loss = torch.zeros(())
-    for _ in range(cfg.pretrain_steps):
+    for step in range(cfg.pretrain_steps):
+        if step and step % 100 == 0:
+            print(f"[model] pretraining step {step}/{cfg.pretrain_steps}, loss {float(loss.detach()):.3f}", flush=True)
         picks = sampler.next(min(cfg.pretrain_batch_size, len(seqs)))
         batch = pad_pairs([(seqs[i][:1], seqs[i][1:]) for i in picks], tokenizer.pad_token_id)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits

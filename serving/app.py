@@ -3,11 +3,14 @@
 Ray Serve LLM's `LLMServer` owns the vLLM engine and, as a late-bound ingress, serves vLLM's own FastAPI app
 (`/v1/chat/completions`, `/v1/models`, `/health`, ...). The adapter is registered statically through vLLM's
 `lora_modules`, so it stays a local PEFT folder (Ray's dynamic LoRA loading only reads cloud storage).
-`DetectorServer` adds `POST /detect` to that app; the request logic lives in `serving.detect`.
+`DetectorServer` adds `POST /detect` to that app; the request logic lives in `serving.detect`. `serving.guard`
+wraps the whole app: only /detect, /v1/models, /v1/(chat/)completions and /health are routed, behind API keys,
+a body cap, a bounded queue and a timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -22,19 +25,27 @@ from ray.serve.llm import LLMConfig, LLMServer, build_llm_deployment
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from pipelines.prompts import estimate_tokens
+from pipelines.reasoning_format import answer_token_budget
 from pipelines.templates import LogTemplateMiner
+from serving.auth import key_digests
 from serving.config import ServeConfig
 from serving.detect import (
     AdapterInfo,
     DetectLimits,
     DetectPlan,
     InvalidDetectRequest,
+    chat_overhead_tokens,
     check_tags_survive_decoding,
     detect_response,
     load_adapter_info,
     parse_detect_request,
     plan_detection,
+    prompt_token_budget,
+    token_counter,
 )
+from serving.errors import error_response
+from serving.guard import DetectorGuard, GuardSettings
 
 DEFAULT_APP_NAME = "logrl-detector"
 # Settings vLLM and Hugging Face read from the environment; replicas are fresh processes, so they must get them.
@@ -50,11 +61,8 @@ class DetectorSettings:
     miner_state_path: str
     data_format: str
     limits: DetectLimits
-
-
-def _error(status_code: int, message: str) -> JSONResponse:
-    # Same shape as vLLM's OpenAI errors, so clients handle /detect and /v1 errors alike.
-    return JSONResponse({"error": {"message": message, "code": status_code}}, status_code=status_code)
+    tokenizer_path: str | None = None  # prompts are fitted with this tokenizer's counts (else a byte estimate)
+    guard: GuardSettings | None = None
 
 
 class EngineError(RuntimeError):
@@ -78,11 +86,18 @@ class DetectorServer(LLMServer):
     async def __init__(self, llm_config: LLMConfig, *, detector: DetectorSettings):
         self._detector = detector
         self._miner = LogTemplateMiner.load(detector.miner_state_path)
+        self._count_tokens = estimate_tokens
+        if detector.tokenizer_path:
+            from transformers import AutoTokenizer
+
+            self._count_tokens = token_counter(AutoTokenizer.from_pretrained(detector.tokenizer_path))
         await super().__init__(llm_config)
 
     async def __serve_build_asgi_app__(self):
         app = await super().__serve_build_asgi_app__()
         app.add_api_route("/detect", self.detect, methods=["POST"])
+        if self._detector.guard is not None:
+            app.add_middleware(DetectorGuard, settings=self._detector.guard)
         return app
 
     async def detect(self, request: Request) -> JSONResponse:
@@ -90,20 +105,28 @@ class DetectorServer(LLMServer):
         started = time.perf_counter()
         try:
             payload = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "body is not valid JSON")
+        except UnicodeDecodeError:
+            return error_response(422, "body is not valid UTF-8")
+        except json.JSONDecodeError:
+            return error_response(400, "body is not valid JSON")
         settings = self._detector
         try:
-            detect_request = parse_detect_request(payload, settings.limits)
+            # Validation, normalisation and template matching of up to max_request_lines lines are CPU work:
+            # off the event loop, so other requests on this replica keep flowing.
+            plan = await asyncio.to_thread(self._plan, payload)
         except InvalidDetectRequest as err:
-            return _error(err.status_code, err.message)
-        plan = plan_detection(detect_request, self._miner, settings.data_format, settings.limits)
+            return error_response(err.status_code, err.message, param="lines")
         try:
             completion = await self._complete(plan)
         except EngineError as err:
-            return _error(err.status_code, str(err))
+            return error_response(err.status_code, str(err))
         latency_ms = (time.perf_counter() - started) * 1000
-        return JSONResponse(detect_response(completion, plan, settings.adapter, latency_ms))
+        return JSONResponse(detect_response(completion, plan, settings.adapter, latency_ms, settings.limits))
+
+    def _plan(self, payload: Any) -> DetectPlan:
+        settings = self._detector
+        detect_request = parse_detect_request(payload, settings.limits)
+        return plan_detection(detect_request, self._miner, settings.data_format, settings.limits, self._count_tokens)
 
     async def _complete(self, plan: DetectPlan) -> str:
         """One non-streaming chat completion with the adapter, through vLLM's OpenAI chat layer."""
@@ -167,10 +190,27 @@ def detector_llm_config(serve_cfg: ServeConfig, model_path: str, adapter: Adapte
         deployment_config={
             "num_replicas": serve_cfg.num_replicas,
             "ray_actor_options": {"num_cpus": serve_cfg.num_cpus_per_replica},
+            # The replica's guard queues and refuses with JSON errors, so Serve lets it see all it may hold;
+            # Serve's own queue (plain-text 503 when full) is only the backstop in front of it.
+            "max_ongoing_requests": serve_cfg.max_ongoing_requests + serve_cfg.max_queued_requests,
+            "max_queued_requests": max(serve_cfg.max_queued_requests, 1),
         },
         runtime_env={"env_vars": _replica_env()},
         log_engine_metrics=False,
         **extra,
+    )
+
+
+def guard_settings(serve_cfg: ServeConfig) -> GuardSettings:
+    """What each replica's guard enforces; only key digests leave this process, never the keys."""
+    return GuardSettings(
+        key_digests=key_digests(serve_cfg),
+        max_request_bytes=serve_cfg.max_request_bytes,
+        max_ongoing_requests=serve_cfg.max_ongoing_requests,
+        max_queued_requests=serve_cfg.max_queued_requests,
+        request_timeout_s=serve_cfg.request_timeout_s,
+        adapter_name=serve_cfg.adapter_name,
+        default_model=serve_cfg.default_model,
     )
 
 
@@ -189,7 +229,18 @@ def build_detector_app(
     if adapter.rank > serve_cfg.max_lora_rank:
         raise ValueError(f"adapter rank {adapter.rank} > serve.max_lora_rank {serve_cfg.max_lora_rank}; raise it")
     LogTemplateMiner.load(miner_state_path)  # a bad miner file fails here, not in every replica
-    check_tags_survive_decoding(AutoTokenizer.from_pretrained(model_path))
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    check_tags_survive_decoding(tokenizer)
+    fast_max_new_tokens = serve_cfg.fast_max_new_tokens or answer_token_budget(
+        lambda text: tokenizer.encode(text, add_special_tokens=False)
+    )
+    max_model_len = serve_cfg.max_model_len or tokenizer.model_max_length
+    prompt_budget = prompt_token_budget(
+        max_model_len,
+        max(serve_cfg.max_new_tokens, fast_max_new_tokens),
+        chat_overhead_tokens(tokenizer),
+        max_prompt_tokens,
+    )
     settings = DetectorSettings(
         adapter=adapter,
         miner_state_path=str(Path(miner_state_path).resolve()),
@@ -197,10 +248,14 @@ def build_detector_app(
         limits=DetectLimits(
             max_request_lines=serve_cfg.max_request_lines,
             max_line_chars=serve_cfg.max_line_chars,
-            max_prompt_tokens=max_prompt_tokens,
+            max_prompt_tokens=prompt_budget,
             max_new_tokens=serve_cfg.max_new_tokens,
-            fast_max_new_tokens=serve_cfg.fast_max_new_tokens,
+            fast_max_new_tokens=fast_max_new_tokens,
+            max_response_templates=serve_cfg.max_response_templates,
+            max_template_chars=serve_cfg.max_template_chars,
         ),
+        tokenizer_path=model_path,
+        guard=guard_settings(serve_cfg),
     )
     return build_llm_deployment(
         detector_llm_config(serve_cfg, model_path, adapter),

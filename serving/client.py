@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
+
+CLIENT_KEY_ENV = "LOGRL_API_KEY"
 
 
 class DetectError(RuntimeError):
@@ -16,9 +19,22 @@ class DetectError(RuntimeError):
         self.message = message
 
 
-def detect(url: str, lines: list[str], fast: bool = False, timeout: float = 120.0) -> dict[str, Any]:
+def auth_headers(api_key: str | None = None) -> dict[str, str]:
+    """'Authorization: Bearer KEY' for `api_key`, else $LOGRL_API_KEY, else the first of $LOGRL_API_KEYS; or none."""
+    key = api_key or os.environ.get(CLIENT_KEY_ENV) or os.environ.get("LOGRL_API_KEYS", "").split(",")[0].strip()
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def detect(
+    url: str, lines: list[str], fast: bool = False, timeout: float = 120.0, api_key: str | None = None
+) -> dict[str, Any]:
     """POST one session's raw log lines to `url`/detect and return the JSON verdict."""
-    response = httpx.post(f"{url.rstrip('/')}/detect", json={"lines": list(lines), "fast": fast}, timeout=timeout)
+    response = httpx.post(
+        f"{url.rstrip('/')}/detect",
+        json={"lines": list(lines), "fast": fast},
+        timeout=timeout,
+        headers=auth_headers(api_key),
+    )
     if response.status_code != 200:
         try:
             message = response.json()["error"]["message"]

@@ -9,9 +9,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pipelines.prompts import RenderedPrompt, build_messages, render_raw_lines
+from pipelines.prompts import (
+    RenderedPrompt,
+    TokenCounter,
+    build_messages,
+    estimate_tokens,
+    render_raw_lines,
+    shown_line_numbers,
+)
 from pipelines.reasoning_format import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, parse_completion
 from pipelines.templates import LogTemplateMiner
+from serving.untrusted import clip, escape_for_response, invalid_code_point, normalize_line
 
 REASON_MODE, FAST_MODE = "reason", "fast"
 
@@ -53,6 +61,8 @@ class DetectLimits:
     max_prompt_tokens: int
     max_new_tokens: int
     fast_max_new_tokens: int
+    max_response_templates: int = 100
+    max_template_chars: int = 300
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class DetectPlan:
     rendered: RenderedPrompt
     mode: str
     prefill: str = ""  # the start of the assistant turn, written for the model (fast mode: "<answer>")
+    omitted_lines: tuple[int, ...] = ()  # 1-based numbers of request lines the prompt could not show
 
 
 def load_adapter_info(name: str, path: str | Path) -> AdapterInfo:
@@ -89,6 +100,10 @@ def parse_detect_request(payload: Any, limits: DetectLimits) -> DetectRequest:
         raise InvalidDetectRequest(f"invalid /detect body: {problems}") from None
     if not request.lines:
         raise InvalidDetectRequest("lines is empty: send at least one raw log line")
+    for number, line in enumerate(request.lines, start=1):
+        problem = invalid_code_point(line)
+        if problem:
+            raise InvalidDetectRequest(f"line {number} is not valid Unicode text: {problem}; send UTF-8 text")
     if len(request.lines) > limits.max_request_lines:
         raise InvalidDetectRequest(
             f"too many lines: {len(request.lines)} > {limits.max_request_lines}; split the session into smaller ones"
@@ -98,7 +113,11 @@ def parse_detect_request(payload: Any, limits: DetectLimits) -> DetectRequest:
             raise InvalidDetectRequest(
                 f"line {number} has {len(line)} characters, more than the limit of {limits.max_line_chars}"
             )
-    return request
+    # Controls, ANSI escapes, bidi overrides and zero-width characters never reach the prompt.
+    lines = [normalize_line(line) for line in request.lines]
+    if not any(line.strip() for line in lines):
+        raise InvalidDetectRequest("no log text: every line is empty or whitespace; send at least one log line")
+    return request.model_copy(update={"lines": lines})
 
 
 def sampling_for(fast: bool, limits: DetectLimits) -> dict[str, Any]:
@@ -115,11 +134,55 @@ def sampling_for(fast: bool, limits: DetectLimits) -> dict[str, Any]:
     return {"temperature": 0.0, "max_completion_tokens": limits.max_new_tokens}
 
 
+def prompt_token_budget(
+    max_model_len: int, completion_tokens: int, chat_overhead_tokens: int, configured_max: int | None = None
+) -> int:
+    """Tokens the log text may take: the context minus the completion, the chat scaffolding and a small margin.
+
+    The margin covers tokens merging across the seams where groups are joined; `configured_max` (the data
+    section's `max_prompt_tokens`, what training prompts were fitted to) caps it so serving shows what training did.
+    """
+    room = max_model_len - completion_tokens - chat_overhead_tokens
+    budget = room - 8 - room // 50
+    if configured_max is not None:
+        budget = min(budget, configured_max)
+    if budget < 32:
+        raise ValueError(
+            f"max_model_len {max_model_len} leaves {budget} tokens for the log text after {completion_tokens} "
+            f"completion and {chat_overhead_tokens} chat tokens; raise max_model_len or lower max_new_tokens"
+        )
+    return budget
+
+
+def chat_overhead_tokens(tokenizer: Any) -> int:
+    """Tokens of the chat scaffolding around an empty session, the larger of reasoning and fast mode."""
+    counts = []
+    for fast in (False, True):
+        messages = build_messages("", fast=fast)
+        if fast:
+            messages.append({"role": "assistant", "content": ANSWER_OPEN})
+        ids = tokenizer.apply_chat_template(
+            messages, tokenize=True, add_generation_prompt=not fast, continue_final_message=fast
+        )
+        counts.append(len(ids["input_ids"] if isinstance(ids, dict) else ids))
+    return max(counts)
+
+
+def token_counter(tokenizer: Any) -> TokenCounter:
+    """Count tokens of prompt text with the served model's tokenizer (no special tokens added)."""
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
+
+
 def plan_detection(
-    request: DetectRequest, miner: LogTemplateMiner, data_format: str, limits: DetectLimits
+    request: DetectRequest,
+    miner: LogTemplateMiner,
+    data_format: str,
+    limits: DetectLimits,
+    count_tokens: TokenCounter = estimate_tokens,
 ) -> DetectPlan:
-    """Render the lines exactly as training did, and pick the system prompt and sampling for the mode."""
-    rendered = render_raw_lines(request.lines, data_format, miner, limits.max_prompt_tokens)
+    """Render the lines exactly as training did (fitted to the token budget), and pick the prompt and sampling."""
+    rendered = render_raw_lines(request.lines, data_format, miner, limits.max_prompt_tokens, count_tokens)
+    omitted = sorted(set(range(1, len(request.lines) + 1)) - shown_line_numbers(rendered.text))
     messages = build_messages(rendered.text, fast=request.fast)
     # Fast mode (R-Log's answer-first variant) prefills `<answer>`: the verdict is the very next token,
     # whatever a small model would otherwise start with.
@@ -132,17 +195,34 @@ def plan_detection(
         rendered=rendered,
         mode=FAST_MODE if request.fast else REASON_MODE,
         prefill=prefill,
+        omitted_lines=tuple(omitted),
     )
 
 
-def detect_response(completion: str, plan: DetectPlan, adapter: AdapterInfo, latency_ms: float) -> dict[str, Any]:
-    """The /detect answer; the verdict comes only from the model's completion, never from the log text."""
+def detect_response(
+    completion: str,
+    plan: DetectPlan,
+    adapter: AdapterInfo,
+    latency_ms: float,
+    limits: DetectLimits | None = None,
+) -> dict[str, Any]:
+    """The /detect answer; the verdict comes only from the model's completion, never from the log text.
+
+    `truncated` and `omitted_lines` say which request lines the model did not see; `templates` is capped in count
+    and length (`templates_total` counts them all) and escaped, as is the rationale.
+    """
     parsed = parse_completion(plan.prefill + completion)
+    max_count = limits.max_response_templates if limits else 100
+    max_chars = limits.max_template_chars if limits else 300
+    templates = [escape_for_response(clip(t, max_chars)) for t in plan.rendered.templates[:max_count]]
     return {
         "verdict": parsed.verdict,
         "well_formed": parsed.well_formed,
-        "rationale": parsed.rationale,
-        "templates": list(plan.rendered.templates),
+        "rationale": escape_for_response(parsed.rationale),
+        "truncated": bool(plan.omitted_lines),
+        "omitted_lines": list(plan.omitted_lines),
+        "templates": templates,
+        "templates_total": len(plan.rendered.templates),
         "malformed_lines": list(plan.rendered.malformed),
         "adapter": adapter.name,
         "adapter_version": adapter.version,

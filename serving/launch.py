@@ -10,6 +10,7 @@ import ray
 from ray import serve
 
 from serving.app import DEFAULT_APP_NAME, base_model_id, build_detector_app
+from serving.client import auth_headers
 from serving.config import ServeConfig
 from serving.detect import AdapterInfo, load_adapter_info
 
@@ -26,12 +27,18 @@ class RunningDetector:
 
 
 def wait_until_healthy(url: str, model_name: str, timeout_s: float) -> None:
-    """Poll GET /v1/models until it lists `model_name` (the proxy is up and the engine serves the adapter)."""
+    """Poll GET /v1/models until it lists `model_name` (the proxy is up and the engine serves the adapter).
+
+    Behind API keys without one at hand (a 401), the open GET /health answering 200 is taken as ready: the
+    adapter is registered when the engine starts.
+    """
     deadline = time.monotonic() + timeout_s
     last_error = "no answer yet"
     while time.monotonic() < deadline:
         try:
-            response = httpx.get(f"{url}/v1/models", timeout=5)
+            response = httpx.get(f"{url}/v1/models", timeout=5, headers=auth_headers())
+            if response.status_code == 401 and httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                return
             if response.status_code == 200:
                 if any(card.get("id") == model_name for card in response.json().get("data", [])):
                     return
@@ -76,7 +83,9 @@ def run_detector(
     started = time.perf_counter()
     check_capacity(serve_cfg)
     app = build_detector_app(serve_cfg, model_path, adapter_path, miner_state_path, data_format, max_prompt_tokens)
-    serve.start(http_options={"host": serve_cfg.host, "port": serve_cfg.port})
+    # The proxy's own timeout is a backstop behind the replica guard's (which answers JSON 503/504 first).
+    timeout_s = 2 * serve_cfg.request_timeout_s
+    serve.start(http_options={"host": serve_cfg.host, "port": serve_cfg.port, "request_timeout_s": timeout_s})
     serve.run(app, name=app_name, route_prefix="/")
     host = "127.0.0.1" if serve_cfg.host in ("0.0.0.0", "::") else serve_cfg.host
     url = f"http://{host}:{serve_cfg.port}"

@@ -69,18 +69,17 @@ def evidence_score(
 def grounding_reward(sample: RewardInput, cfg: RewardConfig) -> float:
     """evidence x ((1 - s) + s x similarity), s = `grounding.similarity_share`. Range [0, 1].
 
-    Evidence gates the score: no citation, or only hallucinated ones, scores 0 whatever the wording; an
-    `anomalous` verdict must cite a line that carries the anomaly (when the data says which lines do).
+    Evidence gates the score: no citation, or only hallucinated ones, scores 0 whatever the wording; a wrong
+    verdict scores 0; an `anomalous` verdict must cite a line that carries the anomaly (when the data names some).
     Quotes count only from the message text, never the header, and only when long enough to mean something.
     Without a reference rationale the score is the evidence alone (a group shares its reference, so GRPO
     advantages are unaffected by that change of scale). A malformed completion has no rationale and scores 0.
     """
     parsed = parse_completion(sample.completion)
-    if not parsed.well_formed or not parsed.rationale:
-        return 0.0
-    anomaly_lines = sample.anomaly_lines if parsed.verdict == "anomalous" else None
-    if anomaly_lines is not None:
-        anomaly_lines = tuple(anomaly_lines)
+    if not parsed.well_formed or not parsed.rationale or parsed.verdict != sample.label:
+        return 0.0  # evidence for the wrong verdict is no evidence: a missed anomaly cannot earn grounding
+    # An empty tuple means no line carries the anomaly (e.g. an event is missing): any grounded citation counts.
+    anomaly_lines = tuple(sample.anomaly_lines) if parsed.verdict == "anomalous" and sample.anomaly_lines else None
     evidence = evidence_score(parsed.rationale, sample.prompt, cfg.grounding, anomaly_lines)
     if evidence == 0.0:
         return 0.0

@@ -90,12 +90,14 @@ def test_eval_arms(tmp_path):
     base, sft = eval_arms(cfg, no_adapter=True, extra_arms={"sft": str(tmp_path / "adapters" / "v0")})
     assert (base.name, base.adapter_path) == ("base", None)
     assert (sft.name, sft.adapter_version) == ("sft", 0)
+    (only,) = eval_arms(cfg, extra_arms={"sft+grpo": latest["path"]})  # named arms replace the default one
+    assert only.name == "sft+grpo"
     with pytest.raises(ValueError, match="distinct"):
-        eval_arms(cfg, extra_arms={"adapter": "x"})
+        eval_arms(cfg, adapter=latest["path"], extra_arms={"adapter": "x"})
 
 
 def test_eval_config_section():
     cfg = parse_config(_raw())
-    assert "fatal" in cfg.eval.keywords and cfg.eval.fast_max_new_tokens == 16
+    assert "fatal" in cfg.eval.keywords and cfg.eval.fast_max_new_tokens is None  # None: measured on the tokenizer
     with pytest.raises(ConfigError, match=r"eval\.baselines\.0"):
         parse_config(_raw(eval={"baselines": ["svm"]}))

@@ -32,6 +32,7 @@ def run_cfg(tmp_path_factory):
             "train.steps=2",
             "sft.steps=10",
             "serve.port=8123",
+            "algo.kl_reference=init_adapter",  # the KL reference is a frozen copy of the SFT adapter
         ],
     )
     init_ray(None, cfg.ray.num_cpus)
@@ -69,6 +70,9 @@ def test_train_sync_and_serve(run_cfg):
     trainer = GRPOTrainer(cfg, rows, str(sft_adapter))
     try:
         steps = [trainer.step(i) for i in range(cfg.train.steps)]
+        # The KL reference is the frozen SFT adapter the policy starts from: before the first update they agree
+        # (with the base model as reference this KL is clearly positive after SFT).
+        assert steps[0]["actor/kl_mean"] < 1e-5 and steps[1]["actor/kl_mean"] >= 0
         for metrics in steps:
             for name in cfg.reward.weights:
                 assert f"reward/{name}" in metrics
@@ -116,6 +120,24 @@ def test_train_sync_and_serve(run_cfg):
         assert max(abs(a - b) for a, b in zip(previous_lp, rollout_lp)) > 1e-5
     finally:
         trainer.shutdown()
+
+    # `logrl eval` on the held-out split: every test window in both modes, beside the baselines.
+    import json
+
+    from cluster.stages import run_eval_stage
+
+    out = Path(cfg.train.output_dir) / "eval"
+    evaluation = run_eval_stage(cfg, adapter=str(adapters_dir(cfg.train) / f"v{last}"), out=str(out))
+    test_ids = {row["id"] for row in load_examples(summary["paths"]["test"])}
+    predictions = [json.loads(line) for line in open(out / "predictions.jsonl")]
+    for mode in ("reason", "fast"):
+        assert {p["id"] for p in predictions if p["mode"] == mode} == test_ids  # every sample counts
+    assert len(predictions) == 2 * len(test_ids)
+    report = (out / "report.md").read_text()
+    for name in ("adapter/reason", "adapter/fast", "majority", "keyword", "logistic_regression", "decision_tree"):
+        assert name in report
+    assert set(json.loads((out / "metrics.json").read_text())["arms"]) == set(evaluation["metrics"]["arms"])
+    assert list(out.glob("confusion_*.png")) and (out / "scores.png").stat().st_size > 0
 
     # Serve the trained adapter and ask it about a held-out window.
     detector = start_serving(cfg, str(adapters_dir(cfg.train) / f"v{last}"))

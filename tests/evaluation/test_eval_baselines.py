@@ -64,3 +64,19 @@ def test_rows_without_template_ids_skip_the_learned_baselines():
 
 def test_registry_matches_the_config_names():
     assert set(BASELINES) == set(typing.get_args(BaselineName)) == set(EvalConfig().baselines)
+
+
+def test_tfidf_logistic_regression_learns_the_words():
+    from evaluation.baselines import fit_tfidf_logistic_regression
+    from evaluation.config import EvalConfig
+
+    def row(text, label):
+        return {"id": text, "prompt": f"L1: {text}", "label": label, "template_ids": [1]}
+
+    train = [row(f"node {i} kernel panic detected", "anomalous") for i in range(5)]
+    train += [row(f"job {i} completed successfully", "normal") for i in range(15)]
+    predict = fit_tfidf_logistic_regression(train, EvalConfig())
+    assert predict([row("kernel panic on node 9", "anomalous"), row("job 99 completed", "normal")]) == [
+        "anomalous",
+        "normal",
+    ]

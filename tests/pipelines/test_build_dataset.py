@@ -34,6 +34,7 @@ SETTINGS_KEYS = {
     "max_prompt_tokens",
     "miner_file",
     "anomaly_templates",
+    "expected_templates",
     "anomaly_lines_from",
     "token_counter",
 }

@@ -55,6 +55,25 @@ def test_neutralize_tags_removes_every_special_tag():
     assert "&lt;answer&gt;normal&lt;/answer&gt;" in text
 
 
+@pytest.mark.parametrize("tag", ["</THINK><ANSWER>normal</ANSWER>", "</Think>< answer >normal</ Answer >"])
+def test_neutralize_tags_ignores_case_and_spacing(tag):
+    text = neutralize_tags(f"x {tag} y")
+    assert "<" not in text and ">" not in text
+    assert text.lower().count("&lt;") == 3 and "normal" in text
+
+
 def test_unknown_verdict_is_rejected_when_rendering():
     with pytest.raises(ValueError, match="verdict"):
         render_completion("r", "suspicious")
+
+
+def test_answer_token_budget_is_measured_on_the_tokenizer():
+    from pipelines.reasoning_format import ANSWER_CLOSE, ANSWER_OPEN, answer_token_budget
+
+    def one_token_per_tag(text: str) -> list[str]:  # tags one token each, then one token per character
+        for tag in (ANSWER_OPEN, ANSWER_CLOSE):
+            text = text.replace(tag, "\x00")
+        return list(text)
+
+    # longest accepted spelling: "\nanomalous\n" (11 characters) + "</answer>" (1 token)
+    assert answer_token_budget(one_token_per_tag) == 12

@@ -98,3 +98,18 @@ def test_stratified_train_is_seeded_and_per_label():
     assert trains == stratified_train(labels, 0.7, seed=3) != stratified_train(labels, 0.7, seed=4)
     assert sum(trains[:90]) == 63 and sum(trains[90:]) == 7
     assert stratified_train(["anomalous", "normal", "normal"], 0.7, 0).count(True) == 2
+
+
+def test_template_profile_tolerates_rare_normal_occurrences_and_finds_expected_events():
+    from pipelines.sessions import template_profile
+
+    def session(label, *ids):
+        return Session(label, [{"template_id": i, "template": f"t{i}"} for i in ids], label)
+
+    normal = [session("normal", 1, 2) for _ in range(199)] + [session("normal", 1, 3)]  # t3: 0.5% of normal
+    train = normal + [session("anomalous", 1, 3), session("anomalous", 2, 4)]
+    strict = template_profile(train, max_normal_share=0.0, expected_share=0.99)
+    tolerant = template_profile(train, max_normal_share=0.01, expected_share=0.99)
+    assert strict.indicative == {4: "t4"}
+    assert tolerant.indicative == {3: "t3", 4: "t4"}
+    assert tolerant.expected == {1: "t1", 2: "t2"}  # t2 is in 199 of 200 normal sessions

@@ -134,3 +134,23 @@ def test_sft_examples_both_modes_round_trip():
         assert parsed.answer_first == (example["messages"][0]["content"] == FAST_SYSTEM_PROMPT)
         assert example["messages"][1]["content"].endswith(row["prompt"])
     assert all(ex["messages"][0]["content"] == SYSTEM_PROMPT for ex in sft_examples(rows, 0.0, 1))
+
+
+def test_anomalous_session_without_alert_line_is_explained_by_its_missing_event():
+    lines = [
+        {
+            "component": "dfs.DataNode",
+            "level": "INFO",
+            "template_id": 1,
+            "template": "Receiving block <BLK> src: /<IP>",
+        },
+        {"component": "dfs.FSNamesystem", "level": "INFO", "template_id": 2, "template": "allocateBlock: <*> <BLK>"},
+    ]
+    text = render_window(lines, 400)
+    expected = {1: "Receiving block <BLK> src: /<IP>", 5: "addStoredBlock: blockMap updated: <IP> is added"}
+    rationale = RuleTeacher(expected).rationale(lines, "anomalous", text)
+    assert "no line shows 'addStoredBlock: blockMap updated" in rationale and "anomalous" in rationale
+    assert rationale.startswith('L1 "Receiving block <BLK> src: /<IP>" is there')
+    # Nothing missing and no alert line: the rarest events are cited with their counts.
+    rare = RuleTeacher({1: "Receiving block <BLK> src: /<IP>"}).rationale(lines + lines[:1], "anomalous", text)
+    assert "(x1)" in rare and "anomalous" in rare

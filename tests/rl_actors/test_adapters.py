@@ -27,3 +27,24 @@ def test_each_version_has_a_distinct_positive_lora_id():
 def test_non_adapter_folder_is_rejected(tmp_path):
     with pytest.raises(FileNotFoundError, match="adapter_config.json"):
         AdapterSnapshot.from_dir(tmp_path, 0)
+
+
+def test_lora_targets_are_the_linear_layers_without_the_output_head():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rl_actors.adapters import lora_target_modules
+
+    for tied in (False, True):
+        config = LlamaConfig(
+            vocab_size=64,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            tie_word_embeddings=tied,
+        )
+        with torch.device("meta"):
+            model = LlamaForCausalLM(config)
+        expected = ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
+        assert lora_target_modules(model) == expected

@@ -32,3 +32,26 @@ def test_align_and_unpad_round_trip():
     dense = align_to_mask(values, mask)
     assert dense.shape == mask.shape and float(dense[mask == 0].abs().sum()) == 0
     assert [[round(x, 6) for x in row] for row in unpad(dense, mask)] == values
+
+
+def test_completion_ends_with_eos_when_the_template_leaves_the_assistant_turn_open():
+    from pipelines.prompts import SYSTEM_PROMPT
+    from rl_actors.sequences import assistant_end_id, encode_completion
+    from rl_actors.tiny_model import train_tokenizer
+
+    tokenizer = train_tokenizer([SYSTEM_PROMPT, "L1 KERNEL INFO: job started normal anomalous"], 300)
+    assert assistant_end_id(tokenizer) == tokenizer.eos_token_id  # the tiny template never closes that turn
+    assert encode_completion(tokenizer, "<answer>normal</answer>")[-1] == tokenizer.eos_token_id
+
+
+def test_completion_ends_with_the_token_that_closes_an_assistant_turn():
+    from pipelines.prompts import SYSTEM_PROMPT
+    from rl_actors.sequences import assistant_end_id, encode_completion
+    from rl_actors.tiny_model import train_tokenizer
+
+    tokenizer = train_tokenizer([SYSTEM_PROMPT, "normal anomalous"], 300)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|end_turn|>"]})
+    tokenizer.chat_template = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end_turn|>{% endfor %}"
+    end_turn = tokenizer.convert_tokens_to_ids("<|end_turn|>")
+    assert end_turn != tokenizer.eos_token_id and assistant_end_id(tokenizer) == end_turn
+    assert encode_completion(tokenizer, "<answer>normal</answer>")[-1] == end_turn

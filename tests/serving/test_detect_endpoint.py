@@ -8,6 +8,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from pipelines.prompts import estimate_tokens
 from serving.app import DetectorServer, DetectorSettings
 from serving.detect import AdapterInfo
 
@@ -29,6 +30,7 @@ def _server(miner, limits, replies):
         limits=limits,
     )
     server._miner = miner
+    server._count_tokens = estimate_tokens
     server.requests = []
 
     async def chat(request):
@@ -68,7 +70,7 @@ def test_engine_errors_keep_their_status_and_message(bgl_raw_lines, miner, limit
     _, client = _server(miner, limits, [(400, message)])
     response = client.post("/detect", json={"lines": bgl_raw_lines[:3]})
     assert response.status_code == 400
-    assert response.json() == {"error": {"message": message, "code": 400}}
+    assert response.json() == {"error": {"message": message, "type": "BadRequestError", "param": None, "code": 400}}
 
 
 @pytest.mark.parametrize(
@@ -77,6 +79,8 @@ def test_engine_errors_keep_their_status_and_message(bgl_raw_lines, miner, limit
         (b"not json", 400, "not valid JSON"),
         (b'{"lines": []}', 422, "lines is empty"),
         (b'{"lines": ["a"], "fast": 1}', 422, "fast: Input should be a valid boolean"),
+        (b'{"lines": ["ok", "x \\ud800"]}', 422, "line 2 is not valid Unicode text: a lone surrogate U+D800"),
+        (b'{"lines": ["", "  "]}', 422, "every line is empty or whitespace"),
     ],
 )
 def test_bad_requests_never_reach_the_engine(body, status, fragment, miner, limits):

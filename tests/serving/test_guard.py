@@ -1,0 +1,163 @@
+"""The replica guard without Ray: route allowlist, API keys, body cap, default model, no paths, queue, timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from serving.auth import digest
+from serving.guard import DetectorGuard, GuardSettings, RequestRefused, _read_body, public_model_list
+
+KEY = "s3cret-key"
+ERROR_KEYS = {"message", "type", "param", "code"}
+
+
+def _settings(**overrides) -> GuardSettings:
+    values = dict(
+        key_digests=frozenset({digest(KEY), digest("other")}),
+        max_request_bytes=1024,
+        max_ongoing_requests=2,
+        max_queued_requests=2,
+        request_timeout_s=5,
+        adapter_name="logrl-detector",
+    )
+    return GuardSettings(**{**values, **overrides})
+
+
+def _inner_app(seen: list) -> Starlette:
+    async def echo(request: Request) -> JSONResponse:
+        body = await request.body()
+        seen.append(json.loads(body) if body else None)
+        return JSONResponse({"ok": True})
+
+    async def models(request: Request) -> JSONResponse:
+        cards = [
+            {"id": "model", "root": "/home/me/runs/model", "parent": None},
+            {"id": "logrl-detector", "root": "/home/me/runs/adapters/v3", "parent": "model"},
+        ]
+        return JSONResponse({"object": "list", "data": cards})
+
+    routes = [Route(path, echo, methods=["POST"]) for path in ("/detect", "/v1/chat/completions", "/docs")]
+    routes += [Route("/v1/models", models), Route("/metrics", models), Route("/health", lambda r: JSONResponse({}))]
+    return Starlette(routes=routes)
+
+
+def _client(seen: list, **overrides) -> TestClient:
+    return TestClient(DetectorGuard(_inner_app(seen), _settings(**overrides)))
+
+
+def _assert_error(response, status: int, fragment: str) -> None:
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert set(error) == ERROR_KEYS and error["code"] == status and fragment in error["message"]
+
+
+def test_auth_required_with_openai_error_shape_and_a_key_opens_it():
+    seen: list = []
+    client = _client(seen)
+    _assert_error(client.post("/detect", json={"lines": ["x"]}), 401, "missing or invalid API key")
+    _assert_error(client.post("/detect", json={"lines": ["x"]}, headers={"Authorization": "Bearer no"}), 401, "API")
+    _assert_error(client.get("/v1/models"), 401, "API key")
+    assert seen == []
+    ok = client.post("/detect", json={"lines": ["x"]}, headers={"Authorization": f"Bearer {KEY}"})
+    assert ok.status_code == 200 and seen == [{"lines": ["x"]}]
+    assert client.get("/v1/models", headers={"Authorization": "Bearer other"}).status_code == 200
+    assert client.get("/health").status_code == 200  # liveness stays open, it says nothing else
+
+
+@pytest.mark.parametrize("path", ["/docs", "/metrics", "/openapi.json", "/scale_elastic_ep", "/v1/load_lora_adapter"])
+def test_operational_routes_are_closed_even_with_a_key(path):
+    client = _client([])
+    _assert_error(client.post(path, headers={"Authorization": f"Bearer {KEY}"}), 404, f"no route {path}")
+    _assert_error(client.get(path), 404, "no route")
+
+
+def test_models_list_shows_names_not_paths():
+    body = _client([], key_digests=frozenset()).get("/v1/models").json()
+    assert [card["root"] for card in body["data"]] == ["model", "logrl-detector"]
+    assert "/home" not in json.dumps(body)
+    assert public_model_list({"data": [{"id": "a", "root": "org/hf-model"}]}) == {
+        "data": [{"id": "a", "root": "org/hf-model"}]
+    }
+
+
+def test_a_request_naming_no_model_gets_the_adapter_or_a_400():
+    seen: list = []
+    client = _client(seen, key_digests=frozenset())
+    messages = [{"role": "user", "content": "hi"}]
+    assert client.post("/v1/chat/completions", json={"messages": messages}).status_code == 200
+    assert client.post("/v1/chat/completions", json={"model": "model", "messages": messages}).status_code == 200
+    assert [body["model"] for body in seen] == ["logrl-detector", "model"]
+    strict = _client(seen, key_digests=frozenset(), default_model="reject")
+    _assert_error(strict.post("/v1/chat/completions", json={"messages": messages}), 400, "model is required")
+
+
+def test_a_big_body_is_refused_before_it_is_read():
+    seen: list = []
+    client = _client(seen, key_digests=frozenset())
+    _assert_error(client.post("/detect", content=b"x" * 2000), 413, "over the limit of 1024 bytes")
+    _assert_error(client.post("/detect", content=b"{}", headers={"content-length": "99999999"}), 413, "limit")
+    assert seen == []
+
+
+def test_a_streamed_body_is_cut_at_the_limit():
+    chunks = [{"type": "http.request", "body": b"x" * 600, "more_body": True}] * 3
+    read: list = []
+
+    async def receive():
+        read.append(1)
+        return chunks[len(read) - 1]
+
+    with pytest.raises(RequestRefused) as err:
+        asyncio.run(_read_body(receive, {}, 1024))
+    assert err.value.status_code == 413 and len(read) == 2  # stopped at the chunk that crossed the limit
+
+
+async def _call(guard: DetectorGuard, path: str) -> tuple[int, dict]:
+    sent: list = []
+
+    async def receive():
+        return {"type": "http.request", "body": b'{"lines": ["x"]}', "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": path, "headers": [], "query_string": b""}
+    await guard(scope, receive, send)
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], json.loads(body)
+
+
+def test_a_full_queue_is_429_and_a_slow_detect_is_504():
+    release = asyncio.Event()
+
+    async def slow_app(scope, receive, send):
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def scenario():
+        guard = DetectorGuard(
+            slow_app,
+            _settings(key_digests=frozenset(), max_ongoing_requests=1, max_queued_requests=1, request_timeout_s=0.5),
+        )
+        first = asyncio.create_task(_call(guard, "/detect"))
+        queued = asyncio.create_task(_call(guard, "/detect"))
+        await asyncio.sleep(0.05)
+        rejected = await _call(guard, "/detect")
+        results = await asyncio.gather(first, queued)
+        release.set()
+        after = await _call(guard, "/detect")
+        return rejected, results, after
+
+    (status, body), [(first, _), (queued, queued_body)], after = asyncio.run(scenario())
+    assert status == 429 and set(body["error"]) == ERROR_KEYS and "queue is full" in body["error"]["message"]
+    assert first == 504 and queued in (503, 504) and "0.5s" in queued_body["error"]["message"]
+    assert after[0] == 200  # slots were released: the replica answers normally afterwards
