@@ -15,7 +15,7 @@ export VLLM_CACHE_ROOT ?= $(CACHE)/vllm
 export TORCH_EXTENSIONS_DIR ?= $(CACHE)/torch_extensions
 export TMPDIR := $(CACHE)/tmp
 
-.PHONY: install base-model quickstart test lint clean hdfs-experiment
+.PHONY: install base-model quickstart test lint clean hdfs-experiment templates-experiment
 
 $(VENV)/.installed: pyproject.toml
 	@mkdir -p $(TMPDIR)
@@ -61,3 +61,15 @@ hdfs-experiment: install
 	PYTHONUNBUFFERED=1 $(VENV)/bin/logrl train --config configs/hdfs.yaml --set train.steps=$(HDFS_STEPS)
 	PYTHONUNBUFFERED=1 $(VENV)/bin/logrl eval --config configs/hdfs.yaml --no-adapter \
 		--arm sft=runs/hdfs/adapters/v0 --arm sft+grpo=runs/hdfs/adapters/v$(HDFS_STEPS) --out docs/results/hdfs
+
+# RationAnomaly's template task on SmolLM2-135M-Instruct (about 40 min on 2 cores). The LogPrompt CSVs carry no
+# license and are not in this repo: TEMPLATES names your copies, comma-separated.
+TEMPLATES ?= ../shared/data/reasoning/logprompt_templates_bgl.csv,../shared/data/reasoning/logprompt_templates_spirit.csv
+TEMPLATES_STEPS ?= 16
+templates-experiment: install base-model
+	@mkdir -p $(TMPDIR)
+	PYTHONUNBUFFERED=1 $(VENV)/bin/logrl train --config configs/templates-smollm2.yaml \
+		--set 'data.paths=[$(TEMPLATES)]' --set train.steps=$(TEMPLATES_STEPS)
+	PYTHONUNBUFFERED=1 $(VENV)/bin/logrl eval --config configs/templates-smollm2.yaml --set 'data.paths=[$(TEMPLATES)]' \
+		--no-adapter --arm sft=runs/templates-smollm2/adapters/v0 \
+		--arm sft+grpo=runs/templates-smollm2/adapters/v$(TEMPLATES_STEPS) --out docs/results/templates

@@ -22,6 +22,8 @@ sys.path.insert(0, REPO_ROOT)
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+from serving.client import auth_headers  # noqa: E402  (after the repo root is on sys.path)
+
 DEFAULT_LOG = Path(REPO_ROOT) / "data" / "bgl" / "BGL_2k.log"
 
 
@@ -34,7 +36,8 @@ def sessions(path: Path, window: int, count: int) -> list[list[str]]:
 
 async def _one(client: httpx.AsyncClient, url: str, lines: list[str], fast: bool) -> tuple[float, dict]:
     started = time.perf_counter()
-    response = await client.post(f"{url}/detect", json={"lines": lines, "fast": fast})
+    # $LOGRL_API_KEY (or the first of $LOGRL_API_KEYS) when the detector requires keys.
+    response = await client.post(f"{url}/detect", json={"lines": lines, "fast": fast}, headers=auth_headers())
     response.raise_for_status()
     return (time.perf_counter() - started) * 1000, response.json()
 
@@ -116,7 +119,7 @@ def main() -> None:
             runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}},
         )
         running = run_detector(
-            ServeConfig(port=args.port, max_model_len=768),
+            ServeConfig(port=args.port, max_model_len=768, auth="disabled"),  # loopback-only bench run
             args.model,
             args.adapter,
             args.miner,

@@ -39,6 +39,8 @@ class ArmMetrics:
     well_formed: float | None = None
     faithful_share: float | None = None
     rationales: int = 0  # denominator of faithful_share
+    faithful_anomalous: float | None = None  # faithful_share among `anomalous` verdicts only
+    anomalous_rationales: int = 0  # its denominator
     evidence_recall: float | None = None
     evidence_rows: int = 0  # denominator of evidence_recall: true positives with an anomaly line shown
     samples_per_s: float | None = None
@@ -84,9 +86,10 @@ def classification_scores(c: Confusion) -> dict[str, float]:
     }
 
 
-def faithful_share(predictions: Sequence[Prediction]) -> tuple[float | None, int]:
-    """Among well-formed completions with a rationale: share citing >= 1 line with every citation grounded."""
-    judged = [p for p in predictions if p.well_formed and p.rationale.strip()]
+def faithful_share(predictions: Sequence[Prediction], verdict: str | None = None) -> tuple[float | None, int]:
+    """Among well-formed completions with a rationale (and this verdict, if given): share citing >= 1 line with
+    every citation grounded."""
+    judged = [p for p in predictions if p.well_formed and p.rationale.strip() and verdict in (None, p.verdict)]
     faithful = sum(bool(p.citations) and all(c.grounded for c in p.citations) for p in judged)
     return (faithful / len(judged) if judged else None), len(judged)
 
@@ -123,6 +126,7 @@ def score_predictions(predictions: Sequence[Prediction], elapsed_s: float | None
     """Scores of a model arm: detection, share well formed, faithfulness, throughput."""
     base = score_verdicts([p.label for p in predictions], [p.verdict for p in predictions], elapsed_s)
     faithful, rationales = faithful_share(predictions)
+    faithful_anomalous, anomalous_rationales = faithful_share(predictions, POSITIVE)
     recall, evidence_rows = evidence_recall(predictions)
     well_formed = sum(p.well_formed for p in predictions) / len(predictions) if predictions else None
     return ArmMetrics(
@@ -132,6 +136,8 @@ def score_predictions(predictions: Sequence[Prediction], elapsed_s: float | None
                 "well_formed": well_formed,
                 "faithful_share": faithful,
                 "rationales": rationales,
+                "faithful_anomalous": faithful_anomalous,
+                "anomalous_rationales": anomalous_rationales,
                 "evidence_recall": recall,
                 "evidence_rows": evidence_rows,
             }

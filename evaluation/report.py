@@ -20,6 +20,7 @@ COLUMNS = (
     ("accuracy", "accuracy"),
     ("well-formed", "well_formed"),
     ("faithful", "faithful_share"),
+    ("faithful (anomalous)", "faithful_anomalous"),
     ("evidence recall", "evidence_recall"),
     ("samples/s", "samples_per_s"),
 )

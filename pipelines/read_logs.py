@@ -30,19 +30,7 @@ READ_BATCH_LINES = 4096
 
 # Explicit so every batch agrees on types even when one batch is all malformed or has no block ids.
 PARSED_SCHEMA = pa.schema(
-    [
-        ("source", pa.string()),
-        ("offset", pa.int64()),
-        ("text", pa.string()),
-        ("label", pa.string()),
-        ("timestamp", pa.float64()),
-        ("node", pa.string()),
-        ("level", pa.string()),
-        ("component", pa.string()),
-        ("content", pa.string()),
-        ("block_ids", pa.list_(pa.string())),
-        ("error", pa.string()),
-    ]
+    [*list(LINE_SCHEMA)[:2], pa.field("text", pa.string()), *list(LINE_SCHEMA)[2:], pa.field("error", pa.string())]
 )
 RAW_SCHEMA = pa.schema([("source", pa.string()), ("offset", pa.int64()), ("text", pa.string())])
 PARSED_FIELDS = ("label", "timestamp", "node", "level", "component", "content", "block_ids")

@@ -163,7 +163,7 @@ class LearnerCore:
             loss = (nll * mask).sum() / mask.sum().clamp(min=1)
             self.engine.backward(loss)
             self.engine.step()
-            total += float((nll * mask).sum())
+            total += float((nll.detach() * mask).sum())
             tokens += float(mask.sum())
         return {"sft/loss": total / max(tokens, 1.0), "time/learn": time.perf_counter() - started}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,7 +165,7 @@ def chat_overhead_tokens(tokenizer: Any) -> int:
         ids = tokenizer.apply_chat_template(
             messages, tokenize=True, add_generation_prompt=not fast, continue_final_message=fast
         )
-        counts.append(len(ids["input_ids"] if isinstance(ids, dict) else ids))
+        counts.append(len(ids["input_ids"] if isinstance(ids, Mapping) else ids))  # transformers 5: a BatchEncoding
     return max(counts)
 
 

@@ -83,6 +83,9 @@ class DetectorGuard:
         self._admitted = 0  # working + waiting
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # no websocket route is served: refuse before the app sees it
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http" or scope["path"] in OPEN_ROUTES:
             await self.app(scope, receive, send)
             return

@@ -80,3 +80,22 @@ def test_answer_only_arm_has_no_faithfulness(anomalous_row):
     m = score_predictions([predict(anomalous_row, "fast", "<answer>anomalous</answer>")])
     assert m.tp == 1 and m.well_formed == 1.0
     assert m.faithful_share is None and m.evidence_recall is None
+
+
+def test_faithfulness_of_anomalous_verdicts_is_reported_apart():
+    from evaluation.metrics import faithful_share, score_predictions
+    from evaluation.predictions import predict
+
+    prompt = "L1 KERNEL INFO: generating core files\nL2 KERNEL FATAL: data TLB error interrupt"
+    normal = {"id": "n", "prompt": prompt, "label": "normal", "anomaly_lines": []}
+    anomalous = {"id": "a", "prompt": prompt, "label": "anomalous", "anomaly_lines": [2]}
+    preds = [
+        predict(normal, "reason", '<think>L1 "generating core files" is routine.</think><answer>normal</answer>'),
+        predict(
+            anomalous, "reason", '<think>L1 "data TLB error interrupt" is fatal.</think><answer>anomalous</answer>'
+        ),
+    ]
+    assert faithful_share(preds) == (0.5, 2)
+    assert faithful_share(preds, "anomalous") == (0.0, 1)  # right text, wrong line number
+    scores = score_predictions(preds)
+    assert (scores.faithful_anomalous, scores.anomalous_rationales) == (0.0, 1)

@@ -88,3 +88,23 @@ def test_bad_requests_never_reach_the_engine(body, status, fragment, miner, limi
     response = client.post("/detect", content=body, headers={"content-type": "application/json"})
     assert response.status_code == status and fragment in response.json()["error"]["message"]
     assert server.requests == []
+
+
+def test_template_matching_runs_off_the_event_loop(bgl_raw_lines, miner, limits):
+    import threading
+
+    server, client = _server(miner, limits, ["<answer>normal</answer>"])
+    threads = {}
+    plan = server._plan
+
+    def recording_plan(payload):
+        threads["plan"] = threading.get_ident()
+        return plan(payload)
+
+    async def recording_chat(request, chat=server.chat):
+        threads["loop"] = threading.get_ident()
+        return await chat(request)
+
+    server._plan, server.chat = recording_plan, recording_chat
+    assert client.post("/detect", json={"lines": bgl_raw_lines[:50]}).status_code == 200
+    assert threads["plan"] != threads["loop"]  # the event loop kept serving while lines were matched

@@ -161,3 +161,11 @@ def test_a_full_queue_is_429_and_a_slow_detect_is_504():
     assert status == 429 and set(body["error"]) == ERROR_KEYS and "queue is full" in body["error"]["message"]
     assert first == 504 and queued in (503, 504) and "0.5s" in queued_body["error"]["message"]
     assert after[0] == 200  # slots were released: the replica answers normally afterwards
+
+
+def test_websockets_are_refused():
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as err, _client([]).websocket_connect("/v1/realtime"):
+        pass
+    assert err.value.code == 1008

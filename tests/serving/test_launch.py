@@ -44,3 +44,28 @@ def test_health_wait_times_out_with_the_last_error():
         port = sock.getsockname()[1]  # nothing listens once the socket closes
     with pytest.raises(TimeoutError, match="not healthy after"):
         launch.wait_until_healthy(f"http://127.0.0.1:{port}", "logrl-detector", timeout_s=1.5)
+
+
+def test_serve_listens_on_loopback_with_a_proxy_timeout_backstop(monkeypatch, cluster):
+    started: dict = {}
+    monkeypatch.setattr(launch.serve, "start", lambda http_options: started.update(http_options))
+    monkeypatch.setattr(launch.serve, "run", lambda app, name, route_prefix: None)
+    monkeypatch.setattr(launch, "build_detector_app", lambda *args: object())
+    monkeypatch.setattr(launch, "wait_until_healthy", lambda *args: None)
+    monkeypatch.setattr(launch, "load_adapter_info", lambda name, path: None)
+    running = launch.run_detector(ServeConfig(request_timeout_s=30), "m", "a", "miner.json", "bgl", 640)
+    assert started == {"host": "127.0.0.1", "port": 8000, "request_timeout_s": 60}
+    assert running.url == "http://127.0.0.1:8000"
+
+
+def test_replicas_get_the_queue_bounds_and_only_key_digests():
+    from serving.app import detector_llm_config, guard_settings
+    from serving.detect import AdapterInfo
+
+    cfg = ServeConfig(api_keys=["plain-secret"], max_ongoing_requests=4, max_queued_requests=10)
+    guard = guard_settings(cfg)
+    assert "plain-secret" not in repr(guard) and len(guard.key_digests) == 1
+    assert (guard.max_ongoing_requests, guard.max_queued_requests) == (4, 10)
+    llm = detector_llm_config(cfg, "/nonexistent/model", AdapterInfo("logrl-detector", "v1", "/a/v1", 8))
+    deployment = llm.deployment_config
+    assert deployment["max_ongoing_requests"] == 14 and deployment["max_queued_requests"] == 10

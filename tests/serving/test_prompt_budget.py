@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from pipelines.prompts import shown_line_numbers
@@ -57,7 +59,8 @@ def test_fatal_lines_are_kept_the_prompt_fits_and_the_cut_is_reported(
     prompt_ids = tiny_tokenizer.apply_chat_template(
         plan.messages, tokenize=True, add_generation_prompt=not fast, continue_final_message=fast
     )
-    prompt_ids = prompt_ids["input_ids"] if isinstance(prompt_ids, dict) else prompt_ids
+    prompt_ids = prompt_ids["input_ids"] if isinstance(prompt_ids, Mapping) else prompt_ids
+    assert len(prompt_ids) > served_limits.max_prompt_tokens // 2  # a real count, not a BatchEncoding's keys
     assert len(prompt_ids) + plan.sampling["max_completion_tokens"] <= MAX_MODEL_LEN  # vLLM will not refuse it
     body = detect_response("<answer>anomalous</answer>", plan, ADAPTER, 1, served_limits)
     assert body["truncated"] is True and body["omitted_lines"]
@@ -69,6 +72,10 @@ def test_a_request_that_fits_is_not_truncated(bgl_raw_lines, miner, tiny_tokeniz
     plan = plan_detection(request, miner, "bgl", served_limits, token_counter(tiny_tokenizer))
     body = detect_response("<answer>normal</answer>", plan, ADAPTER, 1, served_limits)
     assert body["truncated"] is False and body["omitted_lines"] == []
+
+
+def test_chat_overhead_is_counted_in_tokens(tiny_tokenizer):
+    assert 40 < chat_overhead_tokens(tiny_tokenizer) < 400  # the system prompt alone is dozens of tokens
 
 
 def test_budget_is_the_context_minus_completion_and_chat():
