@@ -62,14 +62,14 @@ hdfs-experiment: install
 	PYTHONUNBUFFERED=1 $(VENV)/bin/logrl eval --config configs/hdfs.yaml --no-adapter \
 		--arm sft=runs/hdfs/adapters/v0 --arm sft+grpo=runs/hdfs/adapters/v$(HDFS_STEPS) --out docs/results/hdfs
 
-# RationAnomaly's template task on SmolLM2-135M-Instruct (about 40 min on 2 cores). The LogPrompt CSVs carry no
+# RationAnomaly's template task on SmolLM2-135M-Instruct (about 50 min on 2 cores). The LogPrompt CSVs carry no
 # license and are not in this repo: TEMPLATES names your copies, comma-separated.
 TEMPLATES ?= ../shared/data/reasoning/logprompt_templates_bgl.csv,../shared/data/reasoning/logprompt_templates_spirit.csv
-TEMPLATES_STEPS ?= 16
+TEMPLATES_STEPS ?= 6
 templates-experiment: install base-model
 	@mkdir -p $(TMPDIR)
 	PYTHONUNBUFFERED=1 $(VENV)/bin/logrl train --config configs/templates-smollm2.yaml \
 		--set 'data.paths=[$(TEMPLATES)]' --set train.steps=$(TEMPLATES_STEPS)
 	PYTHONUNBUFFERED=1 $(VENV)/bin/logrl eval --config configs/templates-smollm2.yaml --set 'data.paths=[$(TEMPLATES)]' \
-		--no-adapter --arm sft=runs/templates-smollm2/adapters/v0 \
+		--set rollout.max_new_tokens=64 --limit 200 --no-adapter --arm sft=runs/templates-smollm2/adapters/v0 \
 		--arm sft+grpo=runs/templates-smollm2/adapters/v$(TEMPLATES_STEPS) --out docs/results/templates

@@ -193,7 +193,7 @@ def add_eval_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--data", help="eval data spec for pipelines.eval_data (default: the prepared test split)")
     cmd.add_argument("--mode", choices=["reason", "fast", "both"], default="both", help="completion mode(s)")
     cmd.add_argument("--out", help="report folder (default: <train.output_dir>/eval)")
-    cmd.add_argument("--limit", type=_positive_int, help="evaluate only the first N rows")
+    cmd.add_argument("--limit", type=_positive_int, help="evaluate a seeded sample of N rows with the same label mix")
 
 
 def _positive_int(text: str) -> int:

@@ -174,7 +174,12 @@ def run_eval_stage(
         rows, source = load_eval_rows(data, cfg.data.output_dir), data
     else:
         rows, source = load_examples(summary["paths"]["test"]), str(summary["paths"]["test"])
-    rows = rows[:limit] if limit else rows
+    if limit and limit < len(rows):  # a seeded sample that keeps the label mix, not the first rows
+        from pipelines.sessions import stratified_train
+
+        keep = stratified_train([row["label"] for row in rows], limit / len(rows), cfg.data.seed)
+        rows = [row for row, kept in zip(rows, keep) if kept]
+        source = f"{source} (stratified sample of {len(rows)}, seed {cfg.data.seed})"
     if not rows:
         raise ValueError(f"no rows to evaluate in {source}")
     modes = ("reason", "fast") if mode == "both" else (mode,)
