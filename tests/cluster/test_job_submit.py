@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -49,11 +50,15 @@ def test_train_runs_as_a_ray_job(tmp_path):
             "rollout.group_size": 2,
         }
         sets = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
-        job = subprocess.run(
-            ["ray", "job", "submit", f"--address=http://127.0.0.1:{dashboard_port}", "--working-dir", str(REPO),
-             "--", "logrl", "train", "--config", "configs/quickstart.yaml", *sets],
-            env=env, cwd=REPO, capture_output=True, text=True, timeout=900,
-        )  # fmt: skip
+        for _ in range(12):  # on a loaded box the dashboard's job agent can come up well after `ray start` returns
+            job = subprocess.run(
+                ["ray", "job", "submit", f"--address=http://127.0.0.1:{dashboard_port}", "--working-dir", str(REPO),
+                 "--", "logrl", "train", "--config", "configs/quickstart.yaml", *sets],
+                env=env, cwd=REPO, capture_output=True, text=True, timeout=900,
+            )  # fmt: skip
+            if "No available agent to submit job" not in job.stdout + job.stderr:
+                break
+            time.sleep(10)
         assert job.returncode == 0, job.stdout[-4000:] + job.stderr[-4000:]
         assert "succeeded" in job.stdout
         latest = json.loads((tmp_path / "latest_adapter.json").read_text())
