@@ -89,7 +89,12 @@ def main() -> None:
 
     from reward_workers.worker import RewardWorker, score_with_pool, score_with_pool_timed
 
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}})
+    ray.init(
+        _node_ip_address="127.0.0.1",
+        num_cpus=args.num_cpus,
+        include_dashboard=False,
+        runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}},
+    )
     try:
         for n_workers in (1, 2):
             workers = [RewardWorker.options(num_cpus=cfg.num_cpus_per_worker).remote(cfg) for _ in range(n_workers)]

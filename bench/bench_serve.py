@@ -113,6 +113,7 @@ def main() -> None:
         from serving.launch import run_detector
 
         ray.init(
+            _node_ip_address="127.0.0.1",
             num_cpus=args.num_cpus,
             include_dashboard=False,
             log_to_driver=False,  # replica access logs would bury the table

@@ -39,4 +39,9 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
     if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address or os.environ["RAY_ADDRESS"])  # a job keeps its own runtime_env
     else:
-        ray.init(num_cpus=num_cpus, runtime_env={"env_vars": forwarded_env()}, include_dashboard=False)
+        ray.init(
+            num_cpus=num_cpus,
+            runtime_env={"env_vars": forwarded_env()},
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",  # a local cluster is reached over loopback only
+        )

@@ -34,7 +34,8 @@ def test_train_runs_as_a_ray_job(tmp_path):
     env.pop("RAY_ADDRESS", None)
     gcs_port, dashboard_port = _free_port(), _free_port()
     subprocess.run(
-        ["ray", "start", "--head", f"--port={gcs_port}", f"--dashboard-port={dashboard_port}", "--num-cpus=8",
+        ["ray", "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
+         f"--dashboard-port={dashboard_port}", "--num-cpus=8",
          "--include-dashboard=true", "--disable-usage-stats"],
         env=env, check=True, capture_output=True, text=True, timeout=180,
     )  # fmt: skip

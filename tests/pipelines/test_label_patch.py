@@ -127,7 +127,7 @@ def test_patched_labels_reach_the_prompt_rows_and_the_summary(tmp_path: Path, sm
 
     from pipelines.build_dataset import build_prompt_dataset, load_examples
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(_node_ip_address="127.0.0.1", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         cfg = DataConfig(
             paths=[str(small_csv)],

@@ -49,7 +49,12 @@ def detector(tiny_model_and_adapter, miner_path, tmp_path_factory):
     cfg = ServeConfig(
         port=_free_port(), max_model_len=768, max_new_tokens=24, fast_max_new_tokens=8, api_keys=[digest(API_KEY)]
     )
-    ray.init(num_cpus=8, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}})
+    ray.init(
+        _node_ip_address="127.0.0.1",
+        num_cpus=8,
+        include_dashboard=False,
+        runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}},
+    )
     try:
         running = run_detector(cfg, str(model_dir), str(adapter_dir), str(miner_path), "bgl", max_prompt_tokens=640)
         yield cfg, running
