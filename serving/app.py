@@ -148,7 +148,9 @@ def _replica_env() -> dict[str, str]:
 
     Ray Serve LLM replaces the job's `env_vars` with the LLMConfig's, so the job's (e.g. PYTHONPATH) are merged in.
     """
-    env = dict((ray.get_runtime_context().runtime_env or {}).get("env_vars", {}))
+    env: dict[str, str] = {}
+    if ray.is_initialized():  # get_runtime_context() would otherwise start a Ray instance on every interface
+        env = dict((ray.get_runtime_context().runtime_env or {}).get("env_vars", {}))
     for key, value in os.environ.items():
         if key.startswith(_FORWARDED_ENV_PREFIXES) or key in _FORWARDED_ENV_NAMES:
             env.setdefault(key, value)

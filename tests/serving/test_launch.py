@@ -69,3 +69,14 @@ def test_replicas_get_the_queue_bounds_and_only_key_digests():
     llm = detector_llm_config(cfg, "/nonexistent/model", AdapterInfo("logrl-detector", "v1", "/a/v1", 8))
     deployment = llm.deployment_config
     assert deployment["max_ongoing_requests"] == 14 and deployment["max_queued_requests"] == 10
+
+
+def test_building_the_llm_config_does_not_start_ray():
+    import ray
+
+    from serving.app import detector_llm_config
+    from serving.detect import AdapterInfo
+
+    assert not ray.is_initialized()
+    detector_llm_config(ServeConfig(), "/nonexistent/model", AdapterInfo("logrl-detector", "v1", "/a/v1", 8))
+    assert not ray.is_initialized()
