@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from typing import Any
 
 import ray
 from ray import serve
-from ray.llm._internal.common.callbacks.base import CallbackBase
 from ray.serve.llm import LLMConfig, LLMServer, build_llm_deployment
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -28,7 +28,8 @@ from starlette.responses import JSONResponse
 from pipelines.prompts import estimate_tokens
 from pipelines.reasoning_format import answer_token_budget
 from pipelines.templates import LogTemplateMiner
-from serving.auth import key_digests
+from serving.adapters import BOARD_NAMESPACE, AdapterChoiceError, available_versions, resolve_adapter
+from serving.auth import admin_key_digests, key_digests
 from serving.config import ServeConfig
 from serving.detect import (
     AdapterInfo,
@@ -44,9 +45,11 @@ from serving.detect import (
     prompt_token_budget,
     token_counter,
 )
+from serving.engine_internals import SkipNodeInit, swap_adapter
 from serving.errors import error_response
 from serving.guard import DetectorGuard, GuardSettings
 
+logger = logging.getLogger(__name__)
 DEFAULT_APP_NAME = "logrl-detector"
 # Settings vLLM and Hugging Face read from the environment; replicas are fresh processes, so they must get them.
 _FORWARDED_ENV_PREFIXES = ("VLLM_", "HF_", "TRANSFORMERS_", "OMP_", "TOKENIZERS_")
@@ -63,6 +66,10 @@ class DetectorSettings:
     limits: DetectLimits
     tokenizer_path: str | None = None  # prompts are fitted with this tokenizer's counts (else a byte estimate)
     guard: GuardSettings | None = None
+    adapters_dir: str | None = None  # versions /admin/adapters may switch to; None: switching is off
+    max_lora_rank: int = 16
+    board: str | None = None  # the app's AdapterBoard actor, polled every poll_s for switches made elsewhere
+    poll_s: float = 1.0
 
 
 class EngineError(RuntimeError):
@@ -73,29 +80,36 @@ class EngineError(RuntimeError):
         self.status_code = status_code
 
 
-class SkipNodeInit(CallbackBase):
-    """Ray Serve LLM callback: skip the per-node download task, which only costs a worker start for a local folder."""
-
-    async def on_before_node_init(self) -> None:
-        self.ctx.run_init_node = False
-
-
 class DetectorServer(LLMServer):
     """LLMServer plus POST /detect on the same vLLM app; the miner is loaded once per replica."""
 
     async def __init__(self, llm_config: LLMConfig, *, detector: DetectorSettings):
-        self._detector = detector
-        self._miner = LogTemplateMiner.load(detector.miner_state_path)
-        self._count_tokens = estimate_tokens
+        count_tokens = estimate_tokens
         if detector.tokenizer_path:
             from transformers import AutoTokenizer
 
-            self._count_tokens = token_counter(AutoTokenizer.from_pretrained(detector.tokenizer_path))
+            count_tokens = token_counter(AutoTokenizer.from_pretrained(detector.tokenizer_path))
+        self._set_up_detector(detector, LogTemplateMiner.load(detector.miner_state_path), count_tokens)
         await super().__init__(llm_config)
+        if detector.board:
+            board = ray.get_actor(detector.board, namespace=BOARD_NAMESPACE)
+            await self._follow(board)  # a replica started after a switch serves the switched-to version at once
+            self._follower = asyncio.create_task(self._follow_forever(board))
+
+    def _set_up_detector(self, detector: DetectorSettings, miner: LogTemplateMiner, count_tokens) -> None:
+        """The replica's /detect state, apart from the engine."""
+        self._detector = detector
+        self._miner = miner
+        self._count_tokens = count_tokens
+        self._adapter = detector.adapter  # the version this replica serves now; /admin/adapters switches it
+        self._switching = asyncio.Lock()
+        self._board_serial = -1
+        self._follower: asyncio.Task | None = None
 
     async def __serve_build_asgi_app__(self):
         app = await super().__serve_build_asgi_app__()
         app.add_api_route("/detect", self.detect, methods=["POST"])
+        app.add_api_route("/admin/adapters", self.admin_adapters, methods=["GET", "POST"])
         if self._detector.guard is not None:
             app.add_middleware(DetectorGuard, settings=self._detector.guard)
         return app
@@ -116,12 +130,66 @@ class DetectorServer(LLMServer):
             plan = await asyncio.to_thread(self._plan, payload)
         except InvalidDetectRequest as err:
             return error_response(err.status_code, err.message, param="lines")
+        adapter = self._adapter  # the version that answers, fixed before generation starts
         try:
             completion = await self._complete(plan)
         except EngineError as err:
             return error_response(err.status_code, str(err))
         latency_ms = (time.perf_counter() - started) * 1000
-        return JSONResponse(detect_response(completion, plan, settings.adapter, latency_ms, settings.limits))
+        return JSONResponse(detect_response(completion, plan, adapter, latency_ms, settings.limits))
+
+    async def admin_adapters(self, request: Request) -> JSONResponse:
+        """GET: the version served and those available. POST {"version": V}: serve V here, then on every replica."""
+        settings = self._detector
+        if settings.adapters_dir is None:
+            return error_response(404, "adapter switching is off for this app (no adapters folder)")
+        if request.method == "GET":
+            available = await asyncio.to_thread(available_versions, settings.adapters_dir)
+            return JSONResponse({**self._adapter_card(), "available": available})
+        try:
+            payload = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return error_response(400, "body is not valid JSON")
+        version = payload.get("version") if isinstance(payload, dict) else None
+        previous = self._adapter.version
+        try:
+            info = await asyncio.to_thread(
+                resolve_adapter, settings.adapters_dir, version, self._adapter.name, settings.max_lora_rank
+            )
+            await self._switch(info)
+        except AdapterChoiceError as err:
+            return error_response(err.status_code, str(err), param="version")
+        except Exception as err:  # the engine refused the weights: this replica keeps the previous version
+            return error_response(500, f"loading adapter version {version!r} failed: {err}", param="version")
+        if settings.board:
+            await ray.get_actor(settings.board, namespace=BOARD_NAMESPACE).post.remote(info.version, info.path)
+        return JSONResponse(
+            {**self._adapter_card(), "previous_version": previous, "other_replicas_follow_within_s": settings.poll_s}
+        )
+
+    def _adapter_card(self) -> dict[str, Any]:
+        return {"adapter": self._adapter.name, "adapter_version": self._adapter.version}
+
+    async def _switch(self, info: AdapterInfo) -> None:
+        async with self._switching:
+            if info.path != self._adapter.path:
+                await swap_adapter(self, info.name, info.path)
+                self._adapter = info  # no await since the swap: the name and the reported version change together
+
+    async def _follow(self, board: Any) -> None:
+        serial, version, path = await board.current.remote()
+        if serial != self._board_serial:
+            if path != self._adapter.path:
+                await self._switch(await asyncio.to_thread(load_adapter_info, self._adapter.name, path))
+            self._board_serial = serial
+
+    async def _follow_forever(self, board: Any) -> None:
+        while True:
+            await asyncio.sleep(self._detector.poll_s)
+            try:
+                await self._follow(board)
+            except Exception as err:  # keep serving the current version; try again next poll
+                logger.warning("adapter board poll failed: %s", err)
 
     def _plan(self, payload: Any) -> DetectPlan:
         settings = self._detector
@@ -174,7 +242,7 @@ def detector_llm_config(serve_cfg: ServeConfig, model_path: str, adapter: Adapte
         "max_model_len": serve_cfg.max_model_len,
         "enable_lora": True,
         "max_lora_rank": serve_cfg.max_lora_rank,
-        "max_loras": 1,
+        "max_loras": 2,  # an adapter switch keeps the old version's requests running beside the new one's
         # A frontend arg: vLLM's init_app_state registers it as a static adapter, served under `name`.
         "lora_modules": [LoRAModulePath(name=adapter.name, path=adapter.path, base_model_name=model_id)],
     }
@@ -190,7 +258,7 @@ def detector_llm_config(serve_cfg: ServeConfig, model_path: str, adapter: Adapte
         model_loading_config={"model_id": model_id, "model_source": model_path},
         engine_kwargs=engine_kwargs,
         deployment_config={
-            "num_replicas": serve_cfg.num_replicas,
+            **replica_count_config(serve_cfg),
             "ray_actor_options": {"num_cpus": serve_cfg.num_cpus_per_replica},
             # The replica's guard queues and refuses with JSON errors, so Serve lets it see all it may hold;
             # Serve's own queue (plain-text 503 when full) is only the backstop in front of it.
@@ -203,6 +271,21 @@ def detector_llm_config(serve_cfg: ServeConfig, model_path: str, adapter: Adapte
     )
 
 
+def replica_count_config(serve_cfg: ServeConfig) -> dict[str, Any]:
+    """Serve's replica settings: a fixed count, or autoscaling between min and max on ongoing requests."""
+    scaling = serve_cfg.autoscaling
+    if scaling is None:
+        return {"num_replicas": serve_cfg.num_replicas}
+    return {
+        "autoscaling_config": {
+            "min_replicas": scaling.min_replicas,
+            "initial_replicas": scaling.min_replicas,
+            "max_replicas": scaling.max_replicas,
+            "target_ongoing_requests": scaling.target_ongoing_requests,
+        }
+    }
+
+
 def guard_settings(serve_cfg: ServeConfig) -> GuardSettings:
     """What each replica's guard enforces; only key digests leave this process, never the keys."""
     return GuardSettings(
@@ -213,6 +296,7 @@ def guard_settings(serve_cfg: ServeConfig) -> GuardSettings:
         request_timeout_s=serve_cfg.request_timeout_s,
         adapter_name=serve_cfg.adapter_name,
         default_model=serve_cfg.default_model,
+        admin_key_digests=admin_key_digests(serve_cfg),
     )
 
 
@@ -223,6 +307,7 @@ def build_detector_app(
     miner_state_path: str,
     data_format: str,
     max_prompt_tokens: int,
+    board: str | None = None,
 ) -> serve.Application:
     """The detector as a Serve application; checks the adapter, miner and tokenizer before anything deploys."""
     from transformers import AutoTokenizer
@@ -258,6 +343,10 @@ def build_detector_app(
         ),
         tokenizer_path=model_path,
         guard=guard_settings(serve_cfg),
+        adapters_dir=str(Path(serve_cfg.adapters_dir or Path(adapter.path).parent).resolve()),
+        max_lora_rank=serve_cfg.max_lora_rank,
+        board=board,
+        poll_s=serve_cfg.adapter_poll_s,
     )
     return build_llm_deployment(
         detector_llm_config(serve_cfg, model_path, adapter),

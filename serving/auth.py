@@ -11,6 +11,7 @@ from pathlib import Path
 from serving.config import ServeConfig
 
 ENV_VAR = "LOGRL_API_KEYS"
+ADMIN_ENV_VAR = "LOGRL_ADMIN_API_KEYS"
 DIGEST_PREFIX = "sha256:"
 
 
@@ -46,6 +47,15 @@ def key_digests(serve_cfg: ServeConfig, environ: Mapping[str, str] | None = None
             f"serve.auth is enabled but no API key is configured: set ${ENV_VAR}, serve.api_keys or "
             "serve.api_keys_file, or set serve.auth: disabled for a local, loopback-only run"
         )
+    return frozenset(_as_digest(entry) for entry in entries)
+
+
+def admin_key_digests(serve_cfg: ServeConfig, environ: Mapping[str, str] | None = None) -> frozenset[str] | None:
+    """Digests of the keys for /admin/*: None when auth is disabled (open), empty when no admin key is set (closed)."""
+    if serve_cfg.auth == "disabled":
+        return None
+    environ = os.environ if environ is None else environ
+    entries = _entries(serve_cfg.admin_api_keys) + _entries(environ.get(ADMIN_ENV_VAR, "").split(","))
     return frozenset(_as_digest(entry) for entry in entries)
 
 

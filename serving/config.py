@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pipelines.config import StrictModel
+
+
+class AutoscalingConfig(StrictModel):
+    """Ray Serve autoscaling of detector replicas (each replica is one vLLM engine)."""
+
+    min_replicas: int = Field(1, ge=1, description="Replicas kept even when idle.")
+    max_replicas: int = Field(2, ge=1, description="Replicas at most; each needs its CPUs/GPUs free.")
+    target_ongoing_requests: float = Field(
+        8, gt=0, description="Ongoing requests per replica Serve aims for before adding one."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AutoscalingConfig:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(f"max_replicas ({self.max_replicas}) < min_replicas ({self.min_replicas})")
+        return self
 
 
 class ServeConfig(StrictModel):
@@ -17,7 +33,10 @@ class ServeConfig(StrictModel):
     adapter_name: str = Field("logrl-detector", description="Model name clients use for the adapter.")
     host: str = Field("127.0.0.1", description="HTTP host for Ray Serve.")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port for Ray Serve.")
-    num_replicas: int = Field(1, ge=1, description="Serve replicas, each with its own vLLM engine.")
+    num_replicas: int = Field(1, ge=1, description="Serve replicas, each with its own vLLM engine (fixed count).")
+    autoscaling: AutoscalingConfig | None = Field(
+        None, description="Scale replicas with load instead of num_replicas (min/max replicas, target per replica)."
+    )
     num_gpus_per_replica: float = Field(0, ge=0, description="GPUs per replica (0 on CPU).")
     max_new_tokens: int = Field(128, ge=4, description="Completion limit for /detect in reasoning mode.")
     fast_max_new_tokens: int | None = Field(
@@ -79,4 +98,22 @@ class ServeConfig(StrictModel):
         "adapter",
         description="A /v1 request naming no model: 'adapter' answers with the adapter, 'reject' answers 400.",
     )
+    adapters_dir: str | None = Field(
+        None,
+        description="Folder whose adapter versions POST /admin/adapters may switch to; default: the served "
+        "adapter's parent folder (a training run's adapters/).",
+    )
+    adapter_poll_s: float = Field(
+        1.0, gt=0, description="How often each replica checks for an adapter switch made on another replica."
+    )
+    admin_api_keys: list[str] = Field(
+        default_factory=list,
+        description="Keys (or 'sha256:<hex>' digests) for /admin/*; also $LOGRL_ADMIN_API_KEYS. With auth enabled "
+        "and none configured, /admin/* answers 403. With auth disabled, /admin/* is open (local use only).",
+    )
     ready_timeout_s: float = Field(600, gt=0, description="How long run_detector waits for the app to be healthy.")
+
+    @property
+    def initial_replicas(self) -> int:
+        """Replicas placed at start: autoscaling's minimum, or the fixed count."""
+        return self.autoscaling.min_replicas if self.autoscaling else self.num_replicas

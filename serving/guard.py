@@ -3,6 +3,8 @@
 It wraps vLLM's FastAPI app (plus /detect) inside each replica, so every refusal is an OpenAI-shaped JSON error:
 unknown and operational routes (/docs, /metrics, /scale_elastic_ep, ...) 404, a missing key 401, a big body 413,
 a full queue 429, a request still queued at the timeout 503, a /detect still running at the timeout 504.
+/admin/* needs an admin key (403 when none is configured); it bypasses the queue, so a busy replica can still be
+switched to a new adapter.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 OPEN_ROUTES = frozenset({"/health"})  # no key needed, says nothing but "up"
 GUARDED_ROUTES = frozenset({"/detect", "/v1/models", "/v1/chat/completions", "/v1/completions"})
 MODEL_ROUTES = frozenset({"/v1/chat/completions", "/v1/completions"})
+ADMIN_ROUTES = frozenset({"/admin/adapters"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class GuardSettings:
     request_timeout_s: float
     adapter_name: str
     default_model: str = "adapter"  # or "reject"
+    admin_key_digests: frozenset[str] | None = frozenset()  # None: open (auth disabled); empty: /admin/* closed
 
 
 class RequestRefused(Exception):
@@ -104,9 +108,12 @@ class DetectorGuard:
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, settings = scope["path"], self.settings
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        if path in ADMIN_ROUTES:
+            await self._admin(scope, receive, send, headers)
+            return
         if path not in GUARDED_ROUTES:
             raise RequestRefused(404, f"no route {path}")
-        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         if settings.key_digests and not is_authorized(bearer_key(headers.get("authorization")), settings.key_digests):
             raise RequestRefused(
                 401, "missing or invalid API key: send 'Authorization: Bearer KEY'", {"www-authenticate": "Bearer"}
@@ -121,6 +128,22 @@ class DetectorGuard:
             await self._run(scope, _replay(body, receive), send, path)
         finally:
             self._admitted -= 1
+
+    async def _admin(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+        digests = self.settings.admin_key_digests
+        if digests is not None:
+            if not digests:
+                raise RequestRefused(
+                    403, "the admin API is off: configure serve.admin_api_keys or $LOGRL_ADMIN_API_KEYS"
+                )
+            if not is_authorized(bearer_key(headers.get("authorization")), digests):
+                raise RequestRefused(
+                    401,
+                    "missing or invalid admin key: send 'Authorization: Bearer ADMIN_KEY'",
+                    {"www-authenticate": "Bearer"},
+                )
+        body = await _read_body(receive, headers, self.settings.max_request_bytes)
+        await self.app(scope, _replay(body, receive), send)
 
     async def _run(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         timeout = self.settings.request_timeout_s

@@ -9,6 +9,7 @@ import httpx
 import ray
 from ray import serve
 
+from serving.adapters import board_name, close_board, open_board
 from serving.app import DEFAULT_APP_NAME, base_model_id, build_detector_app
 from serving.client import auth_headers
 from serving.config import ServeConfig
@@ -57,14 +58,15 @@ def check_capacity(serve_cfg: ServeConfig) -> None:
         raise RuntimeError("Ray is not initialised: call ray.init(...) first (on a 2-core box, num_cpus=8)")
     # One placement-group bundle per replica: its own CPUs plus the engine's (1 CPU on CPU boxes, or its GPUs).
     gpus = serve_cfg.num_gpus_per_replica
-    need = {"CPU": serve_cfg.num_replicas * (serve_cfg.num_cpus_per_replica + (0 if gpus else 1))}
+    replicas = serve_cfg.initial_replicas
+    need = {"CPU": replicas * (serve_cfg.num_cpus_per_replica + (0 if gpus else 1))}
     if gpus:
-        need["GPU"] = serve_cfg.num_replicas * gpus
+        need["GPU"] = replicas * gpus
     have = ray.cluster_resources()
     short = {name: (amount, have.get(name, 0)) for name, amount in need.items() if have.get(name, 0) < amount}
     if short:
         detail = ", ".join(f"{name}: need {amount:g}, cluster has {total:g}" for name, (amount, total) in short.items())
-        raise RuntimeError(f"Ray cannot place {serve_cfg.num_replicas} detector replica(s): {detail}")
+        raise RuntimeError(f"Ray cannot place {replicas} detector replica(s): {detail}")
 
 
 def run_detector(
@@ -82,7 +84,11 @@ def run_detector(
     """
     started = time.perf_counter()
     check_capacity(serve_cfg)
-    app = build_detector_app(serve_cfg, model_path, adapter_path, miner_state_path, data_format, max_prompt_tokens)
+    adapter = load_adapter_info(serve_cfg.adapter_name, adapter_path)
+    open_board(app_name, adapter)  # where an adapter switch on one replica reaches the others
+    app = build_detector_app(
+        serve_cfg, model_path, adapter_path, miner_state_path, data_format, max_prompt_tokens, board_name(app_name)
+    )
     # The proxy's own timeout is a backstop behind the replica guard's (which answers JSON 503/504 first).
     timeout_s = 2 * serve_cfg.request_timeout_s
     serve.start(http_options={"host": serve_cfg.host, "port": serve_cfg.port, "request_timeout_s": timeout_s})
@@ -94,7 +100,7 @@ def run_detector(
         url=url,
         app_name=app_name,
         base_model=base_model_id(model_path),
-        adapter=load_adapter_info(serve_cfg.adapter_name, adapter_path),
+        adapter=adapter,
         startup_s=time.perf_counter() - started,
     )
 
@@ -103,5 +109,6 @@ def stop_detector(detector: RunningDetector | str = DEFAULT_APP_NAME, shutdown_s
     """Delete the detector app and, by default, stop Serve (its proxy and controller) too; Ray keeps running."""
     app_name = detector.app_name if isinstance(detector, RunningDetector) else detector
     serve.delete(app_name)
+    close_board(app_name)
     if shutdown_serve:
         serve.shutdown()

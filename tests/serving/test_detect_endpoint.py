@@ -18,19 +18,19 @@ class _EngineFreeServer(DetectorServer):
         pass
 
 
-def _server(miner, limits, replies):
+def _server(miner, limits, replies, adapters_dir=None):
     """A DetectorServer without its engine: `chat` yields the next canned reply and records the request."""
     from vllm.entrypoints.serve.engine.protocol import ErrorInfo, ErrorResponse
 
     server = object.__new__(_EngineFreeServer)  # skips LLMServer's async engine start
-    server._detector = DetectorSettings(
+    settings = DetectorSettings(
         adapter=AdapterInfo("logrl-detector", "v7", "/adapters/v7", 16),
         miner_state_path="unused",
         data_format="bgl",
         limits=limits,
+        adapters_dir=adapters_dir,
     )
-    server._miner = miner
-    server._count_tokens = estimate_tokens
+    server._set_up_detector(settings, miner, estimate_tokens)
     server.requests = []
 
     async def chat(request):
@@ -48,6 +48,7 @@ def _server(miner, limits, replies):
     server.chat = chat
     app = FastAPI()
     app.add_api_route("/detect", server.detect, methods=["POST"])
+    app.add_api_route("/admin/adapters", server.admin_adapters, methods=["GET", "POST"])
     return server, TestClient(app)
 
 
@@ -108,3 +109,38 @@ def test_template_matching_runs_off_the_event_loop(bgl_raw_lines, miner, limits)
     server._plan, server.chat = recording_plan, recording_chat
     assert client.post("/detect", json={"lines": bgl_raw_lines[:50]}).status_code == 200
     assert threads["plan"] != threads["loop"]  # the event loop kept serving while lines were matched
+
+
+def test_admin_switches_the_version_that_answers(bgl_raw_lines, miner, limits, tmp_path, monkeypatch):
+    import json
+
+    import serving.app
+
+    swapped = []
+
+    async def swap_adapter(server, name, path):  # the engine-side load (serving.engine_internals) needs vLLM
+        swapped.append((name, path))
+        return len(swapped)
+
+    monkeypatch.setattr(serving.app, "swap_adapter", swap_adapter)
+    for version, rank in (("v7", 8), ("v8", 8), ("wide-v9", 64)):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": rank}))
+    answer = "<think>ok</think><answer>normal</answer>"
+    server, client = _server(miner, limits, [answer, answer], adapters_dir=str(tmp_path))
+    assert client.get("/admin/adapters").json() == {
+        "adapter": "logrl-detector",
+        "adapter_version": "v7",
+        "available": ["v7", "v8", "wide-v9"],
+    }
+    assert client.post("/detect", json={"lines": bgl_raw_lines[:3]}).json()["adapter_version"] == "v7"
+    switched = client.post("/admin/adapters", json={"version": "v8"})
+    assert switched.status_code == 200
+    assert switched.json()["previous_version"] == "v7" and switched.json()["adapter_version"] == "v8"
+    assert swapped == [("logrl-detector", str((tmp_path / "v8").resolve()))]
+    assert client.post("/detect", json={"lines": bgl_raw_lines[:3]}).json()["adapter_version"] == "v8"
+    for body, status in (({"version": "../v7"}, 400), ({"version": "wide-v9"}, 400), ({"version": "v10"}, 404)):
+        refused = client.post("/admin/adapters", json=body)
+        assert refused.status_code == status and refused.json()["error"]["param"] == "version"
+    assert client.post("/admin/adapters", content=b"{").status_code == 400
+    assert len(swapped) == 1 and server._adapter.version == "v8"  # refusals change nothing

@@ -45,6 +45,7 @@ def _inner_app(seen: list) -> Starlette:
         return JSONResponse({"object": "list", "data": cards})
 
     routes = [Route(path, echo, methods=["POST"]) for path in ("/detect", "/v1/chat/completions", "/docs")]
+    routes += [Route("/admin/adapters", echo, methods=["POST"])]
     routes += [Route("/v1/models", models), Route("/metrics", models), Route("/health", lambda r: JSONResponse({}))]
     return Starlette(routes=routes)
 
@@ -77,6 +78,21 @@ def test_operational_routes_are_closed_even_with_a_key(path):
     client = _client([])
     _assert_error(client.post(path, headers={"Authorization": f"Bearer {KEY}"}), 404, f"no route {path}")
     _assert_error(client.get(path), 404, "no route")
+
+
+def test_admin_needs_an_admin_key_not_an_api_key_and_is_off_without_one():
+    seen: list = []
+    admin = "admin-key"
+    closed = _client(seen)  # auth on, no admin key configured
+    _assert_error(closed.post("/admin/adapters", json={}, headers={"Authorization": f"Bearer {KEY}"}), 403, "off")
+    guarded = _client(seen, admin_key_digests=frozenset({digest(admin)}))
+    _assert_error(guarded.post("/admin/adapters", json={}, headers={"Authorization": f"Bearer {KEY}"}), 401, "admin")
+    _assert_error(guarded.post("/admin/adapters", json={}), 401, "admin key")
+    assert seen == []
+    ok = guarded.post("/admin/adapters", json={"version": "v2"}, headers={"Authorization": f"Bearer {admin}"})
+    assert ok.status_code == 200 and seen == [{"version": "v2"}]
+    local = _client(seen, key_digests=frozenset(), admin_key_digests=None)  # serve.auth: disabled, loopback only
+    assert local.post("/admin/adapters", json={"version": "v3"}).status_code == 200
 
 
 def test_models_list_shows_names_not_paths():

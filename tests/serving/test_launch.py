@@ -53,6 +53,7 @@ def test_serve_listens_on_loopback_with_a_proxy_timeout_backstop(monkeypatch, cl
     monkeypatch.setattr(launch, "build_detector_app", lambda *args: object())
     monkeypatch.setattr(launch, "wait_until_healthy", lambda *args: None)
     monkeypatch.setattr(launch, "load_adapter_info", lambda name, path: None)
+    monkeypatch.setattr(launch, "open_board", lambda app_name, adapter: None)
     running = launch.run_detector(ServeConfig(request_timeout_s=30), "m", "a", "miner.json", "bgl", 640)
     assert started == {"host": "127.0.0.1", "port": 8000, "request_timeout_s": 60}
     assert running.url == "http://127.0.0.1:8000"
@@ -80,3 +81,29 @@ def test_building_the_llm_config_does_not_start_ray():
     assert not ray.is_initialized()
     detector_llm_config(ServeConfig(), "/nonexistent/model", AdapterInfo("logrl-detector", "v1", "/a/v1", 8))
     assert not ray.is_initialized()
+
+
+def test_autoscaling_replaces_the_fixed_count_and_capacity_counts_its_minimum(cluster):
+    from serving.app import replica_count_config
+    from serving.config import AutoscalingConfig
+
+    assert replica_count_config(ServeConfig(num_replicas=3)) == {"num_replicas": 3}
+    scaled = ServeConfig(autoscaling=AutoscalingConfig(min_replicas=2, max_replicas=4, target_ongoing_requests=6))
+    assert replica_count_config(scaled)["autoscaling_config"] == {
+        "min_replicas": 2,
+        "initial_replicas": 2,
+        "max_replicas": 4,
+        "target_ongoing_requests": 6,
+    }
+    launch.check_capacity(scaled)  # 2 x (1 + 1) = 4 <= 8
+    with pytest.raises(RuntimeError, match="cannot place 5 detector"):
+        launch.check_capacity(ServeConfig(autoscaling=AutoscalingConfig(min_replicas=5, max_replicas=5)))
+
+
+def test_autoscaling_bounds_are_checked():
+    from pydantic import ValidationError
+
+    from serving.config import AutoscalingConfig
+
+    with pytest.raises(ValidationError, match=r"max_replicas \(1\) < min_replicas \(2\)"):
+        AutoscalingConfig(min_replicas=2, max_replicas=1)
