@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,20 @@ class DetectPlan:
     mode: str
     prefill: str = ""  # the start of the assistant turn, written for the model (fast mode: "<answer>")
     omitted_lines: tuple[int, ...] = ()  # 1-based numbers of request lines the prompt could not show
+    request_lines: int = 0  # how many raw lines the request sent
+
+
+_CITED_LINE = re.compile(r"\bL(\d{1,9})\b")
+
+
+def citations_not_shown(rationale: str, plan: DetectPlan) -> list[int]:
+    """Line numbers the rationale cites that the model never saw: past the request's end, or omitted from the prompt.
+
+    A small model trained on 20-line windows may write "L20" about a 3-line request; the response says so.
+    """
+    omitted = set(plan.omitted_lines)
+    cited = {int(number) for number in _CITED_LINE.findall(rationale)}
+    return sorted(n for n in cited if n < 1 or n > plan.request_lines or n in omitted)
 
 
 def load_adapter_info(name: str, path: str | Path) -> AdapterInfo:
@@ -197,6 +212,7 @@ def plan_detection(
         mode=FAST_MODE if request.fast else REASON_MODE,
         prefill=prefill,
         omitted_lines=tuple(omitted),
+        request_lines=len(request.lines),
     )
 
 
@@ -220,6 +236,7 @@ def detect_response(
         "verdict": parsed.verdict,
         "well_formed": parsed.well_formed,
         "rationale": escape_for_response(parsed.rationale),
+        "cited_lines_not_shown": citations_not_shown(parsed.rationale, plan),
         "truncated": bool(plan.omitted_lines),
         "omitted_lines": list(plan.omitted_lines),
         "templates": templates,

@@ -28,6 +28,7 @@ RESPONSE_KEYS = {
     "verdict",
     "well_formed",
     "rationale",
+    "cited_lines_not_shown",
     "templates",
     "malformed_lines",
     "truncated",
@@ -117,6 +118,16 @@ def test_reasoning_completion_and_garbage(bgl_raw_lines, miner, limits):
     assert good["verdict"] == "normal" and good["rationale"] == 'L1 "parity error corrected" is routine'
     truncated = detect_response("<think>L1 is routine and", plan, ADAPTER, 1)
     assert truncated["verdict"] is None and truncated["well_formed"] is False
+
+
+def test_a_rationale_citing_lines_the_model_never_saw_is_flagged(bgl_raw_lines, miner, limits):
+    plan = _plan(bgl_raw_lines[:3], miner, limits)  # a 3-line request; the quickstart model wrote about "20 lines"
+    hallucinated = detect_response(
+        '<think>L20 "data TLB error" and L2 "ciod" over 20 lines</think><answer>anomalous</answer>', plan, ADAPTER, 1
+    )
+    assert hallucinated["cited_lines_not_shown"] == [20]
+    grounded = detect_response('<think>L1-L3 "parity error"</think><answer>normal</answer>', plan, ADAPTER, 1)
+    assert grounded["cited_lines_not_shown"] == []
 
 
 def test_malformed_lines_are_reported_by_number(bgl_raw_lines, miner, limits):
