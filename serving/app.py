@@ -47,7 +47,7 @@ from serving.detect import (
 )
 from serving.engine_internals import SkipNodeInit, swap_adapter
 from serving.errors import error_response
-from serving.guard import DetectorGuard, GuardSettings
+from serving.guard import TOO_DEEP, DetectorGuard, GuardSettings
 
 logger = logging.getLogger(__name__)
 DEFAULT_APP_NAME = "logrl-detector"
@@ -123,6 +123,8 @@ class DetectorServer(LLMServer):
             return error_response(422, "body is not valid UTF-8")
         except json.JSONDecodeError:
             return error_response(400, "body is not valid JSON")
+        except RecursionError:
+            return error_response(400, TOO_DEEP)
         settings = self._detector
         try:
             # Validation, normalisation and template matching of up to max_request_lines lines are CPU work:

@@ -29,6 +29,7 @@ OPEN_ROUTES = frozenset({"/health"})  # no key needed, says nothing but "up"
 GUARDED_ROUTES = frozenset({"/detect", "/v1/models", "/v1/chat/completions", "/v1/completions"})
 MODEL_ROUTES = frozenset({"/v1/chat/completions", "/v1/completions"})
 ADMIN_ROUTES = frozenset({"/admin/adapters"})
+TOO_DEEP = "body is not valid JSON: nested too deeply"
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ def with_default_model(body: bytes, adapter_name: str, default_model: str) -> by
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return body  # vLLM answers malformed JSON itself
+    except RecursionError:  # vLLM's own parse would fail the same way, as a 500
+        raise RequestRefused(400, TOO_DEEP) from None
     if not isinstance(payload, dict) or payload.get("model"):
         return body
     if default_model == "reject":

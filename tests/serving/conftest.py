@@ -68,4 +68,7 @@ def tiny_model_and_adapter(bgl_raw_lines: list[str], tmp_path_factory: pytest.Te
     lora = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     adapter_dir = root / "adapter-v3"
     get_peft_model(base, lora).save_pretrained(adapter_dir)
+    torch.manual_seed(1)  # a second version beside it, as a training run's adapters folder would hold
+    fresh = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    get_peft_model(fresh, lora).save_pretrained(root / "adapter-v4")
     return model_dir, adapter_dir

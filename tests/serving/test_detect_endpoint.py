@@ -144,3 +144,9 @@ def test_admin_switches_the_version_that_answers(bgl_raw_lines, miner, limits, t
         assert refused.status_code == status and refused.json()["error"]["param"] == "version"
     assert client.post("/admin/adapters", content=b"{").status_code == 400
     assert len(swapped) == 1 and server._adapter.version == "v8"  # refusals change nothing
+
+
+def test_json_nested_too_deeply_is_a_400(miner, limits):
+    _, client = _server(miner, limits, [])
+    response = client.post("/detect", content=b"[" * 5000 + b"]" * 5000, headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "nested too deeply" in response.json()["error"]["message"]

@@ -115,6 +115,15 @@ def test_a_request_naming_no_model_gets_the_adapter_or_a_400():
     _assert_error(strict.post("/v1/chat/completions", json={"messages": messages}), 400, "model is required")
 
 
+def test_json_nested_past_the_parser_limit_is_a_400_not_a_500():
+    seen: list = []
+    client = _client(seen, key_digests=frozenset(), max_request_bytes=20_000)
+    deep = b"[" * 5000 + b"]" * 5000
+    headers = {"content-type": "application/json"}
+    _assert_error(client.post("/v1/chat/completions", content=deep, headers=headers), 400, "nested too deeply")
+    assert seen == []
+
+
 def test_a_big_body_is_refused_before_it_is_read():
     seen: list = []
     client = _client(seen, key_digests=frozenset())
