@@ -8,8 +8,9 @@ COPY --chown=ray:users rl_actors ./rl_actors
 COPY --chown=ray:users reward_workers ./reward_workers
 COPY --chown=ray:users serving ./serving
 COPY --chown=ray:users configs ./configs
-# [gpu] installs the CUDA vllm, which pins the torch it was built against.
-RUN pip install --no-cache-dir -e '.[gpu]'
+# [gpu] installs the CUDA vllm, which pins the torch it was built against. A regular (non-editable) install:
+# the image runs the installed packages; configs/ stays in /app, the working directory.
+RUN pip install --no-cache-dir '.[gpu]'
 ENV RAY_USAGE_STATS_ENABLED=0 \
     TORCH_EXTENSIONS_DIR=/home/ray/.cache/torch_extensions
 CMD ["logrl", "--help"]

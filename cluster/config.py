@@ -22,7 +22,14 @@ from rl_actors.config import (
 )
 from serving.config import ServeConfig
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "quickstart.yaml"
+
+def _default_config() -> Path:
+    """configs/quickstart.yaml beside the source tree; from an installed (non-editable) package, under the cwd."""
+    beside = Path(__file__).resolve().parent.parent / "configs" / "quickstart.yaml"
+    return beside if beside.exists() else Path.cwd() / "configs" / "quickstart.yaml"
+
+
+DEFAULT_CONFIG = _default_config()
 
 
 class RayConfig(StrictModel):

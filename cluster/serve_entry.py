@@ -13,8 +13,9 @@ def build_app():
     """The detector app for the config's (or latest trained) adapter, without deploying it."""
     from serving.app import build_detector_app
 
-    return build_detector_app(*detector_args(load_config(os.environ.get("LOGRL_CONFIG"))))
+    cfg = load_config(os.environ.get("LOGRL_CONFIG"))
+    apply_defaults(cfg)  # vLLM's CPU settings only when the config's replicas reserve no GPU
+    return build_detector_app(*detector_args(cfg))
 
 
-apply_defaults()
 app = build_app() if os.environ.get("LOGRL_CONFIG") else None

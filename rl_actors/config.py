@@ -92,14 +92,40 @@ class RolloutConfig(ActorResources):
 class LearnerConfig(ActorResources):
     """DeepSpeed learner actors (data-parallel ranks) that own the trainable LoRA model."""
 
-    zero_stage: int = Field(0, ge=0, le=3, description="DeepSpeed ZeRO stage.")
+    zero_stage: int = Field(
+        0,
+        ge=0,
+        le=3,
+        description="DeepSpeed ZeRO stage, 0-2. Stage 3 is refused: the adapter snapshot and sync check would read "
+        "partitioned LoRA weights. For large models on GPUs: 2 with dtype bfloat16 and gradient_checkpointing.",
+    )
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="Training dtype (fp32 on CPU).")
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in backward (less GPU memory for long sequences, ~30% slower)."
+    )
     learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate during GRPO.")
     micro_batch_size: int = Field(8, ge=1, description="Sequences per forward/backward.")
+    logprob_micro_batch_size: int = Field(
+        8,
+        ge=1,
+        description="Sequences per forward of the no-grad log-prob passes (KL reference, old policy, sync check).",
+    )
     grad_clip: float = Field(1.0, gt=0, description="Gradient-norm clip.")
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
         "PACK", description="Placement-group strategy for all actor groups."
     )
+
+    @field_validator("zero_stage")
+    @classmethod
+    def _no_zero3(cls, value: int) -> int:
+        # Under ZeRO-3 each rank holds a shard of every LoRA weight: rank 0 alone would save empty tensors as the
+        # adapter, and its lone sync-check forward would wait forever for the other ranks' parameter gathers.
+        if value == 3:
+            raise ValueError(
+                "ZeRO stage 3 is not supported yet (adapter snapshots would be partitioned, empty tensors): "
+                "use zero_stage: 2 with dtype: bfloat16 and gradient_checkpointing: true"
+            )
+        return value
 
 
 class AlgoConfig(StrictModel):

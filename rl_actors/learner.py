@@ -17,10 +17,52 @@ from reward_workers.worker import split_evenly
 from rl_actors.adapters import AdapterSnapshot, lora_target_modules
 from rl_actors.algos import batch_denominator, grpo_loss, truncated_is_weights
 from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig
-from rl_actors.sequences import align_to_mask, pad_pairs, token_logprobs, unpad
+from rl_actors.sequences import (
+    align_to_mask,
+    batch_to,
+    collate,
+    masked_logprobs,
+    pad_pairs,
+    pairs_logprobs,
+)
 
 Pair = tuple[list[int], list[int]]  # (prompt_ids, completion_ids)
 REFERENCE_ADAPTER = "reference"  # the frozen copy of the initial adapter, when it is the KL reference
+
+
+def plan_micro_steps(num_items: int, grad_accum: int) -> list[tuple[int, int]]:
+    """Exactly `grad_accum` contiguous [start, end) slices of a rank's shard, in order; empty ones mean "dummy".
+
+    Every rank runs this many forward/backward/`engine.step()` calls per optimizer step whatever its shard's size
+    (DeepSpeed steps the optimizer, and ZeRO reduces gradients, at that boundary: a rank that skipped one would
+    leave the others waiting in a collective). An empty slice becomes a zero-weight dummy micro-batch.
+    """
+    if grad_accum < 1:
+        raise ValueError(f"grad_accum must be >= 1, got {grad_accum}")
+    return split_evenly(num_items, grad_accum)
+
+
+def dist_backend(learner_cfg: LearnerConfig) -> str:
+    """NCCL when the learner ranks reserve GPUs, else gloo: decided by the config, not by what a process sees."""
+    return "nccl" if learner_cfg.num_gpus_per_worker > 0 else "gloo"
+
+
+def deepspeed_config(learner_cfg: LearnerConfig, grad_accum: int) -> dict:
+    """The DeepSpeed config of the learner engine."""
+    return {
+        "train_micro_batch_size_per_gpu": learner_cfg.micro_batch_size,
+        "gradient_accumulation_steps": grad_accum,
+        "gradient_clipping": learner_cfg.grad_clip,
+        "zero_optimization": {"stage": learner_cfg.zero_stage},
+        "bf16": {"enabled": learner_cfg.dtype == "bfloat16"},
+        "steps_per_print": 1 << 30,
+    }
+
+
+def enable_gradient_checkpointing(model) -> None:
+    """Recompute activations in backward (non-reentrant, so the frozen embeddings need no input grads)."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False
 
 
 class LearnerCore:
@@ -50,6 +92,8 @@ class LearnerCore:
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         dtype = torch.bfloat16 if learner_cfg.dtype == "bfloat16" else torch.float32
         base = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+        if learner_cfg.gradient_checkpointing:
+            enable_gradient_checkpointing(base)
         if init_adapter:
             self.model = PeftModel.from_pretrained(base, init_adapter, is_trainable=True)
         else:
@@ -85,30 +129,43 @@ class LearnerCore:
             WORLD_SIZE=str(self.world_size),
             LOCAL_RANK="0",
         )
-        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+        deepspeed.init_distributed(dist_backend=dist_backend(self.cfg))
         per_rank = math.ceil(self.sequences_per_step / self.world_size)
         self.grad_accum = math.ceil(per_rank / self.cfg.micro_batch_size)
-        ds_config = {
-            "train_micro_batch_size_per_gpu": self.cfg.micro_batch_size,
-            "gradient_accumulation_steps": self.grad_accum,
-            "gradient_clipping": self.cfg.grad_clip,
-            "zero_optimization": {"stage": self.cfg.zero_stage},
-            "bf16": {"enabled": self.cfg.dtype == "bfloat16"},
-            "steps_per_print": 1 << 30,
-        }
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=0.0)
-        self.engine, *_ = deepspeed.initialize(model=self.model, optimizer=optimizer, config=ds_config)
+        self.engine, *_ = deepspeed.initialize(
+            model=self.model, optimizer=optimizer, config=deepspeed_config(self.cfg, self.grad_accum)
+        )
         return self.grad_accum
 
     # --- forward helpers ---------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """Where the engine put the model: every batch goes there before its forward pass."""
+        return self.engine.device
+
     def _micro_batches(self, items: Sequence) -> list[Sequence]:
-        """Exactly `grad_accum` micro-batches (DeepSpeed steps the optimizer at that boundary)."""
-        return [items[start:end] for start, end in split_evenly(len(items), self.grad_accum)]
+        """Exactly `grad_accum` micro-batches, some possibly empty (see `plan_micro_steps`)."""
+        return [items[start:end] for start, end in plan_micro_steps(len(items), self.grad_accum)]
+
+    def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.engine(input_ids=input_ids, attention_mask=attention_mask).logits
 
     def _logprobs(self, batch: dict[str, torch.Tensor], temperature: float = 1.0) -> torch.Tensor:
-        logits = self.engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        return token_logprobs(logits, batch["input_ids"], temperature)
+        """Completion-token logprobs of one training micro-batch (with grad), 0 off the completion mask."""
+        return masked_logprobs(self._forward, batch, temperature)
+
+    def _nograd_logprobs(self, batch: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
+        """A no-grad log-prob pass (old policy, reference), `logprob_micro_batch_size` sequences per forward."""
+        return masked_logprobs(self._forward, batch, temperature, self.cfg.logprob_micro_batch_size)
+
+    def _dummy_micro_step(self) -> None:
+        """A zero-weight forward/backward/step for a rank with nothing left in this slot (keeps ranks in lockstep)."""
+        pad = self.tokenizer.pad_token_id
+        batch = collate([([pad], [pad])], pad, self.device)
+        self.engine.backward(self._logprobs(batch, self.temperature).sum() * 0.0)
+        self.engine.step()
 
     @contextmanager
     def _as_reference(self) -> Iterator[None]:
@@ -131,17 +188,20 @@ class LearnerCore:
     def logprobs(self, pairs: list[Pair], reference: bool = False, temperature: float = 1.0) -> list[list[float]]:
         """Per-token completion logprobs under the policy, or under the KL reference, at `temperature`."""
         self.engine.eval()
-        batch = pad_pairs(pairs, self.tokenizer.pad_token_id)
+
+        def run() -> list[list[float]]:
+            pad, size = self.tokenizer.pad_token_id, self.cfg.logprob_micro_batch_size
+            return pairs_logprobs(self._forward, pairs, pad, self.device, temperature, size)
+
         if reference:
             with self._as_reference():
-                values = self._logprobs(batch, temperature)
-        else:
-            values = self._logprobs(batch, temperature)
-        return unpad(values, batch["completion_mask"])
+                return run()
+        return run()
 
     def _global_denominator(self, masks: list[torch.Tensor]) -> float:
         """The loss denominator of the whole step: tokens (or sequences) over every micro-batch of every rank."""
-        local = torch.tensor(batch_denominator(masks, self.algo.loss_agg), dtype=torch.float64)
+        # On the engine's device: NCCL reduces only CUDA tensors.
+        local = torch.tensor(batch_denominator(masks, self.algo.loss_agg), dtype=torch.float64, device=self.device)
         if self.world_size > 1:
             import torch.distributed as dist
 
@@ -156,8 +216,9 @@ class LearnerCore:
         total, tokens = 0.0, 0.0
         for micro in self._micro_batches(pairs):
             if not micro:
+                self._dummy_micro_step()
                 continue
-            batch = pad_pairs(micro, self.tokenizer.pad_token_id)
+            batch = collate(micro, self.tokenizer.pad_token_id, self.device)
             mask = batch["completion_mask"]
             nll = -self._logprobs(batch)
             loss = (nll * mask).sum() / mask.sum().clamp(min=1)
@@ -165,25 +226,30 @@ class LearnerCore:
             self.engine.step()
             total += float((nll.detach() * mask).sum())
             tokens += float(mask.sum())
-        return {"sft/loss": total / max(tokens, 1.0), "time/learn": time.perf_counter() - started}
+        metrics = {"sft/loss": total / tokens} if tokens else {}  # an empty shard has no loss to report
+        return metrics | {"time/learn": time.perf_counter() - started}
 
     def _grpo_batch(self, micro: list[dict]) -> dict[str, torch.Tensor]:
         """Pad one micro-batch and attach old-policy logprobs, advantages, reference logprobs, IS weights."""
         batch = pad_pairs([(s["prompt_ids"], s["completion_ids"]) for s in micro], self.tokenizer.pad_token_id)
         mask = batch["completion_mask"]
-        rollout_logp = align_to_mask([s["logprobs"] for s in micro], mask)
+        batch["rollout_logp"] = align_to_mask([s["logprobs"] for s in micro], mask)
+        batch["advantages"] = torch.tensor([s["advantage"] for s in micro], dtype=torch.float32)
+        if self.algo.kl_coef > 0 and all(s.get("ref_logprobs") is not None for s in micro):  # the trainer's
+            batch["ref_logp"] = align_to_mask([s["ref_logprobs"] for s in micro], mask)
+        batch = batch_to(batch, self.device)  # built on the CPU, used on the engine's device
+        mask, rollout_logp = batch["completion_mask"], batch.pop("rollout_logp")
         if self.algo.old_logprobs == "learner":
             with torch.no_grad():  # the policy before this update, as the learner computes it
                 self.engine.eval()
-                batch["old_logp"] = self._logprobs(batch, self.temperature)
+                batch["old_logp"] = self._nograd_logprobs(batch, self.temperature)
             batch["rollout_gap"] = ((batch["old_logp"] - rollout_logp).abs() * mask).sum()
             if self.algo.tis_cap is not None:
                 batch["is_weights"] = truncated_is_weights(batch["old_logp"], rollout_logp, self.algo.tis_cap)
         else:
             batch["old_logp"] = rollout_logp
-        batch["advantages"] = torch.tensor([s["advantage"] for s in micro], dtype=torch.float32)
-        if self.algo.kl_coef > 0:
-            batch["ref_logp"] = self._reference(micro, batch)
+        if self.algo.kl_coef > 0 and "ref_logp" not in batch:
+            batch["ref_logp"] = self._reference(batch)
         return batch
 
     def grpo_step(self, samples: list[dict]) -> dict[str, float]:
@@ -195,13 +261,18 @@ class LearnerCore:
         grad_accum * world_size undoes DeepSpeed's averaging over accumulation steps and ranks.
         """
         started = time.perf_counter()
-        batches = [self._grpo_batch(micro) for micro in self._micro_batches(samples) if micro]
+        # None marks an empty slot of this rank's shard: a dummy micro-step keeps every rank's step count equal.
+        slots = [self._grpo_batch(micro) if micro else None for micro in self._micro_batches(samples)]
+        batches = [b for b in slots if b is not None]
         denominator = self._global_denominator([b["completion_mask"] for b in batches])
         scale = self.grad_accum * self.world_size
         self.engine.train()
         sums: dict[str, float] = {}
         for _ in range(self.algo.epochs_per_batch):
-            for batch in batches:
+            for batch in slots:
+                if batch is None:
+                    self._dummy_micro_step()
+                    continue
                 logp = self._logprobs(batch, self.temperature)
                 loss, stats = grpo_loss(
                     logp,
@@ -229,13 +300,11 @@ class LearnerCore:
         metrics["time/learn"] = time.perf_counter() - started
         return metrics
 
-    def _reference(self, micro: list[dict], batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Reference logprobs: the ones the trainer already computed, else a forward with the adapter disabled."""
-        if all(s.get("ref_logprobs") is not None for s in micro):
-            return align_to_mask([s["ref_logprobs"] for s in micro], batch["completion_mask"])
+    def _reference(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Reference logprobs when the trainer did not compute them: a no-grad forward as the KL reference."""
         with torch.no_grad(), self._as_reference():
             self.engine.eval()
-            return self._logprobs(batch, self.temperature)
+            return self._nograd_logprobs(batch, self.temperature)
 
     def snapshot(self, version: int) -> AdapterSnapshot | None:
         """The current adapter as a versioned PEFT folder in memory (rank 0 only; others return None)."""

@@ -45,3 +45,9 @@ def timed(metrics: dict[str, float], key: str):
         yield
     finally:
         metrics[key] = metrics.get(key, 0.0) + time.perf_counter() - started
+
+
+def mean_over_ranks(results: list[dict[str, float]]) -> dict[str, float]:
+    """Each key's mean over the ranks that report it (a rank with an empty shard reports no loss)."""
+    keys = dict.fromkeys(key for result in results for key in result)
+    return {key: sum(r[key] for r in results if key in r) / sum(key in r for r in results) for key in keys}

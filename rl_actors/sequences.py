@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
+
+# (input_ids, attention_mask) -> logits [B, T, V]: the model's forward, however it is wrapped (DeepSpeed, PEFT).
+Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def encode_prompt(tokenizer, messages: list[dict]) -> list[int]:
@@ -57,6 +60,18 @@ def pad_pairs(pairs: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict
     return {"input_ids": input_ids, "attention_mask": attention_mask, "completion_mask": completion_mask}
 
 
+def batch_to(batch: dict[str, torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:
+    """Every tensor of a batch on `device` (the engine's): the forward pass and collectives run there."""
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def collate(
+    pairs: Sequence[tuple[list[int], list[int]]], pad_id: int, device: torch.device | str
+) -> dict[str, torch.Tensor]:
+    """`pad_pairs` on the CPU, then moved to `device`."""
+    return batch_to(pad_pairs(pairs, pad_id), device)
+
+
 def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """log p(token t+1 | tokens ≤ t) for every position at a sampling temperature: shape [B, T-1].
 
@@ -67,6 +82,57 @@ def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, temperature: f
         logits = logits / temperature
     logprobs = torch.log_softmax(logits, dim=-1)
     return logprobs.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+
+
+def completion_logprobs(
+    logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """`token_logprobs` at the positions `mask` marks (completion targets), 0 elsewhere: shape [B, T-1].
+
+    Only the N masked positions are upcast and normalised (chosen logit minus logsumexp over the vocabulary), so
+    no [B, T, V] fp32 log-softmax is ever built: [N, V] instead, with N the completion tokens.
+    """
+    positions = mask.bool()
+    picked = logits[:, :-1][positions].float()  # [N, V]
+    if temperature != 1.0:
+        picked = picked / temperature
+    targets = input_ids[:, 1:][positions].unsqueeze(-1)
+    values = picked.gather(-1, targets).squeeze(-1) - torch.logsumexp(picked, dim=-1)
+    return torch.zeros(mask.shape, dtype=values.dtype, device=values.device).masked_scatter(positions, values)
+
+
+def masked_logprobs(
+    forward: Forward, batch: dict[str, torch.Tensor], temperature: float = 1.0, micro_batch_size: int | None = None
+) -> torch.Tensor:
+    """`completion_logprobs` of a padded batch, `micro_batch_size` rows per forward (None: all at once)."""
+    rows = batch["input_ids"].shape[0]
+    step = micro_batch_size or max(rows, 1)
+    chunks = [
+        completion_logprobs(
+            forward(batch["input_ids"][s : s + step], batch["attention_mask"][s : s + step]),
+            batch["input_ids"][s : s + step],
+            batch["completion_mask"][s : s + step],
+            temperature,
+        )
+        for s in range(0, rows, step)
+    ]
+    return torch.cat(chunks) if chunks else torch.zeros_like(batch["completion_mask"])
+
+
+def pairs_logprobs(
+    forward: Forward,
+    pairs: Sequence[tuple[list[int], list[int]]],
+    pad_id: int,
+    device: torch.device | str,
+    temperature: float = 1.0,
+    micro_batch_size: int = 8,
+) -> list[list[float]]:
+    """Completion-token logprobs of (prompt, completion) pairs, padded and run `micro_batch_size` at a time."""
+    out: list[list[float]] = []
+    for start in range(0, len(pairs), micro_batch_size):
+        batch = collate(pairs[start : start + micro_batch_size], pad_id, device)
+        out.extend(unpad(masked_logprobs(forward, batch, temperature), batch["completion_mask"]))
+    return out
 
 
 def align_to_mask(values: Sequence[Sequence[float]], mask: torch.Tensor) -> torch.Tensor:

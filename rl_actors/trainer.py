@@ -21,7 +21,7 @@ from rl_actors.adapters import AdapterSnapshot
 from rl_actors.algos import get_advantage
 from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig, SFTConfig, TrainConfig
 from rl_actors.learner import LearnerWorker
-from rl_actors.metrics import MetricsLogger, timed
+from rl_actors.metrics import MetricsLogger, mean_over_ranks, timed
 from rl_actors.rollout import RolloutWorker
 from rl_actors.sampling import PromptSampler
 from rl_actors.sequences import encode_completion, encode_prompt
@@ -103,7 +103,7 @@ def run_sft(cfg: RLSettings, rows: list[dict]) -> Path:
         for step in range(cfg.sft.steps):
             batch = [pairs[i] for i in sampler.next(min(cfg.sft.batch_size, len(pairs)))]
             results = learners.call_sharded("sft_step", batch)
-            logger.log(step, {k: sum(r[k] for r in results) / len(results) for k in results[0]})
+            logger.log(step, mean_over_ranks(results))
         snapshot = ray.get(learners.workers[0].snapshot.remote(0))
         return publish_adapter(snapshot, cfg.train, "sft")
     finally:
@@ -239,8 +239,7 @@ class GRPOTrainer:
         out["rollout/accuracy"] = sum(p.verdict == y for p, y in zip(parsed, labels)) / n
         out["rollout/completion_tokens"] = sum(len(c.completion_ids) for c in completions) / n
         out["rollout/truncated"] = sum(c.finish_reason == "length" for c in completions) / n
-        for key in learner_stats[0]:
-            out[key] = sum(s[key] for s in learner_stats) / len(learner_stats)
+        out |= mean_over_ranks(learner_stats)
         out |= {f"time/reward_{k}": v for k, v in reward_timings.items() if k != "retries"}
         out["adapter/version"] = self.version
         return out

@@ -52,3 +52,16 @@ def test_unregistered_reward_name_fails_at_scorer_construction():
     cfg = parse_config(_raw(reward={"weights": {"format": 1.0, "vibes": 1.0}}))
     with pytest.raises(KeyError, match="vibes"):
         RewardScorer(cfg.reward)
+
+
+def test_zero_stage_3_is_refused_with_a_message_naming_the_field():
+    with pytest.raises(ConfigError, match=r"learner\.zero_stage: Value error, ZeRO stage 3 is not supported") as err:
+        parse_config(_raw(learner={"zero_stage": 3}))
+    assert "zero_stage: 2" in str(err.value) and "gradient_checkpointing" in str(err.value)
+    assert parse_config(_raw(learner={"zero_stage": 2})).learner.zero_stage == 2
+
+
+def test_gpu_cluster_config_is_zero2_bf16_with_gradient_checkpointing():
+    cfg = load_config(DEFAULT_CONFIG.parent / "gpu-cluster.yaml")
+    assert (cfg.learner.zero_stage, cfg.learner.dtype, cfg.learner.gradient_checkpointing) == (2, "bfloat16", True)
+    assert cfg.learner.num_gpus_per_worker > 0 and cfg.rollout.num_gpus_per_worker > 0

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
-from rl_actors.sequences import align_to_mask, pad_pairs, token_logprobs, unpad
+from rl_actors.sequences import (
+    align_to_mask,
+    collate,
+    completion_logprobs,
+    masked_logprobs,
+    pad_pairs,
+    pairs_logprobs,
+    token_logprobs,
+    unpad,
+)
 
 
 def test_pad_pairs_masks_exactly_the_completion_targets():
@@ -55,3 +65,124 @@ def test_completion_ends_with_the_token_that_closes_an_assistant_turn():
     end_turn = tokenizer.convert_tokens_to_ids("<|end_turn|>")
     assert end_turn != tokenizer.eos_token_id and assistant_end_id(tokenizer) == end_turn
     assert encode_completion(tokenizer, "<answer>normal</answer>")[-1] == end_turn
+
+
+# --- the learner's log-prob passes: on the engine's device, completion positions only, micro-batched ---------------
+
+
+def _tiny_llama(vocab: int = 48):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def _pairs(vocab: int = 48, n: int = 5) -> list[tuple[list[int], list[int]]]:
+    gen = torch.Generator().manual_seed(1)
+    lengths = [(3, 4), (5, 2), (2, 6), (4, 1), (6, 3)][:n]
+    return [
+        (torch.randint(1, vocab, (p,), generator=gen).tolist(), torch.randint(1, vocab, (c,), generator=gen).tolist())
+        for p, c in lengths
+    ]
+
+
+def test_collate_puts_every_tensor_on_the_target_device():
+    batch = collate([([1, 2], [3]), ([4], [5, 6])], pad_id=0, device=torch.device("meta"))
+    assert {key: t.device.type for key, t in batch.items()} == dict.fromkeys(batch, "meta")
+
+
+class _Reached(Exception):
+    pass
+
+
+def test_logprob_passes_feed_the_model_on_the_target_device():
+    seen = []
+
+    class MetaLM(torch.nn.Module):  # lives on the meta device; stops once it has seen what it is given
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.Linear(8, 16, device="meta")
+
+        def forward(self, input_ids, attention_mask):
+            seen.append((input_ids.device, attention_mask.device, input_ids.shape[0]))
+            raise _Reached
+
+    meta = torch.device("meta")
+    with pytest.raises(_Reached):
+        pairs_logprobs(MetaLM(), [([1, 2], [3, 4]), ([5], [6])], pad_id=0, device=meta, micro_batch_size=1)
+    with pytest.raises(_Reached):
+        masked_logprobs(MetaLM(), collate([([1, 2], [3, 4])], 0, meta), temperature=0.7, micro_batch_size=1)
+    assert seen == [(meta, meta, 1), (meta, meta, 1)]
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_completion_logprobs_equal_the_full_log_softmax(temperature):
+    model = _tiny_llama()
+    batch = pad_pairs(_pairs(), pad_id=0)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    mask = batch["completion_mask"]
+    naive = token_logprobs(logits, batch["input_ids"], temperature) * mask
+    fast = completion_logprobs(logits, batch["input_ids"], mask, temperature)
+    assert fast.shape == naive.shape and fast.dtype == torch.float32
+    assert torch.allclose(fast, naive, atol=1e-5, rtol=0)
+    assert float(fast[mask == 0].abs().sum()) == 0
+
+
+def test_completion_logprobs_carry_the_same_gradient_as_the_full_log_softmax():
+    model = _tiny_llama()
+    batch = pad_pairs(_pairs(), pad_id=0)
+    mask = batch["completion_mask"]
+    grads = []
+    for fn in (
+        lambda lg: token_logprobs(lg, batch["input_ids"]) * mask,
+        lambda lg: completion_logprobs(lg, batch["input_ids"], mask),
+    ):
+        model.zero_grad()
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        fn(logits).sum().backward()
+        grads.append(model.lm_head.weight.grad.clone())
+    assert torch.allclose(grads[0], grads[1], atol=1e-5)
+
+
+def test_no_full_vocabulary_log_softmax_is_built(monkeypatch):
+    model = _tiny_llama()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a full [batch, seq, vocab] log-softmax was taken")
+
+    monkeypatch.setattr(torch, "log_softmax", refuse)
+    monkeypatch.setattr(torch.Tensor, "log_softmax", refuse)
+    monkeypatch.setattr(torch.nn.functional, "log_softmax", refuse)
+    forward = lambda ids, attn: model(input_ids=ids, attention_mask=attn).logits  # noqa: E731
+    with torch.no_grad():
+        assert len(pairs_logprobs(forward, _pairs(), 0, "cpu", micro_batch_size=2)) == 5
+
+
+@pytest.mark.parametrize("micro_batch_size", [1, 2, 3])
+def test_micro_batched_logprobs_match_one_big_batch(micro_batch_size):
+    model = _tiny_llama()
+    calls = []
+
+    def forward(input_ids, attention_mask):
+        calls.append(input_ids.shape[0])
+        return model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    pairs = _pairs()
+    with torch.no_grad():
+        whole = pairs_logprobs(forward, pairs, 0, "cpu", micro_batch_size=len(pairs))
+        calls.clear()
+        micro = pairs_logprobs(forward, pairs, 0, "cpu", micro_batch_size=micro_batch_size)
+        assert max(calls) == micro_batch_size and sum(calls) == len(pairs)
+        batch = pad_pairs(pairs, 0)
+        rows = masked_logprobs(forward, batch, 1.0, micro_batch_size)
+        full = masked_logprobs(forward, batch, 1.0, None)
+    assert [len(x) for x in micro] == [len(c) for _, c in pairs]
+    for a, b in zip(whole, micro):
+        assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-5, rtol=0)
+    assert torch.allclose(rows, full, atol=1e-5, rtol=0)
+    naive = token_logprobs(forward(batch["input_ids"], batch["attention_mask"]), batch["input_ids"])
+    assert torch.allclose(full, naive * batch["completion_mask"], atol=1e-5, rtol=0)
