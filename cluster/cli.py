@@ -9,11 +9,13 @@ import time
 from pathlib import Path
 
 from cluster.config import ConfigError, load_config
-from cluster.environment import apply_defaults
+from cluster.environment import apply_defaults, apply_process_defaults
 
 
 def _config(args: argparse.Namespace):
-    return load_config(args.config, args.set)
+    cfg = load_config(args.config, args.set)
+    apply_defaults(cfg)  # CPU-only vLLM settings follow the config's devices, not this (maybe GPU-less) driver
+    return cfg
 
 
 def cmd_prepare_data(args):
@@ -106,6 +108,29 @@ def cmd_detect(args):
     print(json.dumps(detect(args.url, lines, fast=args.fast), indent=2))
 
 
+def cmd_tail(args):
+    from serving.tail import TailSettings, tail
+
+    settings = TailSettings(
+        window_lines=args.window,
+        flush_after_s=args.flush_after,
+        concurrency=args.concurrency,
+        fast=not args.reason,
+        follow=not args.no_follow,
+        from_start=not args.from_end,
+        show_all=args.all,
+    )
+    try:
+        summary = tail(args.source, args.url, settings)
+    except KeyboardInterrupt:
+        return
+    print(
+        f"logrl tail: {summary.lines} lines, {summary.windows} windows judged, {summary.anomalous} anomalous, "
+        f"{summary.failed} failed, {summary.retries} retries",
+        file=sys.stderr,
+    )
+
+
 def cmd_quickstart(args):
     """Everything, end to end: data -> tiny model -> SFT -> GRPO -> eval on the test split -> Serve -> a query."""
     from cluster.stages import ensure_data, run_eval_stage, run_train_stage, start_serving
@@ -155,12 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
         "eval": (cmd_eval, "evaluate adapters (reasoning and fast mode) against baselines; writes a report"),
         "serve": (cmd_serve, "Ray Serve: OpenAI API + /detect for the trained adapter"),
         "detect": (cmd_detect, "send a log file to a running /detect endpoint"),
+        "tail": (cmd_tail, "follow a growing log (or stdin) and print anomalous windows as they happen"),
         "quickstart": (cmd_quickstart, "the whole path, end to end, on the bundled data"),
     }
     for name, (func, help_text) in commands.items():
         cmd = sub.add_parser(name, help=help_text)
         cmd.set_defaults(func=func)
-        if name not in ("detect", "base-model"):
+        if name not in ("detect", "tail", "base-model"):
             cmd.add_argument("--config", help="YAML config (default: configs/quickstart.yaml)")
             cmd.add_argument(
                 "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.steps=2"
@@ -174,6 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
     detect_cmd.add_argument("file", help="a file of raw log lines")
     detect_cmd.add_argument("--url", default="http://127.0.0.1:8000", help="detector base URL")
     detect_cmd.add_argument("--fast", action="store_true", help="answer-first fast mode")
+    tail_cmd = sub.choices["tail"]
+    tail_cmd.add_argument("source", help="a log file to follow, or - for stdin")
+    tail_cmd.add_argument("--url", default="http://127.0.0.1:8000", help="detector base URL ($LOGRL_API_KEY: its key)")
+    tail_cmd.add_argument("--window", type=_positive_int, default=20, help="raw lines per judged window")
+    tail_cmd.add_argument("--flush-after", type=float, default=2.0, help="judge a partial window after N quiet s")
+    tail_cmd.add_argument("--concurrency", type=_positive_int, default=4, help="windows in flight at most")
+    tail_cmd.add_argument("--reason", action="store_true", help="reasoning mode (default: answer-first fast mode)")
+    tail_cmd.add_argument("--no-follow", action="store_true", help="stop at the end of the file")
+    tail_cmd.add_argument("--from-end", action="store_true", help="only lines appended from now on")
+    tail_cmd.add_argument("--all", action="store_true", help="print every window's verdict, not only anomalies")
     return parser
 
 
@@ -205,7 +241,7 @@ def _positive_int(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    apply_defaults()
+    apply_process_defaults()
     try:
         args.func(args)
     except ConfigError as err:

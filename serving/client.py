@@ -13,10 +13,13 @@ CLIENT_KEY_ENV = "LOGRL_API_KEY"
 class DetectError(RuntimeError):
     """The detector refused the request or failed; carries the HTTP status and the server's message."""
 
-    def __init__(self, status_code: int, message: str):
+    def __init__(self, status_code: int, message: str, from_proxy: bool = False):
         super().__init__(f"/detect answered {status_code}: {message}")
         self.status_code = status_code
         self.message = message
+        # Not the detector's JSON error: Ray Serve's proxy answered (e.g. a plain-text 500 for a request that was
+        # running on a replica that died), so the same request may well succeed on another replica.
+        self.from_proxy = from_proxy
 
 
 def auth_headers(api_key: str | None = None) -> dict[str, str]:
@@ -37,8 +40,8 @@ def detect(
     )
     if response.status_code != 200:
         try:
-            message = response.json()["error"]["message"]
+            message, from_proxy = response.json()["error"]["message"], False
         except (ValueError, KeyError, TypeError):
-            message = response.text[:500]
-        raise DetectError(response.status_code, message)
+            message, from_proxy = response.text[:500], True
+        raise DetectError(response.status_code, message, from_proxy)
     return response.json()

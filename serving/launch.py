@@ -15,6 +15,8 @@ from serving.client import auth_headers
 from serving.config import ServeConfig
 from serving.detect import AdapterInfo, load_adapter_info
 
+PROXY_TIMEOUT_MARGIN_S = 10
+
 
 @dataclass(frozen=True)
 class RunningDetector:
@@ -89,8 +91,9 @@ def run_detector(
     app = build_detector_app(
         serve_cfg, model_path, adapter_path, miner_state_path, data_format, max_prompt_tokens, board_name(app_name)
     )
-    # The proxy's own timeout is a backstop behind the replica guard's (which answers JSON 503/504 first).
-    timeout_s = 2 * serve_cfg.request_timeout_s
+    # The proxy's own timeout is a backstop behind the replica guard's (which answers JSON 503/504 first); it also
+    # bounds a request waiting for a replica when none is alive (Serve's plain-text 408).
+    timeout_s = serve_cfg.request_timeout_s + PROXY_TIMEOUT_MARGIN_S
     serve.start(http_options={"host": serve_cfg.host, "port": serve_cfg.port, "request_timeout_s": timeout_s})
     serve.run(app, name=app_name, route_prefix="/")
     host = "127.0.0.1" if serve_cfg.host in ("0.0.0.0", "::") else serve_cfg.host

@@ -3,8 +3,9 @@
 A reader thread follows the file (across truncation and rotation) or stdin into a bounded queue; the main loop
 cuts windows of `window_lines` (a partial window is sent once the log has been quiet for `flush_after_s`) and
 hands each to a pool of `concurrency` senders. When every sender is busy the main loop waits, the queue fills and
-the reader stops reading: a slow server slows the tail instead of piling up memory. 429/503 answers are retried
-with backoff (Retry-After honoured); other failures are reported per window and the tail goes on.
+the reader stops reading: a slow server slows the tail instead of piling up memory. 429/503 answers, and 5xx
+answers from Serve's proxy rather than the detector (a replica that died mid-request), are retried with backoff;
+other failures are reported per window and the tail goes on.
 """
 
 from __future__ import annotations
@@ -147,7 +148,8 @@ def judge(url: str, window: Window, settings: TailSettings, api_key: str | None,
         try:
             return detect(url, window.lines, fast=settings.fast, timeout=settings.timeout_s, api_key=api_key)
         except DetectError as err:
-            if err.status_code not in RETRY_STATUSES or attempt == settings.max_retries:
+            retryable = err.status_code in RETRY_STATUSES or (err.status_code >= 500 and err.from_proxy)
+            if not retryable or attempt == settings.max_retries:
                 raise
             summary.retries += 1
             time.sleep(delay)

@@ -55,7 +55,7 @@ def test_serve_listens_on_loopback_with_a_proxy_timeout_backstop(monkeypatch, cl
     monkeypatch.setattr(launch, "load_adapter_info", lambda name, path: None)
     monkeypatch.setattr(launch, "open_board", lambda app_name, adapter: None)
     running = launch.run_detector(ServeConfig(request_timeout_s=30), "m", "a", "miner.json", "bgl", 640)
-    assert started == {"host": "127.0.0.1", "port": 8000, "request_timeout_s": 60}
+    assert started == {"host": "127.0.0.1", "port": 8000, "request_timeout_s": 40}
     assert running.url == "http://127.0.0.1:8000"
 
 

@@ -60,7 +60,7 @@ def test_following_a_file_survives_truncation_and_rotation(tmp_path):
 
 
 class _Detector(BaseHTTPRequestHandler):
-    """A loopback /detect: answers 'anomalous' for windows holding 'FATAL', refuses the first call with 429."""
+    """Loopback /detect: 'anomalous' for windows holding 'FATAL'; call 1 gets a 429, call 2 a proxy 500."""
 
     lock = threading.Lock()
     in_flight = 0
@@ -72,12 +72,19 @@ class _Detector(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         with cls.lock:
             cls.calls += 1
-            first = cls.calls == 1
+            first, second = cls.calls == 1, cls.calls == 2
             cls.in_flight += 1
             cls.peak = max(cls.peak, cls.in_flight)
         try:
             if first:
                 self._reply(429, {"error": {"message": "queue full", "type": "x", "param": None, "code": 429}})
+                return
+            if second:  # what Serve's proxy sends for a request whose replica died: plain text, not the JSON error
+                data = b"Internal Server Error"
+                self.send_response(500)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
                 return
             time.sleep(0.1)  # a slow server: the tail must not send more than `concurrency` at once
             verdict = "anomalous" if any("FATAL" in line for line in body["lines"]) else "normal"
@@ -116,7 +123,7 @@ def test_tail_judges_every_window_with_bounded_concurrency(tmp_path, fake_detect
     settings = TailSettings(window_lines=10, concurrency=2, follow=False, flush_after_s=0.5)
     summary = tail(str(log), fake_detector, settings, emit=records.append)
     assert (summary.lines, summary.windows, summary.failed) == (95, 10, 0)  # 9 full windows and the last 5 lines
-    assert summary.retries == 1 and _Detector.peak <= 2
+    assert summary.retries == 2 and _Detector.peak <= 2
     assert records == [
         {
             "lines": "L41-L50",
