@@ -45,18 +45,9 @@ class Measured:
 
 def bgl_rows(max_prompt_tokens: int) -> list[dict]:
     """Prompt rows of the bundled BGL sample, rendered as the data pipeline does (no Ray Data needed)."""
-    from pipelines.log_formats import parse_line
-    from pipelines.prompt_rows import make_sessions, prompt_row
-    from pipelines.teacher import RuleTeacher
-    from pipelines.templates import LogTemplateMiner
+    from pipelines.prompt_rows import rows_in_process
 
-    raw = (REPO / "data" / "bgl" / "BGL_2k.log").read_text(encoding="utf-8").split("\n")
-    lines = [dict(parse_line(text, "bgl"), source="BGL_2k.log", offset=i) for i, text in enumerate(raw) if text]
-    miner = LogTemplateMiner.fit(line["content"] for line in lines)
-    for line in lines:
-        line["template_id"], line["template"] = miner.match(line["content"])
-    sessions, _, _ = make_sessions(lines, "bgl", 20, len(lines))
-    return [prompt_row(s, "train", max_prompt_tokens, RuleTeacher()) for s in sessions]
+    return rows_in_process(REPO / "data" / "bgl" / "BGL_2k.log", "bgl", 20, max_prompt_tokens)
 
 
 def pick_rows(rows: list[dict], count: int, prompt_len: dict[int, int], budget: int) -> list[dict]:

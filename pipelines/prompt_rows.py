@@ -130,3 +130,23 @@ def prompt_row(session: Session, split: str, max_prompt_tokens: int, teacher: Te
         "template_ids": [line["template_id"] for line in session.lines],
         "anomaly_lines": anomaly_lines(session.lines),
     }
+
+
+def rows_in_process(path: str | Path, data_format: str, window_lines: int, max_prompt_tokens: int) -> list[dict]:
+    """Prompt rows of one small log file, rendered as the Ray Data pipeline renders them, in this process.
+
+    For tests and benches on the bundled samples: the miner is fitted on the whole file, every row is in split
+    "train" with the rule teacher's rationale. Real corpora go through `build_dataset`.
+    """
+    from pipelines.log_formats import parse_line
+    from pipelines.teacher import RuleTeacher
+    from pipelines.templates import LogTemplateMiner
+
+    path = Path(path)
+    raw = path.read_text(encoding="utf-8").split("\n")
+    lines = [dict(parse_line(text, data_format), source=path.name, offset=i) for i, text in enumerate(raw) if text]
+    miner = LogTemplateMiner.fit(line["content"] for line in lines)
+    for line in lines:
+        line["template_id"], line["template"] = miner.match(line["content"])
+    sessions, _, _ = make_sessions(lines, data_format, window_lines, len(lines))
+    return [prompt_row(session, "train", max_prompt_tokens, RuleTeacher()) for session in sessions]

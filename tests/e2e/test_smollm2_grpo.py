@@ -51,19 +51,10 @@ def smollm2_cfg(tmp_path_factory):
 
 def _shortest_anomalous_row(max_prompt_tokens: int) -> dict:
     """A prompt row of the bundled BGL sample, rendered like the data pipeline does (no Ray Data needed)."""
-    from pipelines.log_formats import parse_line
-    from pipelines.prompt_rows import make_sessions, prompt_row
-    from pipelines.teacher import RuleTeacher
-    from pipelines.templates import LogTemplateMiner
+    from pipelines.prompt_rows import rows_in_process
 
-    raw = (REPO / "data" / "bgl" / "BGL_2k.log").read_text(encoding="utf-8").split("\n")
-    lines = [dict(parse_line(text, "bgl"), source="BGL_2k.log", offset=i) for i, text in enumerate(raw) if text]
-    miner = LogTemplateMiner.fit(line["content"] for line in lines)
-    for line in lines:
-        line["template_id"], line["template"] = miner.match(line["content"])
-    sessions, _, _ = make_sessions(lines, "bgl", 20, len(lines))
-    rows = [prompt_row(s, "train", max_prompt_tokens, RuleTeacher()) for s in sessions if s.label == "anomalous"]
-    return min(rows, key=lambda row: len(row["prompt"]))
+    rows = rows_in_process(REPO / "data" / "bgl" / "BGL_2k.log", "bgl", 20, max_prompt_tokens)
+    return min((row for row in rows if row["label"] == "anomalous"), key=lambda row: len(row["prompt"]))
 
 
 def _perturbed_adapter(cfg, out: Path) -> Path:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.log_formats import parse_line
-from pipelines.prompt_rows import make_sessions, prompt_row
+from pipelines.prompt_rows import rows_in_process
 from pipelines.prompts import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT, build_messages
 from pipelines.reasoning_format import (
     ANSWER_CLOSE,
@@ -22,8 +21,7 @@ from pipelines.reasoning_format import (
     parse_completion,
     render_completion,
 )
-from pipelines.teacher import RuleTeacher, sft_examples
-from pipelines.templates import LogTemplateMiner
+from pipelines.teacher import sft_examples
 from reward_workers.config import RewardConfig
 from reward_workers.registry import RewardInput
 from reward_workers.scorer import RewardScorer
@@ -50,13 +48,7 @@ def _ids(tokenizer, text: str) -> list[int]:
 @pytest.fixture(scope="module")
 def bgl_rows() -> list[dict]:
     """Prompt rows of the bundled BGL sample (20-line windows, rule-teacher rationales), built without Ray."""
-    raw = (REPO / "data" / "bgl" / "BGL_2k.log").read_text(encoding="utf-8").split("\n")
-    lines = [dict(parse_line(text, "bgl"), source="BGL_2k.log", offset=i) for i, text in enumerate(raw) if text]
-    miner = LogTemplateMiner.fit(line["content"] for line in lines)
-    for line in lines:
-        line["template_id"], line["template"] = miner.match(line["content"])
-    sessions, _, _ = make_sessions(lines, "bgl", 20, len(lines))
-    return [prompt_row(session, "train", 400, RuleTeacher()) for session in sessions]
+    return rows_in_process(REPO / "data" / "bgl" / "BGL_2k.log", "bgl", 20, 400)
 
 
 def test_tags_are_several_ordinary_tokens(tokenizer):
