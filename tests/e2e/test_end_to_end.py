@@ -139,25 +139,24 @@ def test_train_sync_and_serve(run_cfg):
     assert set(json.loads((out / "metrics.json").read_text())["arms"]) == set(evaluation["metrics"]["arms"])
     assert list(out.glob("confusion_*.png")) and (out / "scores.png").stat().st_size > 0
 
-    # Serve the trained adapter and ask it about a held-out window.
+    # Serve the trained adapter: /detect must answer as `logrl eval` did on the same held-out windows (same prompt
+    # renderer, adapter and greedy decoding; only batching differs, which may flip a rare token). Compared on windows
+    # the evaluated model answered in reasoning mode, since a ~1M-parameter model trained for a minute often does not.
+    evaluated = {(p["id"], p["mode"]): p for p in predictions}
+    rows = load_examples(summary["paths"]["test"])
+    answered = [row for row in rows if evaluated[(row["id"], "reason")]["verdict"] in VERDICTS][:5]
+    assert len(answered) >= 3, "at least 3 held-out windows answered in the format in reasoning mode"
     detector = start_serving(cfg, str(adapters_dir(cfg.train) / f"v{last}"))
     try:
-        test_rows = load_examples(summary["paths"]["test"])[:5]
-        answers = []
-        for row in test_rows:
-            raw = raw_session_lines(row, live=True)
-            answer = detect(detector.url, raw)
-            assert answer["adapter_version"] == f"v{last}" and answer["mode"] == "reason"
-            assert set(answer) >= {"verdict", "well_formed", "rationale", "templates", "latency_ms"}
-            answers.append(answer)
-        # A 1M-parameter model trained for a minute is not always well formed under greedy decoding;
-        # most of its served answers must be.
-        parsed = [a for a in answers if a["verdict"] in VERDICTS]
-        assert len(parsed) >= 3, answers
-        # Fast mode prefills <answer>, so the verdict is the model's first token.
-        fast = [detect(detector.url, raw_session_lines(row, live=True), fast=True) for row in test_rows]
-        assert all(a["mode"] == "fast" for a in fast)
-        assert sum(a["verdict"] in VERDICTS for a in fast) >= 4, fast
+        for fast in (False, True):
+            mode = "fast" if fast else "reason"
+            served = [detect(detector.url, raw_session_lines(row, live=True), fast=fast) for row in answered]
+            for answer in served:
+                assert answer["adapter_version"] == f"v{last}" and answer["mode"] == mode
+                assert set(answer) >= {"verdict", "well_formed", "rationale", "templates", "latency_ms"}
+            same = sum(a["verdict"] == evaluated[(row["id"], mode)]["verdict"] for a, row in zip(served, answered))
+            assert same >= len(answered) - 1, (mode, served)
+        test_rows = answered
 
         client = OpenAI(base_url=f"{detector.url}/v1", api_key="unused")
         chat = client.chat.completions.create(
