@@ -131,7 +131,8 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
     }
     block_labels = read_session_labels(cfg.labels_path) if cfg.format in BLOCK_FORMATS else None
 
-    lines, malformed = read_lines(cfg)
+    lines, dead_letters = read_lines(cfg)
+    malformed = sum(dead_letters.values())
     good_lines = lines.count()
     if good_lines == 0:
         raise ValueError(f"data.paths: no usable lines in {cfg.paths} (see {paths['dead_letter']})")
@@ -182,6 +183,7 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         "lines_read": good_lines + malformed,
         "good_lines": good_lines,
         "malformed": malformed,
+        "dead_letters": dead_letters,
         "templates": miner.n_templates,
         "anomaly_templates": None if indicative is None else len(indicative),
         "expected_templates": None if expected is None else len(expected),

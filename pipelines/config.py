@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DataFormat = Literal["bgl", "thunderbird", "spirit", "hdfs", "loglead_hdfs", "templates"]
+from pipelines.regex_format import RegexFormat, line_pattern_problem, timestamp_problem
+
+DataFormat = Literal["bgl", "thunderbird", "spirit", "hdfs", "loglead_hdfs", "templates", "regex"]
 BLOCK_FORMATS = ("hdfs", "loglead_hdfs")  # labelled per block (session), never per line
 
 
@@ -14,6 +17,61 @@ class StrictModel(BaseModel):
     """Base for every config section: unknown keys are errors, values are validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RegexConfig(StrictModel):
+    """The generic format (`data.format: regex`): any text log read by one header regex and a label rule."""
+
+    line: str = Field(
+        description="Regex matched at the start of each line; named groups among label, timestamp, node, level, "
+        "component, content fill the record (content is required). A line it does not match is a dead letter."
+    )
+    timestamp_format: str | None = Field(
+        None, description="strptime format of the `timestamp` group (UTC unless it has a zone), or `unix` seconds."
+    )
+    anomaly: str | None = Field(
+        None, description="Label rule: a regex searched in the whole line; a match marks the line anomalous."
+    )
+    normal_labels: list[str] = Field(
+        ["-"], description="Label rule with a `label` group: its values that mean normal (others are alerts)."
+    )
+
+    @field_validator("line")
+    @classmethod
+    def _line_is_a_header_regex(cls, value: str) -> str:
+        problem = line_pattern_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("timestamp_format")
+    @classmethod
+    def _timestamp_format(cls, value: str | None) -> str | None:
+        problem = value and timestamp_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("anomaly")
+    @classmethod
+    def _anomaly_compiles(cls, value: str | None) -> str | None:
+        try:
+            value and re.compile(value)
+        except re.error as err:
+            raise ValueError(f"not a regular expression: {err}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_label_rule(self) -> RegexConfig:
+        groups = re.compile(self.line).groupindex
+        if self.anomaly and "label" in groups:
+            raise ValueError("anomaly: give either a `label` group in data.regex.line or an anomaly regex, not both")
+        if self.timestamp_format and "timestamp" not in groups:
+            raise ValueError("timestamp_format: data.regex.line has no `timestamp` group")
+        return self
+
+    def to_format(self) -> RegexFormat:
+        return RegexFormat(self.line, self.timestamp_format, self.anomaly, tuple(self.normal_labels))
 
 
 class DataConfig(StrictModel):
@@ -27,13 +85,24 @@ class DataConfig(StrictModel):
         "bgl",
         description="bgl/thunderbird/spirit: alert label as first token; hdfs: raw lines + block labels CSV; "
         "loglead_hdfs: LogLead events parquet + `seq_id,Label` CSV; templates: LogPrompt `log,label` CSV "
-        "(1 = abnormal), one single-line session per row.",
+        "(1 = abnormal), one single-line session per row; regex: any text log read by data.regex.",
     )
     labels_path: str | None = Field(
         None,
         validation_alias=AliasChoices("labels_path", "hdfs_labels_path"),
         description="Per-block labels for hdfs/loglead_hdfs: CSV `BlockId,Label` or `seq_id,Label`, "
         "Label Normal|Anomaly (`hdfs_labels_path` is accepted as the old name).",
+    )
+    regex: RegexConfig | None = Field(None, description="Header regex and label rule of format regex.")
+    max_line_bytes: int = Field(
+        1 << 16,
+        ge=256,
+        description="Longer lines (bytes, line ending excluded) are dead letters (`line too long`) and are never "
+        "held in memory whole.",
+    )
+    invalid_utf8: Literal["dead_letter", "replace"] = Field(
+        "dead_letter",
+        description="A line with bytes that are not UTF-8: a dead letter, or kept with U+FFFD in their place.",
     )
     session: Literal["fixed", "block"] = Field(
         "fixed", description="fixed line windows, or block sessions (hdfs/loglead_hdfs); templates ignore it."
@@ -82,6 +151,8 @@ class DataConfig(StrictModel):
     def _templates_have_no_time_order(self) -> DataConfig:
         if self.format == "templates" and self.split == "chronological":
             raise ValueError("format templates has no time order: set data.split: stratified")
+        if (self.format == "regex") != (self.regex is not None):
+            raise ValueError("data.regex is the line regex of format regex: set both or neither")
         if self.label_patch and self.format != "templates":
             raise ValueError(f"data.label_patch corrects template labels: it needs format templates, not {self.format}")
         return self
