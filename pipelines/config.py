@@ -74,6 +74,61 @@ class RegexConfig(StrictModel):
         return RegexFormat(self.line, self.timestamp_format, self.anomaly, tuple(self.normal_labels))
 
 
+class EndpointTeacherConfig(StrictModel):
+    """An OpenAI-compatible chat endpoint (a vLLM server, this project's Serve app) writing train references."""
+
+    url: str = Field(description="Base URL of the API, e.g. http://127.0.0.1:8000/v1 (/chat/completions is added).")
+    model: str = Field(description="Model name sent with every request.")
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding the API key (the key never goes in the config)."
+    )
+    max_concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
+    requests_per_second: float = Field(4.0, gt=0, description="Rate limit over all requests, retries included.")
+    max_retries: int = Field(4, ge=0, description="Retries after a 429, a 5xx, a timeout or a connection error.")
+    backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles per retry (Retry-After wins).")
+    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout.")
+    max_tokens: int = Field(512, ge=16, description="Completion token limit per answer.")
+    temperature: float = Field(0.0, ge=0, description="Sampling temperature (0: greedy).")
+    max_rationale_chars: int = Field(
+        1500, ge=50, description="Longer rationales are rejected (the student model has to learn to write them)."
+    )
+    cache_dir: str | None = Field(
+        None,
+        description="On-disk answer cache, keyed by a hash of (model, messages, max_tokens, temperature); "
+        "default <data.output_dir>/teacher_cache. A rerun asks only what is not cached.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+
+class TeacherConfig(StrictModel):
+    """Who writes the reference rationale of each train session (the CoT SFT target)."""
+
+    kind: Literal["rule", "endpoint", "rlog"] = Field(
+        "rule",
+        description="rule: offline rule teacher (every row); endpoint: an LLM answers each train prompt, answers "
+        "whose verdict matches the label replace the rule rationale; rlog: R-Log trajectories whose input is the "
+        "row's template and whose answer matches its label replace it (template sets only).",
+    )
+    endpoint: EndpointTeacherConfig | None = Field(None, description="Settings of kind endpoint.")
+    rlog_paths: list[str] = Field(
+        [], description="kind rlog: R-Log JSON files (arrays of instruction/input/label/reasoning records)."
+    )
+
+    @model_validator(mode="after")
+    def _settings_of_the_kind(self) -> TeacherConfig:
+        if self.kind == "endpoint" and self.endpoint is None:
+            raise ValueError("endpoint: required for kind endpoint")
+        if self.kind == "rlog" and not self.rlog_paths:
+            raise ValueError("rlog_paths: required for kind rlog")
+        return self
+
+
 class DataConfig(StrictModel):
     """Where the logs are and how they become labelled, prompt-ready sessions."""
 
@@ -104,6 +159,7 @@ class DataConfig(StrictModel):
         "dead_letter",
         description="A line with bytes that are not UTF-8: a dead letter, or kept with U+FFFD in their place.",
     )
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig, description="Reference rationale writer.")
     session: Literal["fixed", "block"] = Field(
         "fixed", description="fixed line windows, or block sessions (hdfs/loglead_hdfs); templates ignore it."
     )
@@ -153,6 +209,10 @@ class DataConfig(StrictModel):
             raise ValueError("format templates has no time order: set data.split: stratified")
         if (self.format == "regex") != (self.regex is not None):
             raise ValueError("data.regex is the line regex of format regex: set both or neither")
+        if self.teacher.kind == "rlog" and self.format != "templates":
+            raise ValueError(
+                f"data.teacher.kind rlog explains single templates: it needs format templates, not {self.format}"
+            )
         if self.label_patch and self.format != "templates":
             raise ValueError(f"data.label_patch corrects template labels: it needs format templates, not {self.format}")
         return self

@@ -381,3 +381,68 @@ def test_generic_regex_format_reads_plain_and_gz_logs_through_the_same_path(loca
     assert [row["label"] for row in rows] == expected and len(rows) == 13
     assert rows[7]["source"] == str(packed) and rows[7]["start_offset"] == 0
     assert (summary["splits"]["train"]["sessions"], summary["splits"]["test"]["sessions"]) == (9, 4)
+
+
+def _template_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "templates.csv"
+    normal = [f"generating core.{i} from node <*>" for i in range(14)]
+    abnormal = [f"<*> exited abnormally due to signal {i}" for i in range(6)]
+    path.write_text("log,label\n" + "".join(f"{t},0\n" for t in normal) + "".join(f"{t},1\n" for t in abnormal))
+    return path
+
+
+@pytest.mark.ray
+def test_teachers_rewrite_train_references_and_count_what_they_reject(local_ray, tmp_path: Path):
+    from test_endpoint_teacher import FakeEndpoint
+
+    from pipelines.build_dataset import build_prompt_dataset, load_examples
+
+    def answer(prompt: str, attempt: int) -> tuple[int, str]:
+        if "signal 0" in prompt:
+            return 200, "<think>Looks routine.</think><answer>normal</answer>"  # wrong: counted, rule kept
+        verdict = "anomalous" if "abnormally" in prompt else "normal"
+        return 200, f"<think>Teacher says {verdict}.</think><answer>{verdict}</answer>"
+
+    base = {"paths": [str(_template_csv(tmp_path))], "format": "templates", "split": "stratified", "seed": 1}
+    rule = build_prompt_dataset(DataConfig(**base, output_dir=str(tmp_path / "rule")))
+    rule_train = load_examples(rule["paths"]["train"])
+    with FakeEndpoint(answer) as server:
+        teacher = {"kind": "endpoint", "endpoint": {"url": server.url, "model": "big", "requests_per_second": 1000}}
+        summary = build_prompt_dataset(DataConfig(**base, teacher=teacher, output_dir=str(tmp_path / "ep")))
+    train = load_examples(summary["paths"]["train"])
+    wrong = [row for row in train if row["templates"] == ["<*> exited abnormally due to signal 0"]]
+    assert summary["teacher"] == "endpoint (rule where rejected)" and len(server.requests) == 14 == len(train)
+    assert summary["teacher_stats"] == {
+        "accepted": 14 - len(wrong),
+        "rejected": {"verdict does not match the label": 1} if wrong else {},
+        "cached": 0,
+        "requests": 14,
+    }
+    for row, before in zip(train, rule_train, strict=True):
+        assert row | {"reference": None} == before | {"reference": None}  # only references change
+        expected = before["reference"] if row in wrong else f"Teacher says {row['label']}."
+        assert row["reference"] == expected
+    test_rows = load_examples(summary["paths"]["test"])
+    assert test_rows == load_examples(rule["paths"]["test"])  # test references stay the rule teacher's
+
+    rlog = tmp_path / "rlog.json"
+    rlog.write_text(
+        json.dumps(
+            [
+                {"instruction": "i", "input": row["templates"][0], "label": "abnormal", "reasoning": r}
+                for row, r in [
+                    (train[0], "<think>From R-Log.</think><answer>abnormal</answer>"),
+                    (train[1], "no tags at all"),
+                ]
+            ]
+        )
+    )
+    summary = build_prompt_dataset(
+        DataConfig(**base, teacher={"kind": "rlog", "rlog_paths": [str(rlog)]}, output_dir=str(tmp_path / "rl"))
+    )
+    train = load_examples(summary["paths"]["train"])
+    stats = summary["teacher_stats"]
+    assert stats["records_used"] == 1 and stats["records_skipped"] == {"not <think>…</think><answer>…</answer>": 1}
+    accepted = int(train[0]["label"] == "anomalous")
+    assert stats["accepted"] == accepted and sum(stats["rejected"].values()) == 14 - accepted
+    assert [row["reference"] == "From R-Log." for row in train] == [bool(accepted)] + [False] * 13
