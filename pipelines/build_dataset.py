@@ -22,7 +22,7 @@ from pipelines.prompts import shown_line_numbers
 from pipelines.read_logs import DEAD_LETTER_FILE, read_lines
 from pipelines.sessions import Session, mark_anomaly_lines, stratified_train, template_profile, train_count
 from pipelines.table_formats import read_session_labels
-from pipelines.teacher import RuleTeacher, Teacher
+from pipelines.teacher import RowTeacher, RuleTeacher, Teacher
 from pipelines.templates import UNSEEN_ID, LogTemplateMiner, TemplateMatcher
 
 MINER_STATE_FILE = "miner_state.json"
@@ -120,6 +120,7 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
     """Run the whole pipeline for `cfg`; write prompts, miner, prompt settings, dead letters; return the summary."""
     check_sessions(cfg)
     teacher = teacher or RuleTeacher()
+    rewriter, teacher_stats = row_teacher(cfg)  # fails on a bad teacher file before any work
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {split: out / f"{split}.jsonl" for split in SPLITS}
@@ -131,7 +132,8 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
     }
     block_labels = read_session_labels(cfg.labels_path) if cfg.format in BLOCK_FORMATS else None
 
-    lines, malformed = read_lines(cfg)
+    lines, dead_letters = read_lines(cfg)
+    malformed = sum(dead_letters.values())
     good_lines = lines.count()
     if good_lines == 0:
         raise ValueError(f"data.paths: no usable lines in {cfg.paths} (see {paths['dead_letter']})")
@@ -164,6 +166,9 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
             (train if split == "train" else test).write(json.dumps(row) + "\n")
             _tally_row(counts[split], row)
 
+    if rewriter is not None:  # only train rows: they are the SFT targets; test references stay the rule's
+        teacher_stats |= apply_row_teacher(paths["train"], rewriter)
+
     settings = PromptSettings(
         format=cfg.format,
         session=cfg.session,
@@ -178,10 +183,12 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         "format": cfg.format,
         "session": cfg.session,
         "split": cfg.split,
-        "teacher": teacher.name,
+        "teacher": teacher.name if rewriter is None else f"{rewriter.name} (rule where rejected)",
+        "teacher_stats": teacher_stats or None,
         "lines_read": good_lines + malformed,
         "good_lines": good_lines,
         "malformed": malformed,
+        "dead_letters": dead_letters,
         "templates": miner.n_templates,
         "anomaly_templates": None if indicative is None else len(indicative),
         "expected_templates": None if expected is None else len(expected),
@@ -195,6 +202,33 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
     }
     paths["summary"].write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def row_teacher(cfg: DataConfig) -> tuple[RowTeacher | None, dict]:
+    """The configured teacher that rewrites train references after the build (None: the rule teacher's stay)."""
+    if cfg.teacher.kind == "endpoint":
+        from pipelines.endpoint_teacher import EndpointTeacher
+
+        cache = cfg.teacher.endpoint.cache_dir or Path(cfg.output_dir) / "teacher_cache"
+        return EndpointTeacher(cfg.teacher.endpoint, cache), {}
+    if cfg.teacher.kind == "rlog":
+        from pipelines.rlog_import import RLogTeacher, load_rlog
+
+        trajectories, skipped = load_rlog(cfg.teacher.rlog_paths)
+        return RLogTeacher(trajectories), {"records_used": len(trajectories), "records_skipped": dict(skipped)}
+    return None, {}
+
+
+def apply_row_teacher(path: Path, teacher: RowTeacher) -> dict:
+    """Replace the reference of each row of a JSONL file the teacher accepts an answer for; the rest keep theirs."""
+    rows = load_examples(path)
+    result = teacher.teach(rows)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        for row, reference in zip(rows, result.references, strict=True):
+            out.write(json.dumps(row if reference is None else row | {"reference": reference}) + "\n")
+    tmp.replace(path)
+    return result.summary()
 
 
 def load_examples(path: str | Path) -> list[dict]:

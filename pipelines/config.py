@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DataFormat = Literal["bgl", "thunderbird", "spirit", "hdfs", "loglead_hdfs", "templates"]
+from pipelines.regex_format import RegexFormat, line_pattern_problem, timestamp_problem
+
+DataFormat = Literal["bgl", "thunderbird", "spirit", "hdfs", "loglead_hdfs", "templates", "regex"]
 BLOCK_FORMATS = ("hdfs", "loglead_hdfs")  # labelled per block (session), never per line
 
 
@@ -14,6 +17,116 @@ class StrictModel(BaseModel):
     """Base for every config section: unknown keys are errors, values are validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RegexConfig(StrictModel):
+    """The generic format (`data.format: regex`): any text log read by one header regex and a label rule."""
+
+    line: str = Field(
+        description="Regex matched at the start of each line; named groups among label, timestamp, node, level, "
+        "component, content fill the record (content is required). A line it does not match is a dead letter."
+    )
+    timestamp_format: str | None = Field(
+        None, description="strptime format of the `timestamp` group (UTC unless it has a zone), or `unix` seconds."
+    )
+    anomaly: str | None = Field(
+        None, description="Label rule: a regex searched in the whole line; a match marks the line anomalous."
+    )
+    normal_labels: list[str] = Field(
+        ["-"], description="Label rule with a `label` group: its values that mean normal (others are alerts)."
+    )
+
+    @field_validator("line")
+    @classmethod
+    def _line_is_a_header_regex(cls, value: str) -> str:
+        problem = line_pattern_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("timestamp_format")
+    @classmethod
+    def _timestamp_format(cls, value: str | None) -> str | None:
+        problem = value and timestamp_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("anomaly")
+    @classmethod
+    def _anomaly_compiles(cls, value: str | None) -> str | None:
+        try:
+            value and re.compile(value)
+        except re.error as err:
+            raise ValueError(f"not a regular expression: {err}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_label_rule(self) -> RegexConfig:
+        groups = re.compile(self.line).groupindex
+        if self.anomaly and "label" in groups:
+            raise ValueError("anomaly: give either a `label` group in data.regex.line or an anomaly regex, not both")
+        if self.timestamp_format and "timestamp" not in groups:
+            raise ValueError("timestamp_format: data.regex.line has no `timestamp` group")
+        return self
+
+    def to_format(self) -> RegexFormat:
+        return RegexFormat(self.line, self.timestamp_format, self.anomaly, tuple(self.normal_labels))
+
+
+class EndpointTeacherConfig(StrictModel):
+    """An OpenAI-compatible chat endpoint (a vLLM server, this project's Serve app) writing train references."""
+
+    url: str = Field(description="Base URL of the API, e.g. http://127.0.0.1:8000/v1 (/chat/completions is added).")
+    model: str = Field(description="Model name sent with every request.")
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding the API key (the key never goes in the config)."
+    )
+    max_concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
+    requests_per_second: float = Field(4.0, gt=0, description="Rate limit over all requests, retries included.")
+    max_retries: int = Field(4, ge=0, description="Retries after a 429, a 5xx, a timeout or a connection error.")
+    backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles per retry (Retry-After wins).")
+    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout.")
+    max_tokens: int = Field(512, ge=16, description="Completion token limit per answer.")
+    temperature: float = Field(0.0, ge=0, description="Sampling temperature (0: greedy).")
+    max_rationale_chars: int = Field(
+        1500, ge=50, description="Longer rationales are rejected (the student model has to learn to write them)."
+    )
+    cache_dir: str | None = Field(
+        None,
+        description="On-disk answer cache, keyed by a hash of (model, messages, max_tokens, temperature); "
+        "default <data.output_dir>/teacher_cache. A rerun asks only what is not cached.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+
+class TeacherConfig(StrictModel):
+    """Who writes the reference rationale of each train session (the CoT SFT target)."""
+
+    kind: Literal["rule", "endpoint", "rlog"] = Field(
+        "rule",
+        description="rule: offline rule teacher (every row); endpoint: an LLM answers each train prompt, answers "
+        "whose verdict matches the label replace the rule rationale; rlog: R-Log trajectories whose input is the "
+        "row's template and whose answer matches its label replace it (template sets only).",
+    )
+    endpoint: EndpointTeacherConfig | None = Field(None, description="Settings of kind endpoint.")
+    rlog_paths: list[str] = Field(
+        [], description="kind rlog: R-Log JSON files (arrays of instruction/input/label/reasoning records)."
+    )
+
+    @model_validator(mode="after")
+    def _settings_of_the_kind(self) -> TeacherConfig:
+        if self.kind == "endpoint" and self.endpoint is None:
+            raise ValueError("endpoint: required for kind endpoint")
+        if self.kind == "rlog" and not self.rlog_paths:
+            raise ValueError("rlog_paths: required for kind rlog")
+        return self
 
 
 class DataConfig(StrictModel):
@@ -27,7 +140,7 @@ class DataConfig(StrictModel):
         "bgl",
         description="bgl/thunderbird/spirit: alert label as first token; hdfs: raw lines + block labels CSV; "
         "loglead_hdfs: LogLead events parquet + `seq_id,Label` CSV; templates: LogPrompt `log,label` CSV "
-        "(1 = abnormal), one single-line session per row.",
+        "(1 = abnormal), one single-line session per row; regex: any text log read by data.regex.",
     )
     labels_path: str | None = Field(
         None,
@@ -35,6 +148,18 @@ class DataConfig(StrictModel):
         description="Per-block labels for hdfs/loglead_hdfs: CSV `BlockId,Label` or `seq_id,Label`, "
         "Label Normal|Anomaly (`hdfs_labels_path` is accepted as the old name).",
     )
+    regex: RegexConfig | None = Field(None, description="Header regex and label rule of format regex.")
+    max_line_bytes: int = Field(
+        1 << 16,
+        ge=256,
+        description="Longer lines (bytes, line ending excluded) are dead letters (`line too long`) and are never "
+        "held in memory whole.",
+    )
+    invalid_utf8: Literal["dead_letter", "replace"] = Field(
+        "dead_letter",
+        description="A line with bytes that are not UTF-8: a dead letter, or kept with U+FFFD in their place.",
+    )
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig, description="Reference rationale writer.")
     session: Literal["fixed", "block"] = Field(
         "fixed", description="fixed line windows, or block sessions (hdfs/loglead_hdfs); templates ignore it."
     )
@@ -82,6 +207,12 @@ class DataConfig(StrictModel):
     def _templates_have_no_time_order(self) -> DataConfig:
         if self.format == "templates" and self.split == "chronological":
             raise ValueError("format templates has no time order: set data.split: stratified")
+        if (self.format == "regex") != (self.regex is not None):
+            raise ValueError("data.regex is the line regex of format regex: set both or neither")
+        if self.teacher.kind == "rlog" and self.format != "templates":
+            raise ValueError(
+                f"data.teacher.kind rlog explains single templates: it needs format templates, not {self.format}"
+            )
         if self.label_patch and self.format != "templates":
             raise ValueError(f"data.label_patch corrects template labels: it needs format templates, not {self.format}")
         return self

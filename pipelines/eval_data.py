@@ -29,7 +29,7 @@ def parse_spec(spec: str) -> tuple[str, str, str | None]:
     path, _, labels = rest.partition(",")
     if not colon or not path:
         raise ValueError(f"{SPEC_FIELD} {spec!r}: expected {SPEC_HELP}")
-    formats = get_args(DataFormat)
+    formats = [name for name in get_args(DataFormat) if name != "regex"]  # regex needs data.regex: no spec
     if fmt not in formats:
         raise ValueError(f"{SPEC_FIELD} {spec!r}: unknown format {fmt!r}; known: {list(formats)}")
     if fmt in BLOCK_FORMATS and not labels:
@@ -43,6 +43,9 @@ def _text_records(path: str, fmt: str, tally: dict) -> Iterator[dict]:
     """Parsed good lines of a text log (plain or .gz) with their byte offsets; malformed lines are counted."""
     require_file(path, SPEC_FIELD)
     for raw in read_shard({"source": path, "start": 0, "end": -1}):
+        if raw["kind"]:  # not a text line (binary, too long, truncated .gz, empty file)
+            tally["malformed"] += 1
+            continue
         try:
             record = parse_line(raw["text"], fmt)
         except MalformedLine:

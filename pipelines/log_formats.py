@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipelines.regex_format import RegexFormat
 
 RECORD_KEYS = ("label", "timestamp", "node", "level", "component", "content", "block_ids")
 
@@ -19,11 +23,15 @@ _HDFS_BLOCK = re.compile(r"blk_-?\d+")
 
 
 class MalformedLine(ValueError):
-    """A line that does not fit its format; `reason` says which rule it broke (goes to the dead-letter file)."""
+    """A line that does not fit its format; `reason` says which rule it broke (goes to the dead-letter file).
 
-    def __init__(self, reason: str):
+    `kind` is the rule without the offending value (`bgl: bad date`): the run summary counts dead letters by it.
+    """
+
+    def __init__(self, reason: str, kind: str | None = None):
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind or reason
 
 
 def _record(
@@ -50,7 +58,9 @@ def _fields(text: str, count: int, fmt: str) -> list[str]:
     """Split off `count` header fields plus the rest (content), or fail naming how many were found."""
     fields = text.split(None, count)
     if len(fields) < count:
-        raise MalformedLine(f"{fmt}: expected at least {count} header fields, found {len(fields)}")
+        raise MalformedLine(
+            f"{fmt}: expected at least {count} header fields, found {len(fields)}", f"{fmt}: too few header fields"
+        )
     if len(fields) == count:
         fields.append("")
     return fields
@@ -63,13 +73,13 @@ def _is_number(token: str) -> bool:
 
 def _unix_seconds(token: str, fmt: str) -> float:
     if not _is_number(token):
-        raise MalformedLine(f"{fmt}: unix timestamp is not a number: {token[:40]!r}")
+        raise MalformedLine(f"{fmt}: unix timestamp is not a number: {token[:40]!r}", f"{fmt}: bad unix timestamp")
     return float(token)
 
 
 def _check(pattern: re.Pattern[str], token: str, what: str, fmt: str) -> None:
     if not pattern.fullmatch(token):
-        raise MalformedLine(f"{fmt}: bad {what}: {token[:40]!r}")
+        raise MalformedLine(f"{fmt}: bad {what}: {token[:40]!r}", f"{fmt}: bad {what}")
 
 
 def parse_bgl(text: str) -> dict:
@@ -87,9 +97,9 @@ def _parse_syslog_alert(text: str, fmt: str) -> dict:
     timestamp = _unix_seconds(ts, fmt)
     _check(_BGL_DATE, date, "date", fmt)
     if month not in _MONTHS:
-        raise MalformedLine(f"{fmt}: bad month: {month[:40]!r}")
+        raise MalformedLine(f"{fmt}: bad month: {month[:40]!r}", f"{fmt}: bad month")
     if not (_is_number(day) and 1 <= int(day) <= 31):
-        raise MalformedLine(f"{fmt}: bad day of month: {day[:40]!r}")
+        raise MalformedLine(f"{fmt}: bad day of month: {day[:40]!r}", f"{fmt}: bad day of month")
     _check(_CLOCK, clock, "clock time", fmt)
     component, content = None, rest.rstrip()
     tag = _SYSLOG_TAG.fullmatch(content)
@@ -117,11 +127,11 @@ def parse_hdfs(text: str) -> dict:
             raise ValueError
         stamp = datetime.strptime(date + clock, "%y%m%d%H%M%S").replace(tzinfo=UTC)
     except ValueError:
-        raise MalformedLine(f"hdfs: bad date/time: {date[:20]!r} {clock[:20]!r}") from None
+        raise MalformedLine(f"hdfs: bad date/time: {date[:20]!r} {clock[:20]!r}", "hdfs: bad date/time") from None
     if not _is_number(pid):
-        raise MalformedLine(f"hdfs: pid is not a number: {pid[:40]!r}")
+        raise MalformedLine(f"hdfs: pid is not a number: {pid[:40]!r}", "hdfs: bad pid")
     if not component.endswith(":"):
-        raise MalformedLine(f"hdfs: component must end with ':': {component[:40]!r}")
+        raise MalformedLine(f"hdfs: component must end with ':': {component[:40]!r}", "hdfs: bad component")
     content = content.rstrip()
     # One line can mention several blocks (replication); keep first-seen order, no duplicates.
     block_ids = list(dict.fromkeys(_HDFS_BLOCK.findall(content)))
@@ -147,14 +157,31 @@ FORMATS: dict[str, Callable[[str], dict]] = {
 }
 
 
-def parse_line(text: str, fmt: str) -> dict:
-    """Parse one line (line ending stripped) of format `fmt`; raise MalformedLine with a reason if it does not fit."""
-    parser = FORMATS.get(fmt)
+def line_parser(fmt: str, regex: RegexFormat | None = None) -> Callable[[str], dict]:
+    """The parser of format `fmt` (the generic `regex` format needs its settings): text in, record out."""
+    if fmt == "regex":
+        if regex is None:
+            raise ValueError("format regex needs its line regex: set data.regex")
+        from pipelines.regex_format import compile_regex_format  # it imports MalformedLine from here
+
+        parser = compile_regex_format(regex)
+    else:
+        parser = FORMATS.get(fmt)
     if parser is None:
-        raise ValueError(f"unknown log format {fmt!r}; known: {sorted(FORMATS)}")
-    text = text.rstrip("\r\n")
-    if not text.strip():
-        raise MalformedLine("blank line")
-    if fmt in LABEL_FIRST_FORMATS and _is_number(text.split(None, 1)[0]):
-        return parser("? " + text) | {"label": None}
-    return parser(text)
+        raise ValueError(f"unknown log format {fmt!r}; known: {sorted(FORMATS)} and regex")
+    label_first = fmt in LABEL_FIRST_FORMATS
+
+    def parse(text: str) -> dict:
+        text = text.rstrip("\r\n")
+        if not text.strip():
+            raise MalformedLine("blank line")
+        if label_first and _is_number(text.split(None, 1)[0]):
+            return parser("? " + text) | {"label": None}
+        return parser(text)
+
+    return parse
+
+
+def parse_line(text: str, fmt: str, regex: RegexFormat | None = None) -> dict:
+    """Parse one line (line ending stripped) of format `fmt`; raise MalformedLine with a reason if it does not fit."""
+    return line_parser(fmt, regex)(text)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -15,7 +15,17 @@ import ray
 
 from pipelines.config import DataConfig
 from pipelines.label_patch import apply_label_patch, load_label_patch, write_patch_report
-from pipelines.log_formats import MalformedLine, parse_line
+from pipelines.log_formats import MalformedLine, line_parser
+from pipelines.raw_lines import (
+    GZIP_ERRORS,
+    InvalidUtf8,
+    check_text_log,
+    decode_line,
+    open_log,
+    preview,
+    skip_line,
+)
+from pipelines.regex_format import RegexFormat
 from pipelines.table_formats import (
     LINE_SCHEMA,
     LOGLEAD_COLUMNS,
@@ -27,17 +37,30 @@ from pipelines.table_formats import (
 
 DEAD_LETTER_FILE = "dead_letter.jsonl"
 READ_BATCH_LINES = 4096
+DEFAULT_MAX_LINE_BYTES = 1 << 16
 
 # Explicit so every batch agrees on types even when one batch is all malformed or has no block ids.
+# `kind` is a dead letter's rule ("" for a good line), `error` its full reason with the offending value.
 PARSED_SCHEMA = pa.schema(
-    [*list(LINE_SCHEMA)[:2], pa.field("text", pa.string()), *list(LINE_SCHEMA)[2:], pa.field("error", pa.string())]
+    [
+        *list(LINE_SCHEMA)[:2],
+        pa.field("text", pa.string()),
+        *list(LINE_SCHEMA)[2:],
+        pa.field("kind", pa.string()),
+        pa.field("error", pa.string()),
+    ]
 )
-RAW_SCHEMA = pa.schema([("source", pa.string()), ("offset", pa.int64()), ("text", pa.string())])
+RAW_SCHEMA = pa.schema(
+    [(name, pa.int64() if name == "offset" else pa.string()) for name in ("source", "offset", "text", "kind", "error")]
+)
 PARSED_FIELDS = ("label", "timestamp", "node", "level", "component", "content", "block_ids")
 
 
 def plan_shards(paths: list[str], shard_bytes: int) -> list[dict]:
-    """Split files into byte ranges that start and end on line starts; a .gz file is one shard (no seeking)."""
+    """Split files into byte ranges that start and end on line starts; a .gz file is one shard (no seeking).
+
+    An empty file is one empty shard, so that it is reported (as an `empty file` dead letter), not skipped.
+    """
     shards = []
     for path in paths:
         if path.endswith(".gz"):
@@ -50,34 +73,58 @@ def plan_shards(paths: list[str], shard_bytes: int) -> list[dict]:
                 if guess <= bounds[-1]:
                     continue  # a line longer than a shard already covers this guess
                 f.seek(guess - 1)
-                f.readline()  # finish the line holding byte guess-1: the next line starts a shard
+                skip_line(f)  # finish the line holding byte guess-1: the next line starts a shard
                 if f.tell() < size:
                     bounds.append(f.tell())
         bounds.append(size)
-        shards.extend({"source": path, "start": a, "end": b} for a, b in pairwise(bounds) if b > a)
+        shards.extend({"source": path, "start": a, "end": b} for a, b in pairwise(bounds) if b > a or size == 0)
     return shards
 
 
-def read_shard(shard: dict) -> Iterator[dict]:
-    """Yield `{source, offset, text}` per line of one shard; offset is the line's first byte (uncompressed for .gz)."""
+def _row(source: str, offset: int, text: str, kind: str = "", error: str = "") -> dict:
+    return {"source": source, "offset": offset, "text": text, "kind": kind, "error": error}
+
+
+def read_shard(
+    shard: dict, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, invalid_utf8: InvalidUtf8 = "dead_letter"
+) -> Iterator[dict]:
+    """Yield `{source, offset, text, kind, error}` per line of one shard; offset is the line's first byte
+    (uncompressed for .gz). A line that is not text, longer than `max_line_bytes`, the point where a truncated
+    .gz stops, or an empty file is a row with `kind` and `error` set; good rows have them "".
+    """
     source, offset, end = shard["source"], shard["start"], shard["end"]
-    opener = gzip.open if source.endswith(".gz") else open
-    with opener(source, "rb") as f:
-        f.seek(offset)
-        while end < 0 or offset < end:
-            raw = f.readline()
-            if not raw:
-                break
-            # Undecodable bytes must not kill a 200M-line run; the replacement char keeps the line visible.
-            yield {"source": source, "offset": offset, "text": raw.decode("utf-8", errors="replace").rstrip("\r\n")}
-            offset += len(raw)
+    with open_log(source) as f:
+        try:
+            f.seek(offset)
+            while end < 0 or offset < end:
+                raw = f.readline(max_line_bytes + 1)
+                if not raw:
+                    break
+                if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+                    size = len(raw) + skip_line(f)
+                    reason = f"line of {size} bytes is longer than data.max_line_bytes ({max_line_bytes})"
+                    yield _row(source, offset, preview(raw), "line too long", reason)
+                    offset += size
+                    continue
+                text, kind, error = decode_line(raw, invalid_utf8)
+                yield _row(source, offset, text, kind, error)
+                offset += len(raw)
+        except GZIP_ERRORS as err:
+            kind = "truncated gzip" if isinstance(err, EOFError) else "corrupt gzip"
+            reason = f"{kind} ({err}): nothing after uncompressed byte {offset} could be read"
+            yield _row(source, offset, "", kind, reason)
+            return
+    if offset == 0 and shard["start"] == 0:
+        yield _row(source, 0, "", "empty file", "empty file: no lines")
 
 
-def read_shard_batches(shards: pa.Table) -> Iterator[pa.Table]:
-    """Ray Data stage: shards in, `{source, offset, text}` tables out (columnar: row dicts cost ~10x more in Ray)."""
+def read_shard_batches(
+    shards: pa.Table, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, invalid_utf8: InvalidUtf8 = "dead_letter"
+) -> Iterator[pa.Table]:
+    """Ray Data stage: shards in, raw line tables out (columnar: row dicts cost ~10x more in Ray)."""
     for shard in shards.to_pylist():
         rows: list[dict] = []
-        for row in read_shard(shard):
+        for row in read_shard(shard, max_line_bytes, invalid_utf8):
             rows.append(row)
             if len(rows) == READ_BATCH_LINES:
                 yield pa.Table.from_pylist(rows, schema=RAW_SCHEMA)
@@ -86,67 +133,92 @@ def read_shard_batches(shards: pa.Table) -> Iterator[pa.Table]:
             yield pa.Table.from_pylist(rows, schema=RAW_SCHEMA)
 
 
-def parse_batch(batch: pa.Table, fmt: str) -> pa.Table:
-    """Ray Data stage: parse each `text` into the record columns plus `error` ("" when the line is fine)."""
-    columns: dict[str, list] = {name: [] for name in (*PARSED_FIELDS, "error")}
-    for text in batch.column("text").to_pylist():
+def parse_batch(batch: pa.Table, fmt: str, regex: RegexFormat | None = None) -> pa.Table:
+    """Ray Data stage: parse each `text` into the record columns plus `kind`/`error` ("" when the line is fine).
+
+    Rows the reader already rejected (binary, too long, ...) keep their reason and are not parsed.
+    """
+    parse = line_parser(fmt, regex)
+    n = batch.num_rows
+    read_kinds = batch.column("kind").to_pylist() if "kind" in batch.column_names else [""] * n
+    read_errors = batch.column("error").to_pylist() if "error" in batch.column_names else [""] * n
+    columns: dict[str, list] = {name: [] for name in (*PARSED_FIELDS, "kind", "error")}
+    for text, read_kind, read_error in zip(batch.column("text").to_pylist(), read_kinds, read_errors, strict=True):
         try:
-            record, error = parse_line(text, fmt), ""
+            if read_kind:
+                raise MalformedLine(read_error, read_kind)
+            record, kind, error = parse(text), "", ""
         except MalformedLine as bad:
-            record, error = {"content": "", "block_ids": []}, bad.reason
+            record, kind, error = {"content": "", "block_ids": []}, bad.kind, bad.reason
         for name in PARSED_FIELDS:
             columns[name].append(record.get(name))
+        columns["kind"].append(kind)
         columns["error"].append(error)
     arrays = [
-        batch.column(field.name).cast(field.type)
-        if field.name in batch.column_names
-        else pa.array(columns[field.name], type=field.type)
+        pa.array(columns[field.name], type=field.type)
+        if field.name in columns
+        else batch.column(field.name).cast(field.type)
         for field in PARSED_SCHEMA
     ]
     return pa.Table.from_arrays(arrays, schema=PARSED_SCHEMA)
 
 
 def _malformed_rows(batch: pa.Table) -> pa.Table:
-    return batch.filter(pc.not_equal(batch.column("error"), ""))
+    return batch.filter(pc.not_equal(batch.column("kind"), ""))
 
 
 def _good_rows(batch: pa.Table) -> pa.Table:
-    return batch.filter(pc.equal(batch.column("error"), "")).drop_columns(["text", "error"])
+    return batch.filter(pc.equal(batch.column("kind"), "")).drop_columns(["text", "kind", "error"])
 
 
-def write_dead_letters(malformed: ray.data.Dataset, path: Path) -> int:
-    """Stream malformed rows to JSONL `{source, offset, reason, text}`; returns how many were written."""
-    count = 0
+def write_dead_letters(malformed: ray.data.Dataset, path: Path) -> dict[str, int]:
+    """Stream malformed rows to JSONL `{source, offset, kind, reason, text}`; returns how many of each kind."""
+    counts: Counter[str] = Counter()
     with open(path, "w", encoding="utf-8") as out:
         for batch in malformed.iter_batches(batch_format="pyarrow", batch_size=READ_BATCH_LINES):
-            for row in batch.select(["source", "offset", "error", "text"]).to_pylist():
-                letter = {"source": row["source"], "offset": row["offset"], "reason": row["error"], "text": row["text"]}
+            for row in batch.select(["source", "offset", "kind", "error", "text"]).to_pylist():
+                letter = {
+                    "source": row["source"],
+                    "offset": row["offset"],
+                    "kind": row["kind"],
+                    "reason": row["error"],
+                    "text": row["text"],
+                }
                 out.write(json.dumps(letter) + "\n")
-                count += 1
-    return count
+                counts[row["kind"]] += 1
+    return dict(sorted(counts.items()))
 
 
-def read_logs(cfg: DataConfig) -> tuple[ray.data.Dataset, int]:
-    """Parsed good lines in file order (materialized) and the number of malformed lines sent to dead letters."""
+def read_logs(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, int]]:
+    """Parsed good lines in file order (materialized) and how many lines went to dead letters, per kind."""
     # Sessions and the train/test split are chronological: Ray Data must keep shard and batch order.
     ray.data.DataContext.get_current().execution_options.preserve_order = True
+    regex = cfg.regex.to_format() if cfg.regex else None
+    parse = line_parser(cfg.format, regex)
     for path in cfg.paths:
         require_file(path, "data.paths")
+        check_text_log(path, parse, cfg.format)
     shards = plan_shards(cfg.paths, cfg.shard_bytes)
     parsed = (
         ray.data.from_items(shards, override_num_blocks=len(shards))
-        .map_batches(read_shard_batches, batch_size=1, batch_format="pyarrow")
+        .map_batches(
+            read_shard_batches,
+            fn_kwargs={"max_line_bytes": cfg.max_line_bytes, "invalid_utf8": cfg.invalid_utf8},
+            batch_size=1,
+            batch_format="pyarrow",
+        )
         # batch_size=None: a batch size here would make the fused read+parse task bundle that many *shards*.
-        .map_batches(parse_batch, fn_kwargs={"fmt": cfg.format}, batch_format="pyarrow", batch_size=None)
+        .map_batches(
+            parse_batch, fn_kwargs={"fmt": cfg.format, "regex": regex}, batch_format="pyarrow", batch_size=None
+        )
         .materialize()  # one read of the corpus feeds both the dead letters and the good rows
     )
     output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    malformed = write_dead_letters(
-        parsed.map_batches(_malformed_rows, batch_format="pyarrow"), output_dir / DEAD_LETTER_FILE
-    )
+    malformed = parsed.map_batches(_malformed_rows, batch_format="pyarrow")
+    dead = write_dead_letters(malformed, output_dir / DEAD_LETTER_FILE)
     good = parsed.map_batches(_good_rows, batch_format="pyarrow").materialize()
-    return good, malformed
+    return good, dead
 
 
 def read_loglead_events(cfg: DataConfig) -> ray.data.Dataset:
@@ -163,8 +235,8 @@ def read_loglead_events(cfg: DataConfig) -> ray.data.Dataset:
     return (parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]).materialize()
 
 
-def read_lines(cfg: DataConfig) -> tuple[ray.data.Dataset, int]:
-    """Good line records of any configured format, in input order, and how many lines went to dead letters.
+def read_lines(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, int]]:
+    """Good line records of any configured format, in input order, and how many lines went to dead letters, per kind.
 
     Template CSVs get `data.label_patch` applied as they are read; its report is left in the output folder.
     """
@@ -183,4 +255,4 @@ def read_lines(cfg: DataConfig) -> tuple[ray.data.Dataset, int]:
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / DEAD_LETTER_FILE).write_text("")
     write_patch_report(output_dir, patch_report)
-    return lines, 0
+    return lines, {}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from pipelines.prompts import Group, build_messages, group_lines
@@ -23,11 +25,37 @@ RARE_REASON = "No line is an alert by itself, but these counts depart from routi
 
 
 class Teacher(Protocol):
-    """Anything that explains a known verdict from the prompt alone (rule-based now; an LLM endpoint later)."""
+    """Explains a known verdict for one session while the dataset is built (the rule teacher: every row)."""
 
     name: str
 
     def rationale(self, lines: Sequence[dict], label: str, window_text: str) -> str: ...
+
+
+@dataclass
+class TeachResult:
+    """Per row: the accepted reference or None; rejected rows counted by reason; cache hits and requests."""
+
+    references: list[str | None]
+    rejected: Counter = field(default_factory=Counter)
+    cached: int = 0
+    requests: int = 0
+
+    def summary(self) -> dict:
+        return {
+            "accepted": sum(ref is not None for ref in self.references),
+            "rejected": dict(sorted(self.rejected.items())),
+            "cached": self.cached,
+            "requests": self.requests,
+        }
+
+
+class RowTeacher(Protocol):
+    """Rewrites references of written train rows (an LLM endpoint, imported trajectories); None keeps the rule one."""
+
+    name: str
+
+    def teach(self, rows: Sequence[dict]) -> TeachResult: ...
 
 
 def quote(group: Group, window_text: str) -> str | None:
@@ -219,7 +247,7 @@ class RuleTeacher:
         return rule_rationale(lines, label, window_text, self.expected)
 
 
-# name -> factory; an OpenAI-endpoint teacher or imported R-Log trajectories register here later.
+# name -> factory of the build-time teachers; row teachers (endpoint, rlog) are made by `build_dataset.row_teacher`.
 TEACHERS: dict[str, Callable[[], Teacher]] = {RuleTeacher.name: RuleTeacher}
 
 

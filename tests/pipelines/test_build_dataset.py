@@ -268,3 +268,181 @@ def test_raw_session_lines_reads_a_window_back_with_or_without_labels(tmp_path):
     row = {"source": str(log), "start_offset": len(b"- 1 a\r\n"), "n_lines": 2}
     assert raw_session_lines(row) == ["KERNDTLB 2 b", "- 3 c"]
     assert raw_session_lines(row, live=True) == ["2 b", "3 c"]
+
+
+@pytest.mark.ray
+def test_every_kind_of_bad_input_is_a_counted_dead_letter_and_no_good_line_is_lost(
+    local_ray, tmp_path: Path, bgl_sample: Path
+):
+    import gzip
+    import zlib
+
+    from pipelines.build_dataset import build_prompt_dataset, load_examples
+
+    sample = bgl_sample.read_bytes().split(b"\n")  # CRLF lines
+    bad = {  # index in the mixed file -> (raw line, kind)
+        10: (b"- 1117838570 \xff\xfe not utf-8\r", "invalid UTF-8"),
+        50: (b"- 1117838570 2005.06.03 R02 \x00\x00\x00\r", "NUL byte"),
+        90: (b"\x01\x02\x03\x04\x05\x06 binary garbage \x10\x11", "control byte"),
+        130: (b"- " + b"y" * (1 << 20), "line too long"),
+        170: (b"this is not a BGL line\r", "bgl: too few header fields"),
+    }
+    lines = sample[:300]
+    for index in sorted(bad):
+        lines.insert(index, bad[index][0])
+    mixed = tmp_path / "mixed.log"
+    mixed.write_bytes(b"\n".join(lines) + b"\n")
+    offsets = [sum(len(line) + 1 for line in lines[:i]) for i in range(len(lines))]
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    packed = gzip.compress(b"\n".join(sample[300:1300]) + b"\n")
+    cut = tmp_path / "cut.log.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    readable = zlib.decompressobj(31).decompress(cut.read_bytes())  # what a gzip reader can still get
+    kept = readable.count(b"\n")
+
+    cfg = DataConfig(
+        paths=[str(mixed), str(empty), str(cut)], output_dir=str(tmp_path / "out"), window_size=20, shard_bytes=4096
+    )
+    summary = build_prompt_dataset(cfg)
+
+    assert summary["dead_letters"] == {
+        "NUL byte": 1,
+        "bgl: too few header fields": 1,
+        "control byte": 1,
+        "empty file": 1,
+        "invalid UTF-8": 1,
+        "line too long": 1,
+        "truncated gzip": 1,
+    }
+    assert summary["malformed"] == 7 and summary["good_lines"] == 300 + kept and 400 < kept < 1000
+    letters = [json.loads(row) for row in open(summary["paths"]["dead_letter"])]
+    assert [(letter["source"], letter["offset"], letter["kind"]) for letter in letters] == [
+        *((str(mixed), offsets[index], bad[index][1]) for index in sorted(bad)),
+        (str(empty), 0, "empty file"),
+        (str(cut), len(readable[: readable.rindex(b"\n") + 1]), "truncated gzip"),
+    ]
+    assert letters[3]["reason"] == f"line of {(1 << 20) + 3} bytes is longer than data.max_line_bytes (65536)"
+    rows = load_examples(summary["paths"]["train"]) + load_examples(summary["paths"]["test"])
+    assert sum(row["n_lines"] for row in rows) == summary["good_lines"]  # every good line is in a session
+    # The 300 good lines of mixed.log fill 15 windows exactly, so the cut file's lines start fresh windows.
+    assert [row["source"] for row in rows].count(str(cut)) == -(-kept // 20)
+
+
+def test_a_file_that_is_not_a_log_fails_before_any_work(tmp_path: Path):
+    from pipelines.build_dataset import build_prompt_dataset
+
+    blob = tmp_path / "blob.log"
+    blob.write_bytes(bytes(range(256)) * 100)
+    with pytest.raises(ValueError, match="data.paths: .*blob.log: not a text log"):
+        build_prompt_dataset(DataConfig(paths=[str(blob)], output_dir=str(tmp_path / "o")))
+    hdfs = tmp_path / "hdfs.log"
+    hdfs.write_text("\n".join(HDFS_LINES) + "\n")
+    with pytest.raises(ValueError, match="data.format: .*hdfs.log: none of its first 10 lines is a bgl line"):
+        build_prompt_dataset(DataConfig(paths=[str(hdfs)], output_dir=str(tmp_path / "o")))
+
+
+@pytest.mark.ray
+def test_generic_regex_format_reads_plain_and_gz_logs_through_the_same_path(local_ray, tmp_path: Path):
+    import gzip
+
+    from pipelines.build_dataset import build_prompt_dataset, load_examples
+
+    def app_line(i: int) -> str:
+        if i % 17 == 5:
+            return f"2024-01-02 03:{i // 60:02d}:{i % 60:02d} ERROR [db] connection {i} refused"
+        return f"2024-01-02 03:{i // 60:02d}:{i % 60:02d} INFO [web] GET /item/{i} 200"
+
+    first = [app_line(i) for i in range(70)]
+    first.insert(33, "--- log rotated ---")  # fits no header: a dead letter, the rest is kept
+    second = [app_line(i) for i in range(70, 130)]
+    plain, packed = tmp_path / "app.log", tmp_path / "app.2.log.gz"
+    plain.write_text("\n".join(first) + "\n")
+    packed.write_bytes(gzip.compress(("\n".join(second) + "\n").encode()))
+    cfg = DataConfig(
+        paths=[str(plain), str(packed)],
+        format="regex",
+        regex={
+            "line": r"(?P<timestamp>\S+ \S+) (?P<level>[A-Z]+) \[(?P<component>[^\]]+)\] (?P<content>.*)",
+            "timestamp_format": "%Y-%m-%d %H:%M:%S",
+            "anomaly": r"\bERROR\b",
+        },
+        window_size=10,
+        output_dir=str(tmp_path / "out"),
+    )
+    summary = build_prompt_dataset(cfg)
+
+    assert (summary["good_lines"], summary["malformed"]) == (130, 1)
+    assert summary["dead_letters"] == {"regex: no match": 1}
+    letter = json.loads(open(summary["paths"]["dead_letter"]).read())
+    assert (letter["source"], letter["offset"]) == (str(plain), sum(len(line) + 1 for line in first[:33]))
+    rows = load_examples(summary["paths"]["train"]) + load_examples(summary["paths"]["test"])
+    expected = ["anomalous" if any(i % 17 == 5 for i in range(w, w + 10)) else "normal" for w in range(0, 130, 10)]
+    assert [row["label"] for row in rows] == expected and len(rows) == 13
+    assert rows[7]["source"] == str(packed) and rows[7]["start_offset"] == 0
+    assert (summary["splits"]["train"]["sessions"], summary["splits"]["test"]["sessions"]) == (9, 4)
+
+
+def _template_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "templates.csv"
+    normal = [f"generating core.{i} from node <*>" for i in range(14)]
+    abnormal = [f"<*> exited abnormally due to signal {i}" for i in range(6)]
+    path.write_text("log,label\n" + "".join(f"{t},0\n" for t in normal) + "".join(f"{t},1\n" for t in abnormal))
+    return path
+
+
+@pytest.mark.ray
+def test_teachers_rewrite_train_references_and_count_what_they_reject(local_ray, tmp_path: Path):
+    from test_endpoint_teacher import FakeEndpoint
+
+    from pipelines.build_dataset import build_prompt_dataset, load_examples
+
+    def answer(prompt: str, attempt: int) -> tuple[int, str]:
+        if "signal 0" in prompt:
+            return 200, "<think>Looks routine.</think><answer>normal</answer>"  # wrong: counted, rule kept
+        verdict = "anomalous" if "abnormally" in prompt else "normal"
+        return 200, f"<think>Teacher says {verdict}.</think><answer>{verdict}</answer>"
+
+    base = {"paths": [str(_template_csv(tmp_path))], "format": "templates", "split": "stratified", "seed": 1}
+    rule = build_prompt_dataset(DataConfig(**base, output_dir=str(tmp_path / "rule")))
+    rule_train = load_examples(rule["paths"]["train"])
+    with FakeEndpoint(answer) as server:
+        teacher = {"kind": "endpoint", "endpoint": {"url": server.url, "model": "big", "requests_per_second": 1000}}
+        summary = build_prompt_dataset(DataConfig(**base, teacher=teacher, output_dir=str(tmp_path / "ep")))
+    train = load_examples(summary["paths"]["train"])
+    wrong = [row for row in train if row["templates"] == ["<*> exited abnormally due to signal 0"]]
+    assert summary["teacher"] == "endpoint (rule where rejected)" and len(server.requests) == 14 == len(train)
+    assert summary["teacher_stats"] == {
+        "accepted": 14 - len(wrong),
+        "rejected": {"verdict does not match the label": 1} if wrong else {},
+        "cached": 0,
+        "requests": 14,
+    }
+    for row, before in zip(train, rule_train, strict=True):
+        assert row | {"reference": None} == before | {"reference": None}  # only references change
+        expected = before["reference"] if row in wrong else f"Teacher says {row['label']}."
+        assert row["reference"] == expected
+    test_rows = load_examples(summary["paths"]["test"])
+    assert test_rows == load_examples(rule["paths"]["test"])  # test references stay the rule teacher's
+
+    rlog = tmp_path / "rlog.json"
+    rlog.write_text(
+        json.dumps(
+            [
+                {"instruction": "i", "input": row["templates"][0], "label": "abnormal", "reasoning": r}
+                for row, r in [
+                    (train[0], "<think>From R-Log.</think><answer>abnormal</answer>"),
+                    (train[1], "no tags at all"),
+                ]
+            ]
+        )
+    )
+    summary = build_prompt_dataset(
+        DataConfig(**base, teacher={"kind": "rlog", "rlog_paths": [str(rlog)]}, output_dir=str(tmp_path / "rl"))
+    )
+    train = load_examples(summary["paths"]["train"])
+    stats = summary["teacher_stats"]
+    assert stats["records_used"] == 1 and stats["records_skipped"] == {"not <think>…</think><answer>…</answer>": 1}
+    accepted = int(train[0]["label"] == "anomalous")
+    assert stats["accepted"] == accepted and sum(stats["rejected"].values()) == 14 - accepted
+    assert [row["reference"] == "From R-Log." for row in train] == [bool(accepted)] + [False] * 13
