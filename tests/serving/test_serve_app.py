@@ -375,6 +375,36 @@ def test_tail_follows_a_growing_log(detector, bgl_raw_lines, tmp_path):
     assert all("error" not in record and record["adapter_version"] == "adapter-v3" for record in records)
 
 
+def test_endpoint_teacher_asks_this_projects_serve_endpoint(detector, tmp_path, monkeypatch):
+    """The CoT teacher against a live OpenAI-compatible endpoint: this app, with its API key, answers cached."""
+    from pipelines.config import EndpointTeacherConfig
+    from pipelines.endpoint_teacher import EndpointTeacher
+    from pipelines.prompt_rows import rows_in_process
+
+    cfg, running = detector
+    rows = rows_in_process(Path(REPO_ROOT) / "data" / "bgl" / "BGL_2k.log", "bgl", 20, 300)[:6]
+    monkeypatch.setenv("LOGRL_TEST_TEACHER_KEY", API_KEY)
+    settings = EndpointTeacherConfig(
+        url=f"{running.url}/v1",
+        model=cfg.adapter_name,
+        api_key_env="LOGRL_TEST_TEACHER_KEY",
+        max_tokens=24,
+        max_concurrency=2,
+        requests_per_second=20,
+    )
+    first = EndpointTeacher(settings, tmp_path / "cache").teach(rows)
+    summary = first.summary()
+    # A random tiny model rarely writes the format with the right verdict: whatever it wrote is judged and counted.
+    assert summary["accepted"] + sum(summary["rejected"].values()) == len(rows)
+    assert not any(reason.startswith("request failed") for reason in summary["rejected"]), summary
+    assert (first.requests, first.cached) == (len(rows), 0)
+    again = EndpointTeacher(settings, tmp_path / "cache").teach(rows)
+    assert (again.requests, again.cached) == (0, len(rows)) and again.references == first.references
+    monkeypatch.setenv("LOGRL_TEST_TEACHER_KEY", "wrong-key")
+    refused = EndpointTeacher(settings, tmp_path / "other-cache").teach(rows[:1]).summary()
+    assert refused["rejected"] == {"request failed: HTTP 401": 1}
+
+
 def test_killing_a_replica_under_load_fails_only_its_in_flight_requests(detector, bgl_raw_lines):
     """Runs last: it kills one of the two replicas while 4 clients send /detect, and counts what fails."""
     import threading
