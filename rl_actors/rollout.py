@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import ray
 
-from rl_actors.adapters import AdapterSnapshot
+from rl_actors.adapters import AdapterSnapshot, prune_adapter_versions
 from rl_actors.batch import PromptGroup, Sample
 from rl_actors.config import ModelConfig, RolloutConfig
 from rl_actors.sequences import assistant_end_id
@@ -46,6 +46,7 @@ class RolloutEngine:
         model_cfg: ModelConfig,
         rollout_cfg: RolloutConfig,
         seed: int = 0,
+        keep_adapters: int | None = None,
     ):
         from transformers import AutoTokenizer
         from vllm import LLM
@@ -73,6 +74,7 @@ class RolloutEngine:
         # that token is not the tokenizer's EOS.
         self.stop_token_ids = [assistant_end_id(AutoTokenizer.from_pretrained(model_path))]
         self.adapter_dir = tempfile.mkdtemp(prefix="logrl-adapters-")
+        self.keep_adapters = keep_adapters  # versions kept in `adapter_dir` (None: all)
         self.lora = None
 
     @property
@@ -87,6 +89,8 @@ class RolloutEngine:
         if self.lora is not None:
             self.llm.llm_engine.remove_lora(self.lora.lora_int_id)
         self.lora = LoRARequest(snapshot.name, snapshot.lora_int_id, str(path))
+        # vLLM reads the folder when the adapter is first used: the loaded version is never pruned.
+        prune_adapter_versions(self.adapter_dir, self.keep_adapters, protected={snapshot.version})
         return snapshot.version
 
     def generate(self, prompts: Sequence[PromptGroup | tuple[int, list[int]]], seed: int | None = None) -> list[Sample]:

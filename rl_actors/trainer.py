@@ -16,7 +16,7 @@ from reward_workers.registry import RewardInput
 from reward_workers.rewards.perplexity_reward import NEEDS_REFERENCE_LOGPROBS
 from reward_workers.worker import RewardWorker, score_with_pool_timed
 from rl_actors.actor_group import ActorGroup
-from rl_actors.adapters import AdapterSnapshot
+from rl_actors.adapters import AdapterSnapshot, adapter_versions, prune_adapter_versions
 from rl_actors.batch import PromptGroup, RolloutBatch, Sample
 from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig, SFTConfig, TrainConfig
 from rl_actors.learner import LearnerWorker
@@ -44,11 +44,25 @@ def adapters_dir(train_cfg: TrainConfig) -> Path:
     return Path(train_cfg.output_dir) / "adapters"
 
 
-def publish_adapter(snapshot: AdapterSnapshot, train_cfg: TrainConfig, stage: str) -> Path:
-    """Write the adapter folder and point `latest_adapter.json` at it (serving reads that file)."""
+def protected_versions(train_cfg: TrainConfig, init_adapter: str | None) -> set[int]:
+    """Adapter versions of the run folder never pruned: v0 (SFT/initial) and the one GRPO started from, if it is
+    one of them (the KL reference with `kl_reference: init_adapter`, and what a restarted run reloads)."""
+    protected = {0}
+    if init_adapter:
+        start = Path(init_adapter).resolve()
+        protected |= {v for v, path in adapter_versions(adapters_dir(train_cfg)).items() if path.resolve() == start}
+    return protected
+
+
+def publish_adapter(
+    snapshot: AdapterSnapshot, train_cfg: TrainConfig, stage: str, protected: set[int] = frozenset({0})
+) -> Path:
+    """Write the adapter folder, point `latest_adapter.json` at it (serving reads that file), and prune old
+    versions to `train.keep_adapters` (never the `protected` ones nor this one)."""
     path = snapshot.write(adapters_dir(train_cfg)).resolve()
     latest = {"version": snapshot.version, "name": snapshot.name, "path": str(path), "stage": stage}
     (Path(train_cfg.output_dir) / LATEST_FILE).write_text(json.dumps(latest, indent=2) + "\n")
+    prune_adapter_versions(adapters_dir(train_cfg), train_cfg.keep_adapters, {*protected, snapshot.version})
     return path
 
 
@@ -136,6 +150,7 @@ class GRPOTrainer:
                 model_cfg=cfg.model,
                 rollout_cfg=cfg.rollout,
                 seed=cfg.train.seed + rank,
+                keep_adapters=cfg.train.keep_adapters,
             ),
         )
         self.reward = ActorGroup(
@@ -147,6 +162,7 @@ class GRPOTrainer:
             kwargs_for_rank=lambda rank: dict(cfg=cfg.reward),
         )
         self.logger = MetricsLogger(cfg.train.output_dir, "grpo")
+        self.protected = protected_versions(cfg.train, init_adapter)
         self.version = 0
         self.sync_adapter(0)  # rollouts start from the initial (e.g. SFT) adapter
 
@@ -214,7 +230,7 @@ class GRPOTrainer:
     def sync_adapter(self, version: int) -> None:
         """Publish the learner's adapter as `version` and load it into every rollout engine."""
         snapshot = ray.get(self.learner.workers[0].snapshot.remote(version))
-        publish_adapter(snapshot, self.cfg.train, "grpo" if version else "init")
+        publish_adapter(snapshot, self.cfg.train, "grpo" if version else "init", self.protected)
         self.rollout.call("load_adapter", ray.put(snapshot))
         self.version = version
 
