@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+_VERSION_DIR = re.compile(r"v(\d+)")
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,39 @@ class AdapterSnapshot:
         for name, data in self.files.items():
             (out / name).write_bytes(data)
         return out
+
+
+def versions_to_prune(versions: Iterable[int], keep_last: int | None, protected: Iterable[int] = ()) -> list[int]:
+    """The versions to delete so that only the newest `keep_last` and the `protected` ones remain (None: none)."""
+    if keep_last is None:
+        return []
+    if keep_last < 1:
+        raise ValueError(f"keep_last must be >= 1 or None, got {keep_last}")
+    newest = sorted(set(versions), reverse=True)
+    kept = set(newest[:keep_last]) | set(protected)
+    return sorted(v for v in newest if v not in kept)
+
+
+def adapter_versions(root: str | Path) -> dict[int, Path]:
+    """The `v<N>` adapter folders directly inside `root`, by version."""
+    root = Path(root)
+    if not root.is_dir():
+        return {}
+    found = {}
+    for path in root.iterdir():
+        match = _VERSION_DIR.fullmatch(path.name)
+        if match and path.is_dir() and not path.is_symlink():
+            found[int(match.group(1))] = path
+    return found
+
+
+def prune_adapter_versions(root: str | Path, keep_last: int | None, protected: Iterable[int] = ()) -> list[int]:
+    """Delete the `v<N>` folders of `root` that `versions_to_prune` names; returns the deleted versions."""
+    folders = adapter_versions(root)
+    doomed = versions_to_prune(folders, keep_last, protected)
+    for version in doomed:
+        shutil.rmtree(folders[version])
+    return doomed
 
 
 def lora_target_modules(model) -> list[str]:

@@ -178,3 +178,10 @@ class TrainConfig(StrictModel):
     seed: int = Field(0, description="Seed for prompt order and sampling.")
     output_dir: str = Field("runs/quickstart", description="Adapters, metrics and TensorBoard logs go here.")
     init_adapter: str | None = Field(None, description="Adapter to start GRPO from; default: the SFT adapter (v0).")
+    keep_adapters: int | None = Field(
+        5,
+        ge=1,
+        description="Adapter versions kept on disk, in <output_dir>/adapters and in each rollout worker's temp "
+        "folder: the newest N, plus v0 (the SFT/initial adapter) and the adapter GRPO started from (the KL "
+        "reference), which are never pruned. None keeps every version.",
+    )

@@ -16,6 +16,7 @@ import torch
 from reward_workers.worker import split_evenly
 from rl_actors.adapters import AdapterSnapshot, lora_target_modules
 from rl_actors.algos import batch_denominator, grpo_loss, truncated_is_weights
+from rl_actors.batch import Sample
 from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig
 from rl_actors.sequences import (
     align_to_mask,
@@ -229,14 +230,17 @@ class LearnerCore:
         metrics = {"sft/loss": total / tokens} if tokens else {}  # an empty shard has no loss to report
         return metrics | {"time/learn": time.perf_counter() - started}
 
-    def _grpo_batch(self, micro: list[dict]) -> dict[str, torch.Tensor]:
+    def _grpo_batch(self, micro: Sequence[Sample]) -> dict[str, torch.Tensor]:
         """Pad one micro-batch and attach old-policy logprobs, advantages, reference logprobs, IS weights."""
-        batch = pad_pairs([(s["prompt_ids"], s["completion_ids"]) for s in micro], self.tokenizer.pad_token_id)
+        unscored = [(s.group_id, s.sample_index) for s in micro if s.advantage is None]
+        if unscored:
+            raise ValueError(f"samples without an advantage (group, sample): {unscored[:5]}")
+        batch = pad_pairs([(s.prompt_ids, s.completion_ids) for s in micro], self.tokenizer.pad_token_id)
         mask = batch["completion_mask"]
-        batch["rollout_logp"] = align_to_mask([s["logprobs"] for s in micro], mask)
-        batch["advantages"] = torch.tensor([s["advantage"] for s in micro], dtype=torch.float32)
-        if self.algo.kl_coef > 0 and all(s.get("ref_logprobs") is not None for s in micro):  # the trainer's
-            batch["ref_logp"] = align_to_mask([s["ref_logprobs"] for s in micro], mask)
+        batch["rollout_logp"] = align_to_mask([s.rollout_logprobs for s in micro], mask)
+        batch["advantages"] = torch.tensor([s.advantage for s in micro], dtype=torch.float32)
+        if self.algo.kl_coef > 0 and all(s.ref_logprobs is not None for s in micro):  # the trainer's
+            batch["ref_logp"] = align_to_mask([s.ref_logprobs for s in micro], mask)
         batch = batch_to(batch, self.device)  # built on the CPU, used on the engine's device
         mask, rollout_logp = batch["completion_mask"], batch.pop("rollout_logp")
         if self.algo.old_logprobs == "learner":
@@ -252,8 +256,8 @@ class LearnerCore:
             batch["ref_logp"] = self._reference(batch)
         return batch
 
-    def grpo_step(self, samples: list[dict]) -> dict[str, float]:
-        """GRPO update on rollout samples {prompt_ids, completion_ids, logprobs, advantage[, ref_logprobs]}.
+    def grpo_step(self, samples: Sequence[Sample]) -> dict[str, float]:
+        """GRPO update on this rank's shard of the step's rollout samples (with advantages, maybe reference logprobs).
 
         Clipped (and dual-clipped) ratio against old-policy logprobs recomputed here before the update (or
         vLLM's), group advantages, k3 KL to the reference. The loss is the token-mean over the WHOLE step:

@@ -3,30 +3,51 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import ray
 
-from rl_actors.adapters import AdapterSnapshot
+from rl_actors.adapters import AdapterSnapshot, prune_adapter_versions
+from rl_actors.batch import PromptGroup, Sample
 from rl_actors.config import ModelConfig, RolloutConfig
 from rl_actors.sequences import assistant_end_id
 
 
-@dataclass
-class Completion:
-    """One sampled completion of one prompt."""
-
-    prompt_index: int
-    completion_ids: list[int]
-    logprobs: list[float]
-    text: str
-    finish_reason: str | None
+def samples_from_outputs(groups: Sequence[PromptGroup], outputs: Sequence) -> list[Sample]:
+    """vLLM's request outputs (one per group, G completions each) as samples naming their group and index."""
+    if len(outputs) != len(groups):
+        raise ValueError(f"{len(outputs)} vLLM outputs for {len(groups)} prompt groups")
+    samples = []
+    for group, out in zip(groups, outputs):
+        for sample_index, sample in enumerate(out.outputs):
+            ids = list(sample.token_ids)
+            logprobs = [step[tok].logprob for step, tok in zip(sample.logprobs, ids)]
+            samples.append(
+                Sample(
+                    group_id=group.group_id,
+                    sample_index=sample_index,
+                    prompt_index=group.prompt_index,
+                    prompt_ids=group.prompt_ids,
+                    completion_ids=ids,
+                    rollout_logprobs=logprobs,
+                    text=sample.text,
+                    finish_reason=sample.finish_reason,
+                )
+            )
+    return samples
 
 
 class RolloutEngine:
     """Pure core of a rollout actor: owns one vLLM engine and the adapter version it samples with."""
 
-    def __init__(self, model_path: str, model_cfg: ModelConfig, rollout_cfg: RolloutConfig, seed: int = 0):
+    def __init__(
+        self,
+        model_path: str,
+        model_cfg: ModelConfig,
+        rollout_cfg: RolloutConfig,
+        seed: int = 0,
+        keep_adapters: int | None = None,
+    ):
         from transformers import AutoTokenizer
         from vllm import LLM
 
@@ -53,6 +74,7 @@ class RolloutEngine:
         # that token is not the tokenizer's EOS.
         self.stop_token_ids = [assistant_end_id(AutoTokenizer.from_pretrained(model_path))]
         self.adapter_dir = tempfile.mkdtemp(prefix="logrl-adapters-")
+        self.keep_adapters = keep_adapters  # versions kept in `adapter_dir` (None: all)
         self.lora = None
 
     @property
@@ -67,10 +89,15 @@ class RolloutEngine:
         if self.lora is not None:
             self.llm.llm_engine.remove_lora(self.lora.lora_int_id)
         self.lora = LoRARequest(snapshot.name, snapshot.lora_int_id, str(path))
+        # vLLM reads the folder when the adapter is first used: the loaded version is never pruned.
+        prune_adapter_versions(self.adapter_dir, self.keep_adapters, protected={snapshot.version})
         return snapshot.version
 
-    def generate(self, prompts: list[tuple[int, list[int]]], seed: int | None = None) -> list[Completion]:
-        """Sample G completions for each (prompt_index, prompt_ids); logprobs are at the sampling temperature."""
+    def generate(self, prompts: Sequence[PromptGroup | tuple[int, list[int]]], seed: int | None = None) -> list[Sample]:
+        """Sample G completions for each prompt group; logprobs are at the sampling temperature.
+
+        A `(prompt_index, prompt_ids)` pair is a group whose id is its prompt index.
+        """
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -86,16 +113,14 @@ class RolloutEngine:
             skip_special_tokens=False,
             stop_token_ids=self.stop_token_ids,
         )
+        groups = [PromptGroup.coerce(item) for item in prompts]
         outputs = self.llm.generate(
-            [TokensPrompt(prompt_token_ids=ids) for _, ids in prompts], params, lora_request=self.lora, use_tqdm=False
+            [TokensPrompt(prompt_token_ids=g.prompt_ids) for g in groups],
+            params,
+            lora_request=self.lora,
+            use_tqdm=False,
         )
-        completions = []
-        for (index, _), out in zip(prompts, outputs):
-            for sample in out.outputs:
-                ids = list(sample.token_ids)
-                logprobs = [step[tok].logprob for step, tok in zip(sample.logprobs, ids)]
-                completions.append(Completion(index, ids, logprobs, sample.text, sample.finish_reason))
-        return completions
+        return samples_from_outputs(groups, outputs)
 
     def score(self, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
         """Logprob of each completion token given its prompt, under the current adapter (for sync checks)."""

@@ -29,6 +29,26 @@ class PromptSampler:
             self.rng.shuffle(self.orders[pool])
         return self.orders[pool].pop()
 
+    def state_dict(self) -> dict:
+        """The sampler's cursor: RNG state and what is left of each pool's epoch (JSON-serialisable).
+
+        Restored into a sampler built from the same labels, it continues exactly where this one stopped: no prompt
+        batch replayed or skipped after a resume.
+        """
+        version, internal, gauss = self.rng.getstate()
+        return {"rng": [version, list(internal), gauss], "orders": {k: list(v) for k, v in self.orders.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a `state_dict`; refuses one taken with other pools (other labels or anomalous share)."""
+        if set(state["orders"]) != set(self.pools):
+            raise ValueError(f"sampler state has pools {sorted(state['orders'])}, this sampler {sorted(self.pools)}")
+        for name, order in state["orders"].items():
+            if not set(order) <= set(self.pools[name]):
+                raise ValueError(f"sampler state's {name!r} pool holds sessions this data set does not")
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        self.orders = {k: list(v) for k, v in state["orders"].items()}
+
     def next(self, count: int) -> list[int]:
         if "all" in self.pools:
             return [self._pick("all") for _ in range(count)]

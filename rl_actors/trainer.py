@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Protocol
 
 import ray
-import torch
 
 from pipelines.prompts import build_messages
 from pipelines.reasoning_format import parse_completion
@@ -17,8 +16,8 @@ from reward_workers.registry import RewardInput
 from reward_workers.rewards.perplexity_reward import NEEDS_REFERENCE_LOGPROBS
 from reward_workers.worker import RewardWorker, score_with_pool_timed
 from rl_actors.actor_group import ActorGroup
-from rl_actors.adapters import AdapterSnapshot
-from rl_actors.algos import get_advantage
+from rl_actors.adapters import AdapterSnapshot, adapter_versions, prune_adapter_versions
+from rl_actors.batch import PromptGroup, RolloutBatch, Sample
 from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig, SFTConfig, TrainConfig
 from rl_actors.learner import LearnerWorker
 from rl_actors.metrics import MetricsLogger, mean_over_ranks, timed
@@ -45,11 +44,25 @@ def adapters_dir(train_cfg: TrainConfig) -> Path:
     return Path(train_cfg.output_dir) / "adapters"
 
 
-def publish_adapter(snapshot: AdapterSnapshot, train_cfg: TrainConfig, stage: str) -> Path:
-    """Write the adapter folder and point `latest_adapter.json` at it (serving reads that file)."""
+def protected_versions(train_cfg: TrainConfig, init_adapter: str | None) -> set[int]:
+    """Adapter versions of the run folder never pruned: v0 (SFT/initial) and the one GRPO started from, if it is
+    one of them (the KL reference with `kl_reference: init_adapter`, and what a restarted run reloads)."""
+    protected = {0}
+    if init_adapter:
+        start = Path(init_adapter).resolve()
+        protected |= {v for v, path in adapter_versions(adapters_dir(train_cfg)).items() if path.resolve() == start}
+    return protected
+
+
+def publish_adapter(
+    snapshot: AdapterSnapshot, train_cfg: TrainConfig, stage: str, protected: set[int] = frozenset({0})
+) -> Path:
+    """Write the adapter folder, point `latest_adapter.json` at it (serving reads that file), and prune old
+    versions to `train.keep_adapters` (never the `protected` ones nor this one)."""
     path = snapshot.write(adapters_dir(train_cfg)).resolve()
     latest = {"version": snapshot.version, "name": snapshot.name, "path": str(path), "stage": stage}
     (Path(train_cfg.output_dir) / LATEST_FILE).write_text(json.dumps(latest, indent=2) + "\n")
+    prune_adapter_versions(adapters_dir(train_cfg), train_cfg.keep_adapters, {*protected, snapshot.version})
     return path
 
 
@@ -133,7 +146,11 @@ class GRPOTrainer:
             strategy=cfg.learner.placement_strategy,
             name="rollout",
             kwargs_for_rank=lambda rank: dict(
-                model_path=cfg.model.path, model_cfg=cfg.model, rollout_cfg=cfg.rollout, seed=cfg.train.seed + rank
+                model_path=cfg.model.path,
+                model_cfg=cfg.model,
+                rollout_cfg=cfg.rollout,
+                seed=cfg.train.seed + rank,
+                keep_adapters=cfg.train.keep_adapters,
             ),
         )
         self.reward = ActorGroup(
@@ -145,6 +162,7 @@ class GRPOTrainer:
             kwargs_for_rank=lambda rank: dict(cfg=cfg.reward),
         )
         self.logger = MetricsLogger(cfg.train.output_dir, "grpo")
+        self.protected = protected_versions(cfg.train, init_adapter)
         self.version = 0
         self.sync_adapter(0)  # rollouts start from the initial (e.g. SFT) adapter
 
@@ -152,33 +170,22 @@ class GRPOTrainer:
     def step(self, step: int) -> dict[str, float]:
         """One GRPO step; returns its metrics."""
         metrics: dict[str, float] = {}
-        indices = self.sampler.next(self.cfg.train.prompts_per_step)
+        group_size = self.cfg.rollout.group_size
+        groups = self.prompt_groups(step)
         with timed(metrics, "time/rollout"):
-            completions = self.rollout.call_sharded_flat(
-                "generate", [(i, self.prompt_ids[i]) for i in indices], seed=self.cfg.train.seed + step
-            )
-        ref_logprobs = self.reference_logprobs(completions, metrics)
+            batch = RolloutBatch.of(self.rollout.call_sharded_flat("generate", groups, seed=self.cfg.train.seed + step))
+        batch.groups(group_size, expected=[g.group_id for g in groups])  # every group whole, else a named error
+        batch = self.reference_logprobs(batch, metrics)
         with timed(metrics, "time/reward"):
-            inputs = [self.reward_input(c, ref) for c, ref in zip(completions, ref_logprobs)]
+            inputs = [self.reward_input(sample) for sample in batch]
             scores, reward_timings = score_with_pool_timed(self.reward.workers, inputs, self.cfg.reward.timeout_s)
-        totals = torch.tensor([s["total"] for s in scores], dtype=torch.float32)
-        advantages = get_advantage(self.cfg.algo.advantage)(totals, self.cfg.rollout.group_size)
-        samples = [
-            {
-                "prompt_ids": self.prompt_ids[c.prompt_index],
-                "completion_ids": c.completion_ids,
-                "logprobs": c.logprobs,
-                "advantage": float(a),
-                "ref_logprobs": ref,
-            }
-            for c, a, ref in zip(completions, advantages, ref_logprobs)
-        ]
+        batch = batch.with_rewards([s["total"] for s in scores]).with_advantages(self.cfg.algo.advantage, group_size)
         with timed(metrics, "time/learn"):
-            learner_stats = self.learner.call_sharded("grpo_step", samples)
+            learner_stats = self.learner.call_sharded("grpo_step", batch.samples)
         with timed(metrics, "time/sync"):
             self.sync_adapter(step + 1)
-        metrics |= self.describe(completions, scores, learner_stats, reward_timings)
-        metrics["sync/max_abs_logprob_diff"] = self.sync_check(samples[0])
+        metrics |= self.describe(batch, scores, learner_stats, reward_timings)
+        metrics["sync/max_abs_logprob_diff"] = self.sync_check(batch[0])
         return metrics
 
     def fit(self) -> dict:
@@ -190,55 +197,60 @@ class GRPOTrainer:
         return {"metrics": last, "adapter": latest_adapter(self.cfg.train.output_dir), "log": str(self.logger.dir)}
 
     # --- pieces ------------------------------------------------------------------------------
-    def reference_logprobs(self, completions, metrics: dict) -> list[tuple[float, ...] | None]:
-        """Completion logprobs under the KL reference at the sampling temperature, when KL or a reward needs them."""
+    def prompt_groups(self, step: int) -> list[PromptGroup]:
+        """The step's prompts, each a group with an id unique over the run (a prompt drawn twice: two groups)."""
+        per_step = self.cfg.train.prompts_per_step
+        indices = self.sampler.next(per_step)
+        return [PromptGroup(step * per_step + j, i, self.prompt_ids[i]) for j, i in enumerate(indices)]
+
+    def reference_logprobs(self, batch: RolloutBatch, metrics: dict) -> RolloutBatch:
+        """The batch with completion logprobs under the KL reference at the sampling temperature, when KL or a
+        reward needs them."""
         if self.cfg.algo.kl_coef == 0 and NEEDS_REFERENCE_LOGPROBS not in self.cfg.reward.weights:
-            return [None] * len(completions)
-        pairs = [(self.prompt_ids[c.prompt_index], c.completion_ids) for c in completions]
+            return batch
+        pairs = [(s.prompt_ids, s.completion_ids) for s in batch]
         temperature = self.cfg.rollout.temperature
         with timed(metrics, "time/reference"):
-            return [
-                tuple(lp)
-                for lp in self.learner.call_sharded_flat("logprobs", pairs, reference=True, temperature=temperature)
-            ]
+            logprobs = self.learner.call_sharded_flat("logprobs", pairs, reference=True, temperature=temperature)
+        return batch.with_ref_logprobs([tuple(lp) for lp in logprobs])
 
-    def reward_input(self, completion, ref_logprobs: tuple[float, ...] | None = None) -> RewardInput:
-        """What the reward actors see for one completion."""
-        row = self.rows[completion.prompt_index]
+    def reward_input(self, sample: Sample) -> RewardInput:
+        """What the reward actors see for one sample."""
+        row = self.rows[sample.prompt_index]
         anomaly_lines = row.get("anomaly_lines")
         return RewardInput(
             row["prompt"],
-            completion.text,
+            sample.text,
             row["label"],
             row["reference"],
-            ref_logprobs,
+            sample.ref_logprobs,
             None if anomaly_lines is None else tuple(anomaly_lines),
         )
 
     def sync_adapter(self, version: int) -> None:
         """Publish the learner's adapter as `version` and load it into every rollout engine."""
         snapshot = ray.get(self.learner.workers[0].snapshot.remote(version))
-        publish_adapter(snapshot, self.cfg.train, "grpo" if version else "init")
+        publish_adapter(snapshot, self.cfg.train, "grpo" if version else "init", self.protected)
         self.rollout.call("load_adapter", ray.put(snapshot))
         self.version = version
 
-    def sync_check(self, sample: dict) -> float:
+    def sync_check(self, sample: Sample) -> float:
         """Largest |learner - rollout| logprob on one completion under the freshly synced adapter."""
-        pair = [(sample["prompt_ids"], sample["completion_ids"])]
+        pair = [(sample.prompt_ids, sample.completion_ids)]
         learner = ray.get(self.learner.workers[0].logprobs.remote(pair))[0]
         rollout = ray.get(self.rollout.workers[0].score.remote(pair))[0]
         return max((abs(a - b) for a, b in zip(learner, rollout)), default=0.0)
 
-    def describe(self, completions, scores, learner_stats, reward_timings) -> dict[str, float]:
+    def describe(self, batch: RolloutBatch, scores, learner_stats, reward_timings) -> dict[str, float]:
         """Reward by component, answer accuracy, lengths, learner stats averaged over ranks."""
         n = len(scores)
         out = {f"reward/{k}": sum(s[k] for s in scores) / n for k in scores[0]}
-        parsed = [parse_completion(c.text) for c in completions]
-        labels = [self.rows[c.prompt_index]["label"] for c in completions]
+        parsed = [parse_completion(s.text) for s in batch]
+        labels = [self.rows[s.prompt_index]["label"] for s in batch]
         out["rollout/well_formed"] = sum(p.well_formed for p in parsed) / n
         out["rollout/accuracy"] = sum(p.verdict == y for p, y in zip(parsed, labels)) / n
-        out["rollout/completion_tokens"] = sum(len(c.completion_ids) for c in completions) / n
-        out["rollout/truncated"] = sum(c.finish_reason == "length" for c in completions) / n
+        out["rollout/completion_tokens"] = sum(len(s.completion_ids) for s in batch) / n
+        out["rollout/truncated"] = sum(s.finish_reason == "length" for s in batch) / n
         out |= mean_over_ranks(learner_stats)
         out |= {f"time/reward_{k}": v for k, v in reward_timings.items() if k != "retries"}
         out["adapter/version"] = self.version

@@ -56,6 +56,7 @@ def test_train_sync_and_serve(run_cfg):
     from pipelines.reasoning_format import VERDICTS, render_completion
     from reward_workers.scorer import RewardScorer
     from rl_actors.adapters import AdapterSnapshot
+    from rl_actors.batch import RolloutBatch
     from rl_actors.trainer import GRPOTrainer, adapters_dir
     from serving.client import detect
     from serving.launch import stop_detector
@@ -85,7 +86,7 @@ def test_train_sync_and_serve(run_cfg):
         assert set(cfg.reward.weights) <= set(actor_timings)
         prompt_ids = trainer.prompt_ids[0]
         completion = ray.get(trainer.rollout.workers[0].generate.remote([(0, prompt_ids)], seed=1))[0]
-        sample = trainer.reward_input(completion, trainer.reference_logprobs([completion], {})[0])
+        sample = trainer.reward_input(trainer.reference_logprobs(RolloutBatch.of([completion]), {})[0])
         assert sample.prompt == rows[0]["prompt"] and sample.ref_logprobs  # perplexity is weighted in quickstart
         from reward_workers.worker import score_with_pool_timed
 

@@ -7,12 +7,14 @@ tiny causal model; no Ray, no DeepSpeed, no process group.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
 import torch
 
 from reward_workers.worker import split_evenly
+from rl_actors.batch import Sample
 from rl_actors.config import AlgoConfig, LearnerConfig
 from rl_actors.learner import (
     LearnerCore,
@@ -88,9 +90,18 @@ def _pairs(n: int) -> list[tuple[list[int], list[int]]]:
     return [([1 + i % 7, 2, 3][: 1 + i % 3], [4 + i % 5, 5, 6, 7][: 1 + i % 4]) for i in range(n)]
 
 
-def _samples(n: int, **extra) -> list[dict]:
+def _samples(n: int, **extra) -> list[Sample]:
     return [
-        {"prompt_ids": p, "completion_ids": c, "logprobs": [-1.0] * len(c), "advantage": (-1.0) ** i, **extra}
+        Sample(
+            group_id=i // 2,
+            sample_index=i % 2,
+            prompt_index=i // 2,
+            prompt_ids=p,
+            completion_ids=c,
+            rollout_logprobs=[-1.0] * len(c),
+            advantage=(-1.0) ** i,
+            **extra,
+        )
         for i, (p, c) in enumerate(_pairs(n))
     ]
 
@@ -105,7 +116,7 @@ class _Reached(Exception):
 def test_grpo_batch_lives_on_the_engine_device():
     engine = FakeEngine(TinyLM(device="meta"), device="meta")
     core = _core(engine, algo={"old_logprobs": "rollout", "kl_coef": 0.02})
-    samples = [s | {"ref_logprobs": s["logprobs"]} for s in _samples(3)]
+    samples = [replace(s, ref_logprobs=tuple(s.rollout_logprobs)) for s in _samples(3)]
     batch = core._grpo_batch(samples)
     assert {key: t.device.type for key, t in batch.items()} == dict.fromkeys(batch, "meta")
     assert set(batch) >= {"input_ids", "attention_mask", "completion_mask", "old_logp", "advantages", "ref_logp"}
@@ -263,3 +274,9 @@ def test_backend_is_chosen_from_the_learner_config(monkeypatch):
     assert dist_backend(LearnerConfig(num_gpus_per_worker=0)) == "gloo"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert dist_backend(LearnerConfig(num_gpus_per_worker=1)) == "nccl"
+
+
+def test_grpo_step_refuses_samples_without_an_advantage():
+    core = _core(FakeEngine(TinyLM()), grad_accum=1)
+    with pytest.raises(ValueError, match=r"without an advantage.*\(0, 1\)"):
+        core.grpo_step([*_samples(1), replace(_samples(2)[1], advantage=None)])

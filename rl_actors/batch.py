@@ -1,0 +1,119 @@
+"""The typed rollout batch that flows rollout -> reward -> learner: samples that name their group explicitly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import torch
+
+from rl_actors.algos import get_advantage
+
+
+@dataclass(frozen=True)
+class PromptGroup:
+    """One prompt to sample a group of G completions for, under a group id unique within the step.
+
+    The group id, not the prompt, names the group: a prompt drawn twice in one step makes two groups.
+    """
+
+    group_id: int
+    prompt_index: int  # the row of the training data the prompt was built from
+    prompt_ids: list[int]
+
+    @classmethod
+    def coerce(cls, item: PromptGroup | tuple[int, list[int]]) -> PromptGroup:
+        """A `PromptGroup`, or a `(prompt_index, prompt_ids)` pair whose prompt index doubles as its group id."""
+        if isinstance(item, PromptGroup):
+            return item
+        prompt_index, prompt_ids = item
+        return cls(prompt_index, prompt_index, list(prompt_ids))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sampled completion of one group; the trainer fills in reward, reference logprobs and advantage."""
+
+    group_id: int
+    sample_index: int  # 0..G-1 within the group
+    prompt_index: int
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    rollout_logprobs: list[float]  # per completion token, at the sampling temperature
+    text: str = ""
+    finish_reason: str | None = None
+    ref_logprobs: tuple[float, ...] | None = None  # under the KL reference, when KL or a reward needs them
+    reward: float | None = None
+    advantage: float | None = None
+
+
+@dataclass(frozen=True)
+class RolloutBatch:
+    """One step's samples, P groups of G, in whatever order they arrived."""
+
+    samples: tuple[Sample, ...]
+
+    @classmethod
+    def of(cls, samples: Sequence[Sample]) -> RolloutBatch:
+        return cls(tuple(samples))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self.samples)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.samples[index]
+
+    def groups(self, group_size: int, expected: Iterable[int] | None = None) -> dict[int, list[int]]:
+        """Group id -> positions of its samples ordered by sample index, groups by id.
+
+        Every group must hold exactly samples 0..G-1 (a lost or duplicated sample is an error naming its group),
+        and with `expected` group ids, exactly those groups must be present.
+        """
+        members: dict[int, dict[int, int]] = {}
+        for position, sample in enumerate(self.samples):
+            group = members.setdefault(sample.group_id, {})
+            if sample.sample_index in group:
+                raise ValueError(f"group {sample.group_id}: sample {sample.sample_index} arrived twice")
+            group[sample.sample_index] = position
+        for group_id, group in members.items():
+            if sorted(group) != list(range(group_size)):
+                missing = sorted(set(range(group_size)) - set(group))
+                extra = sorted(set(group) - set(range(group_size)))
+                raise ValueError(
+                    f"group {group_id}: expected samples 0..{group_size - 1}, missing {missing}"
+                    + (f", unexpected {extra}" if extra else "")
+                )
+        if expected is not None:
+            wanted = set(expected)
+            if set(members) != wanted:
+                raise ValueError(
+                    f"groups {sorted(wanted - set(members))} are missing, "
+                    f"groups {sorted(set(members) - wanted)} were not asked for"
+                )
+        return {g: [members[g][i] for i in range(group_size)] for g in sorted(members)}
+
+    def with_rewards(self, rewards: Sequence[float]) -> RolloutBatch:
+        """The batch with each sample's total reward, `rewards` in the batch's order."""
+        if len(rewards) != len(self.samples):
+            raise ValueError(f"{len(rewards)} rewards for {len(self.samples)} samples")
+        return RolloutBatch(tuple(replace(s, reward=float(r)) for s, r in zip(self.samples, rewards)))
+
+    def with_ref_logprobs(self, ref_logprobs: Sequence[tuple[float, ...] | None]) -> RolloutBatch:
+        """The batch with each sample's reference logprobs, in the batch's order."""
+        if len(ref_logprobs) != len(self.samples):
+            raise ValueError(f"{len(ref_logprobs)} reference logprobs for {len(self.samples)} samples")
+        return RolloutBatch(tuple(replace(s, ref_logprobs=r) for s, r in zip(self.samples, ref_logprobs)))
+
+    def with_advantages(self, estimator: str, group_size: int) -> RolloutBatch:
+        """Advantages from the registered `estimator`, grouped by group id and sample index, not arrival order."""
+        missing = [(s.group_id, s.sample_index) for s in self.samples if s.reward is None]
+        if missing:
+            raise ValueError(f"samples without a reward (group, sample): {missing[:5]}")
+        order = [position for positions in self.groups(group_size).values() for position in positions]
+        rewards = torch.tensor([self.samples[p].reward for p in order], dtype=torch.float32)
+        advantages = get_advantage(estimator)(rewards, group_size) if order else rewards
+        by_position = dict(zip(order, advantages.tolist()))
+        return RolloutBatch(tuple(replace(s, advantage=by_position[p]) for p, s in enumerate(self.samples)))

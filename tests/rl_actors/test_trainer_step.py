@@ -1,0 +1,99 @@
+"""The driver's GRPO step over stand-in actor groups (no Ray): the typed batch flows rollout -> reward -> learner,
+advantages follow group ids whatever order rollout workers return samples in, and a lost sample stops the step."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import rl_actors.trainer as trainer_module
+from reward_workers.config import RewardConfig
+from rl_actors.algos import get_advantage
+from rl_actors.batch import PromptGroup, Sample
+from rl_actors.config import AlgoConfig, RolloutConfig, TrainConfig
+from rl_actors.sampling import PromptSampler
+from rl_actors.trainer import GRPOTrainer
+
+G, P = 4, 3
+
+
+def reward_of(group_id: int, sample_index: int) -> float:
+    return float(group_id % 5) + 0.25 * sample_index**2
+
+
+class FakeRollout:
+    """Two 'workers' whose samples come back interleaved across groups; `drop` loses one sample."""
+
+    def __init__(self, drop: tuple[int, int] | None = None):
+        self.drop = drop
+
+    def call_sharded_flat(self, method: str, groups: list[PromptGroup], seed: int) -> list[Sample]:
+        assert method == "generate" and all(isinstance(g, PromptGroup) for g in groups)
+        samples = [
+            Sample(g.group_id, i, g.prompt_index, g.prompt_ids, [9, i], [-0.1, -0.2], text=f"{g.group_id}:{i}")
+            for g in groups
+            for i in range(G)
+        ]
+        samples = samples[1::2] + samples[::2][::-1]
+        return [s for s in samples if (s.group_id, s.sample_index) != self.drop]
+
+
+class FakeLearner:
+    def __init__(self):
+        self.received: list[Sample] = []
+
+    def call_sharded(self, method: str, samples):
+        assert method == "grpo_step"
+        self.received = list(samples)
+        return [{"actor/loss": 0.5}, {"actor/loss": 1.5}]
+
+
+def _trainer(monkeypatch, rollout: FakeRollout) -> GRPOTrainer:
+    def score(workers, inputs, timeout_s):  # the reward pool: a reward read off each completion's text
+        return [{"total": reward_of(*map(int, i.completion.split(":"))), "answer": 1.0} for i in inputs], {}
+
+    trainer = GRPOTrainer.__new__(GRPOTrainer)  # no actors: stand-ins for the three groups
+    trainer.cfg = SimpleNamespace(
+        train=TrainConfig(prompts_per_step=P),
+        rollout=RolloutConfig(group_size=G),
+        algo=AlgoConfig(kl_coef=0.0),
+        reward=RewardConfig(),
+    )
+    trainer.rows = [{"prompt": f"p{i}", "label": "normal", "reference": "r"} for i in range(2)]
+    trainer.prompt_ids = [[1, 2], [3, 4]]
+    trainer.sampler = PromptSampler(["normal", "normal"], seed=0)  # 3 prompts from 2: one is drawn twice
+    trainer.rollout, trainer.learner, trainer.reward = rollout, FakeLearner(), SimpleNamespace(workers=[])
+    trainer.version = 0
+
+    def sync_adapter(version: int) -> None:
+        trainer.version = version
+
+    trainer.sync_adapter, trainer.sync_check = sync_adapter, lambda sample: 0.0
+    monkeypatch.setattr(trainer_module, "score_with_pool_timed", score)
+    return trainer
+
+
+def test_the_learner_gets_advantages_grouped_by_id(monkeypatch):
+    trainer = _trainer(monkeypatch, FakeRollout())
+    metrics = trainer.step(2)
+    received = trainer.learner.received
+    assert len(received) == P * G and all(isinstance(s, Sample) for s in received)
+    assert {s.group_id for s in received} == {6, 7, 8}  # step 2 of 3 prompts: ids unique over the run
+    assert len({s.prompt_index for s in received}) == 2  # one prompt drawn twice is two groups
+    estimator = get_advantage(AlgoConfig().advantage)
+    for group_id in (6, 7, 8):
+        group = sorted((s for s in received if s.group_id == group_id), key=lambda s: s.sample_index)
+        rewards = [reward_of(group_id, i) for i in range(G)]
+        assert [s.reward for s in group] == rewards
+        assert [s.advantage for s in group] == pytest.approx(estimator(torch.tensor(rewards), G).tolist())
+    assert metrics["actor/loss"] == 1.0 and metrics["adapter/version"] == 3
+    assert metrics["reward/answer"] == 1.0 and metrics["rollout/completion_tokens"] == 2
+
+
+def test_a_lost_sample_stops_the_step_before_the_update(monkeypatch):
+    trainer = _trainer(monkeypatch, FakeRollout(drop=(1, 2)))
+    with pytest.raises(ValueError, match=r"group 1: expected samples 0..3, missing \[2\]"):
+        trainer.step(0)
+    assert trainer.learner.received == []
