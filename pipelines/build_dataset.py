@@ -9,6 +9,7 @@ from pathlib import Path
 import ray
 
 from pipelines.config import BLOCK_FORMATS, DataConfig
+from pipelines.data_report import write_data_report
 from pipelines.label_patch import read_patch_report
 from pipelines.prompt_rows import (
     PROMPT_SETTINGS_FILE,
@@ -201,6 +202,7 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         "paths": {name: str(path) for name, path in paths.items()},
     }
     paths["summary"].write_text(json.dumps(summary, indent=2) + "\n")
+    write_data_report(summary, out)  # report.md + prompt_tokens.png beside the data
     return summary
 
 

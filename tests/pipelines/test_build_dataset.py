@@ -83,6 +83,8 @@ def test_build_prompt_dataset_on_bundled_bgl(local_ray, tmp_path: Path, bgl_samp
     assert letters[0]["reason"] == "bgl: expected at least 9 header fields, found 6"
     assert letters[1]["reason"] == "bgl: unix timestamp is not a number: 'xx29437983'"
     assert json.loads(open(summary["paths"]["summary"]).read()) == summary
+    out = Path(summary["paths"]["summary"]).parent  # the build's report: the split table as the summary counts it
+    assert "| train | 70 |" in (out / "report.md").read_text() and (out / "prompt_tokens.png").exists()
 
     train, test = load_examples(summary["paths"]["train"]), load_examples(summary["paths"]["test"])
     splits = summary["splits"]
