@@ -138,7 +138,7 @@ def start_app(args: argparse.Namespace):
         from cluster.config import load_config
         from cluster.stages import detector_args
 
-        cfg, model, adapter, miner, data_format, max_prompt_tokens = detector_args(load_config(args.config))
+        cfg, model, adapter, miner, data_format, max_prompt_tokens = detector_args(load_config(args.config, args.set))
     else:
         cfg, model, adapter, miner = ServeConfig(max_model_len=768), args.model, args.adapter, args.miner
         data_format, max_prompt_tokens = args.format, args.max_prompt_tokens
@@ -171,6 +171,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="folder for load.json, load.md and load.png")
     parser.add_argument("--start", action="store_true", help="start the app here (Ray + Serve), stop it after")
     parser.add_argument("--config", help="with --start: serve what this training config trained (e.g. quickstart)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--model")
     parser.add_argument("--adapter")
     parser.add_argument("--miner")

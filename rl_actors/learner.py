@@ -29,6 +29,7 @@ from rl_actors.sequences import (
 
 Pair = tuple[list[int], list[int]]  # (prompt_ids, completion_ids)
 REFERENCE_ADAPTER = "reference"  # the frozen copy of the initial adapter, when it is the KL reference
+SAMPLES_KEY = "learner/samples"  # how many samples a rank's grpo_step trained on
 
 
 def plan_micro_steps(num_items: int, grad_accum: int) -> list[tuple[int, int]]:
@@ -301,6 +302,7 @@ class LearnerCore:
         grad_norm = self.engine.get_global_grad_norm()
         if grad_norm is not None:
             metrics["actor/grad_norm"] = float(grad_norm)
+        metrics[SAMPLES_KEY] = float(len(samples))  # summed over ranks by the driver, not averaged
         metrics["time/learn"] = time.perf_counter() - started
         return metrics
 

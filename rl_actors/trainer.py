@@ -19,7 +19,7 @@ from rl_actors.actor_group import ActorGroup
 from rl_actors.adapters import AdapterSnapshot, adapter_versions, prune_adapter_versions
 from rl_actors.batch import PromptGroup, RolloutBatch, Sample
 from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig, SFTConfig, TrainConfig
-from rl_actors.learner import LearnerWorker
+from rl_actors.learner import SAMPLES_KEY, LearnerWorker
 from rl_actors.metrics import MetricsLogger, mean_over_ranks, timed
 from rl_actors.rollout import RolloutWorker
 from rl_actors.sampling import PromptSampler
@@ -235,11 +235,12 @@ class GRPOTrainer:
         self.version = version
 
     def sync_check(self, sample: Sample) -> float:
-        """Largest |learner - rollout| logprob on one completion under the freshly synced adapter."""
+        """Largest |learner - rollout| logprob on one completion under the freshly synced adapter, over every
+        rollout engine (each loaded the snapshot itself)."""
         pair = [(sample.prompt_ids, sample.completion_ids)]
         learner = ray.get(self.learner.workers[0].logprobs.remote(pair))[0]
-        rollout = ray.get(self.rollout.workers[0].score.remote(pair))[0]
-        return max((abs(a - b) for a, b in zip(learner, rollout)), default=0.0)
+        engines = [scored[0] for scored in self.rollout.call("score", pair)]
+        return max((abs(a - b) for rollout in engines for a, b in zip(learner, rollout)), default=0.0)
 
     def describe(self, batch: RolloutBatch, scores, learner_stats, reward_timings) -> dict[str, float]:
         """Reward by component, answer accuracy, lengths, learner stats averaged over ranks."""
@@ -251,7 +252,8 @@ class GRPOTrainer:
         out["rollout/accuracy"] = sum(p.verdict == y for p, y in zip(parsed, labels)) / n
         out["rollout/completion_tokens"] = sum(len(s.completion_ids) for s in batch) / n
         out["rollout/truncated"] = sum(s.finish_reason == "length" for s in batch) / n
-        out |= mean_over_ranks(learner_stats)
+        out |= mean_over_ranks([{k: v for k, v in s.items() if k != SAMPLES_KEY} for s in learner_stats])
+        out[SAMPLES_KEY] = sum(s.get(SAMPLES_KEY, 0.0) for s in learner_stats)  # every sample, on exactly one rank
         out |= {f"time/reward_{k}": v for k, v in reward_timings.items() if k != "retries"}
         out["adapter/version"] = self.version
         return out

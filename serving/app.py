@@ -244,7 +244,7 @@ def detector_llm_config(serve_cfg: ServeConfig, model_path: str, adapter: Adapte
         "max_model_len": serve_cfg.max_model_len,
         "enable_lora": True,
         "max_lora_rank": serve_cfg.max_lora_rank,
-        "max_loras": 2,  # an adapter switch keeps the old version's requests running beside the new one's
+        "max_loras": serve_cfg.max_loras,
         # A frontend arg: vLLM's init_app_state registers it as a static adapter, served under `name`.
         "lora_modules": [LoRAModulePath(name=adapter.name, path=adapter.path, base_model_name=model_id)],
     }

@@ -46,6 +46,12 @@ class ServeConfig(StrictModel):
         "longest verdict plus `</answer>` after the `<answer>` prefill).",
     )
     max_model_len: int | None = Field(None, ge=64, description="vLLM max_model_len; default: model.max_model_len.")
+    max_loras: int = Field(
+        1,
+        ge=1,
+        description="LoRA slots per engine batch. 1 serves one adapter at a time; during an adapter switch the new "
+        "version's requests wait for the old one's batch to drain (2 lets both run, at a cost per step).",
+    )
     max_lora_rank: int = Field(16, ge=1, description="vLLM max_lora_rank; must be >= the adapter's rank r.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("float32", description="vLLM dtype.")
     enforce_eager: bool = Field(True, description="Skip CUDA graphs (required on CPU; faster start on GPU).")
