@@ -10,30 +10,21 @@ import pytest
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def run_cfg(tmp_path_factory):
+def run_cfg(tmp_path_factory, quickstart_config):
     import ray
 
-    from cluster.config import load_config
     from cluster.environment import apply_defaults, init_ray
 
     apply_defaults()
     out = tmp_path_factory.mktemp("e2e")
-    cfg = load_config(
-        REPO / "configs" / "quickstart.yaml",
-        [
-            f"data.paths=[{REPO / 'data/bgl/BGL_2k.log'}]",
-            f"data.output_dir={out / 'data'}",
-            f"model.path={out / 'tiny-model'}",
-            f"train.output_dir={out}",
-            "train.steps=2",
-            "sft.steps=10",
-            "serve.port=8123",
-            "algo.kl_reference=init_adapter",  # the KL reference is a frozen copy of the SFT adapter
-        ],
+    cfg = quickstart_config(
+        out,
+        "train.steps=2",
+        "sft.steps=10",
+        "serve.port=8123",
+        "algo.kl_reference=init_adapter",  # the KL reference is a frozen copy of the SFT adapter
     )
     init_ray(None, cfg.ray.num_cpus)
     yield cfg

@@ -7,38 +7,27 @@ trained on exactly once, and the step's metrics come from both ranks.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def multi_cfg(tmp_path_factory):
+def multi_cfg(tmp_path_factory, quickstart_config):
     import ray
 
-    from cluster.config import load_config
     from cluster.environment import apply_defaults, init_ray
 
     out = tmp_path_factory.mktemp("multi")
-    cfg = load_config(
-        REPO / "configs" / "quickstart.yaml",
-        [
-            f"data.paths=[{REPO / 'data/bgl/BGL_2k.log'}]",
-            f"data.output_dir={out / 'data'}",
-            f"model.path={out / 'tiny-model'}",
-            f"train.output_dir={out}",
-            "train.steps=2",
-            "rollout.num_workers=2",
-            "learner.num_workers=2",
-            "reward.num_workers=2",
-            "rollout.threads=1",  # four actors share two cores
-            "learner.threads=1",
-            "rollout.max_new_tokens=32",
-        ],
+    cfg = quickstart_config(
+        out,
+        "train.steps=2",
+        "rollout.num_workers=2",
+        "learner.num_workers=2",
+        "reward.num_workers=2",
+        "rollout.threads=1",  # four actors share two cores
+        "learner.threads=1",
+        "rollout.max_new_tokens=32",
     )
     apply_defaults(cfg)
     init_ray(None, cfg.ray.num_cpus)
