@@ -63,10 +63,13 @@ hdfs-experiment: install
 		--arm sft=runs/hdfs/adapters/v0 --arm sft+grpo=runs/hdfs/adapters/v$(HDFS_STEPS) --out docs/results/hdfs
 
 # RationAnomaly's template task on SmolLM2-135M-Instruct (about 50 min on 2 cores). The LogPrompt CSVs carry no
-# license and are not in this repo: TEMPLATES names your copies, comma-separated.
-TEMPLATES ?= ../shared/data/reasoning/logprompt_templates_bgl.csv,../shared/data/reasoning/logprompt_templates_spirit.csv
+# license and are not in this repo: TEMPLATES names your copies, comma-separated, e.g.
+#   make templates-experiment TEMPLATES=path/templates_bgl.csv,path/templates_spirit.csv
+TEMPLATES ?=
 TEMPLATES_STEPS ?= 6
 templates-experiment: install base-model
+	@test -n "$(TEMPLATES)" || { echo "templates-experiment: set TEMPLATES=BGL_CSV,SPIRIT_CSV (LogPrompt's template CSVs; not bundled: no license)" >&2; exit 2; }
+	@for f in $$(echo "$(TEMPLATES)" | tr ',' ' '); do test -f "$$f" || { echo "templates-experiment: no such file: $$f" >&2; exit 2; }; done
 	@mkdir -p $(TMPDIR)
 	PYTHONUNBUFFERED=1 $(VENV)/bin/logrl train --config configs/templates-smollm2.yaml \
 		--set 'data.paths=[$(TEMPLATES)]' --set train.steps=$(TEMPLATES_STEPS)
