@@ -117,14 +117,9 @@ class DetectorServer(LLMServer):
     async def detect(self, request: Request) -> JSONResponse:
         """POST /detect: {"lines": [...], "fast": bool} -> verdict, rationale, templates, adapter version."""
         started = time.perf_counter()
-        try:
-            payload = await request.json()
-        except UnicodeDecodeError:
-            return error_response(422, "body is not valid UTF-8")
-        except json.JSONDecodeError:
-            return error_response(400, "body is not valid JSON")
-        except RecursionError:
-            return error_response(400, TOO_DEEP)
+        payload, refusal = await _json_body(request)
+        if refusal is not None:
+            return refusal
         settings = self._detector
         try:
             # Validation, normalisation and template matching of up to max_request_lines lines are CPU work:
@@ -148,10 +143,9 @@ class DetectorServer(LLMServer):
         if request.method == "GET":
             available = await asyncio.to_thread(available_versions, settings.adapters_dir)
             return JSONResponse({**self._adapter_card(), "available": available})
-        try:
-            payload = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return error_response(400, "body is not valid JSON")
+        payload, refusal = await _json_body(request)
+        if refusal is not None:
+            return refusal
         version = payload.get("version") if isinstance(payload, dict) else None
         previous = self._adapter.version
         try:
@@ -211,6 +205,18 @@ class DetectorServer(LLMServer):
                 raise EngineError(response.error.message, response.error.code)
             return response.choices[0].message.content or ""
         raise EngineError("the engine returned no completion", 500)
+
+
+async def _json_body(request: Request) -> tuple[Any, JSONResponse | None]:
+    """The decoded JSON body, or the OpenAI-shaped refusal of a body that is not JSON."""
+    try:
+        return await request.json(), None
+    except UnicodeDecodeError:
+        return None, error_response(422, "body is not valid UTF-8")
+    except json.JSONDecodeError:
+        return None, error_response(400, "body is not valid JSON")
+    except RecursionError:
+        return None, error_response(400, TOO_DEEP)
 
 
 def _replica_env() -> dict[str, str]:

@@ -143,6 +143,7 @@ def test_admin_switches_the_version_that_answers(bgl_raw_lines, miner, limits, t
         refused = client.post("/admin/adapters", json=body)
         assert refused.status_code == status and refused.json()["error"]["param"] == "version"
     assert client.post("/admin/adapters", content=b"{").status_code == 400
+    assert client.post("/admin/adapters", content=b"[" * 5000 + b"]" * 5000).status_code == 400  # not a 500
     assert len(swapped) == 1 and server._adapter.version == "v8"  # refusals change nothing
 
 
