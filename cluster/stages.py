@@ -191,7 +191,9 @@ def run_eval_stage(
     fast_budget = fast_token_budget(AutoTokenizer.from_pretrained(cfg.model.path), cfg.eval.fast_max_new_tokens)
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
     started = time.perf_counter()
-    results = evaluate_arms(cfg.model.path, cfg.model, cfg.rollout, arms, rows, modes, fast_budget, cfg.eval.batch_size)
+    results = evaluate_arms(
+        cfg.model.path, cfg.model, cfg.rollout, arms, rows, modes, fast_budget, cfg.eval.batch_size, cfg.data.format
+    )
     baselines = run_baselines(load_examples(summary["paths"]["train"]), rows, cfg.eval)
     out_dir = Path(out or Path(cfg.train.output_dir) / "eval")
     logs = {"run": Path(cfg.train.output_dir) / "metrics.jsonl"}

@@ -36,15 +36,16 @@ def adapter_version(path: str | Path, latest: dict | None = None) -> int:
     return int(match.group(1)) if match else 0
 
 
-def encode_eval_prompt(tokenizer, prompt_text: str, mode: str) -> list[int]:
+def encode_eval_prompt(tokenizer, prompt_text: str, mode: str, data_format: str | None = None) -> list[int]:
     """Prompt ids for one row: the reasoning chat, or the fast chat with `<answer>` prefilled (one tokenization)."""
     from rl_actors.sequences import encode_prompt
 
     if mode == REASON_MODE:
-        return encode_prompt(tokenizer, build_messages(prompt_text))
+        return encode_prompt(tokenizer, build_messages(prompt_text, data_format=data_format))
     if mode != FAST_MODE:
         raise ValueError(f"mode must be {REASON_MODE!r} or {FAST_MODE!r}, got {mode!r}")
-    messages = build_messages(prompt_text, fast=True) + [{"role": "assistant", "content": FAST_PREFILL}]
+    messages = build_messages(prompt_text, fast=True, data_format=data_format)
+    messages.append({"role": "assistant", "content": FAST_PREFILL})
     text = tokenizer.apply_chat_template(messages, continue_final_message=True, tokenize=False)
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
@@ -68,6 +69,7 @@ def run_mode(
     max_model_len: int,
     batch_size: int,
     use_adapter: bool,
+    data_format: str | None = None,
 ) -> tuple[list[Prediction], float]:
     """Greedy completions for every row in one mode; returns predictions (in row order) and generation wall time.
 
@@ -75,7 +77,7 @@ def run_mode(
     """
     import ray
 
-    prompts = [encode_eval_prompt(tokenizer, row["prompt"], mode) for row in rows]
+    prompts = [encode_eval_prompt(tokenizer, row["prompt"], mode, data_format) for row in rows]
     sendable = [i for i, ids in enumerate(prompts) if len(ids) < max_model_len]
     stop = [ANSWER_CLOSE] if mode == FAST_MODE else None
     outputs: dict[int, tuple[str, list[int], str | None]] = {}
@@ -107,8 +109,12 @@ def evaluate_arms(
     modes: Sequence[str],
     fast_max_new_tokens: int | None,
     batch_size: int,
+    data_format: str | None = None,
 ) -> list[ArmResult]:
-    """Run every arm in every mode through one rollout engine (Ray must be initialised); adapters load in turn."""
+    """Run every arm in every mode through one rollout engine (Ray must be initialised); adapters load in turn.
+
+    `data_format` is the run's: prompts are built exactly as training built them.
+    """
     import ray
     from transformers import AutoTokenizer
 
@@ -134,7 +140,9 @@ def evaluate_arms(
                 snapshot = AdapterSnapshot.from_dir(arm.adapter_path, arm.adapter_version or 0)
                 ray.get(engine.load_adapter.remote(snapshot))
             # Untimed warm-up: the engine's first batch and a new adapter's first use pay one-off costs.
-            warm_up = encode_eval_prompt(tokenizer, rows[0]["prompt"], modes[0])[: model_cfg.max_model_len - 2]
+            warm_up = encode_eval_prompt(tokenizer, rows[0]["prompt"], modes[0], data_format)[
+                : model_cfg.max_model_len - 2
+            ]
             ray.get(engine.complete.remote([warm_up], 1, None, arm.adapter_path is not None))
             for mode in modes:
                 predictions, elapsed = run_mode(
@@ -146,6 +154,7 @@ def evaluate_arms(
                     model_cfg.max_model_len,
                     batch_size,
                     use_adapter=arm.adapter_path is not None,
+                    data_format=data_format,
                 )
                 results.append(ArmResult(arm.name, mode, predictions, elapsed, arm.adapter_path, arm.adapter_version))
                 print(f"[eval] {arm.name}/{mode}: {len(rows)} samples in {elapsed:.1f}s", flush=True)

@@ -212,7 +212,7 @@ def row_teacher(cfg: DataConfig) -> tuple[RowTeacher | None, dict]:
         from pipelines.endpoint_teacher import EndpointTeacher
 
         cache = cfg.teacher.endpoint.cache_dir or Path(cfg.output_dir) / "teacher_cache"
-        return EndpointTeacher(cfg.teacher.endpoint, cache), {}
+        return EndpointTeacher(cfg.teacher.endpoint, cache, data_format=cfg.format), {}
     if cfg.teacher.kind == "rlog":
         from pipelines.rlog_import import RLogTeacher, load_rlog
 

@@ -76,8 +76,14 @@ class EndpointTeacher:
 
     name = "endpoint"
 
-    def __init__(self, cfg: EndpointTeacherConfig, cache_dir: str | Path, sleep: Callable[[float], None] = time.sleep):
-        self.cfg, self.sleep = cfg, sleep
+    def __init__(
+        self,
+        cfg: EndpointTeacherConfig,
+        cache_dir: str | Path,
+        sleep: Callable[[float], None] = time.sleep,
+        data_format: str | None = None,
+    ):
+        self.cfg, self.sleep, self.data_format = cfg, sleep, data_format
         self.cache_dir = Path(cache_dir)
         self.limiter = RateLimiter(cfg.requests_per_second)  # `sleep` is the retry backoff's (tests record it)
         self.lock = threading.Lock()
@@ -143,7 +149,7 @@ class EndpointTeacher:
 
         def one(row: dict) -> tuple[str | None, str, bool]:
             try:
-                content, cached = self.complete(build_messages(row["prompt"]))
+                content, cached = self.complete(build_messages(row["prompt"], data_format=self.data_format))
             except RequestFailed as failed:
                 return None, f"request failed: {failed.reason}", False
             reference, reason = judge(content, row["label"], self.cfg.max_rationale_chars)

@@ -193,22 +193,48 @@ ROUTINE_WORDS = (
 _WORDS = re.compile(r"[a-z]+")
 
 
+TEMPLATE_QUOTE_CHARS = 28  # a template's rationale quotes the words that decide, not the whole template
+
+
+def _quote_around(group: Group, window_text: str, word: str | None) -> str | None:
+    """A verbatim piece of the shown template of at most TEMPLATE_QUOTE_CHARS, around `word` when given."""
+    full = quote(group, window_text)  # None when the template is not shown
+    if full is None:
+        return None
+    text = group.text.split('"', 1)[0]
+    at = text.lower().find(word) if word else -1
+    begin = 0
+    if at > 0:  # start a few words before the deciding word, on a word boundary
+        begin = max(0, at - TEMPLATE_QUOTE_CHARS // 2)
+        while 0 < begin < at and text[begin - 1] != " ":
+            begin += 1
+    piece = text[begin : begin + TEMPLATE_QUOTE_CHARS]
+    if begin + TEMPLATE_QUOTE_CHARS < len(text) and " " in piece.strip():
+        trimmed = piece.rsplit(" ", 1)[0]
+        piece = trimmed if at < 0 or begin + len(trimmed) >= at + len(word or "") else piece
+    piece = piece.strip()
+    usable = len(piece) >= MIN_QUOTE_CHARS or len(_WORD.findall(piece)) >= 2
+    return piece if usable else full[:TEMPLATE_QUOTE_CHARS].strip()
+
+
 def template_rationale(group: Group, label: str, window_text: str) -> str:
-    """One template judged by what its words say about severity and state, citing it verbatim."""
-    fragment = quote(group, window_text)
-    cite = f'L{group.first} "{fragment}"' if fragment else f"L{group.first}"
+    """One template judged by what its words say about severity and state, citing the deciding words verbatim.
+
+    Short on purpose (about 30 tokens with a real tokenizer): the model has to produce it at every rollout.
+    """
     words = _WORDS.findall(group.text.lower())
-    failures = list(dict.fromkeys(word for word in words if word in FAILURE_WORDS))[:3]
+    failures = list(dict.fromkeys(word for word in words if word in FAILURE_WORDS))[:2]
     routine = next((word for word in words if word in ROUTINE_WORDS), None)
+    fragment = _quote_around(group, window_text, failures[0] if failures else routine)
+    cite = f'L{group.first} "{fragment}"' if fragment else f"L{group.first}"
     if label == "anomalous":
         if failures:
-            said = ", ".join(f"'{word}'" for word in failures)
-            return f"{cite} reports {said}: a fault, not a routine event, so the template is anomalous."
-        return f"{cite} describes a state this system logs only when something went wrong, so it is anomalous."
+            return f"{cite} reports {' and '.join(repr(word) for word in failures)}: a fault, so anomalous."
+        return f"{cite} is a state logged only when something went wrong: anomalous."
     if failures:
-        return f"{cite} mentions '{failures[0]}' but reports a handled, expected condition, so it is normal."
+        return f"{cite} mentions '{failures[0]}' as an expected, handled condition: normal."
     state = f"'{routine}' " if routine else ""
-    return f"{cite} is a routine {state}status message with no sign of failure, so the template is normal."
+    return f"{cite} is a routine {state}message: normal."
 
 
 def rule_rationale(lines: Sequence[dict], label: str, window_text: str, expected: dict[int, str] | None = None) -> str:
@@ -251,7 +277,7 @@ class RuleTeacher:
 TEACHERS: dict[str, Callable[[], Teacher]] = {RuleTeacher.name: RuleTeacher}
 
 
-def sft_examples(rows: list[dict], fast_fraction: float, seed: int) -> list[dict]:
+def sft_examples(rows: list[dict], fast_fraction: float, seed: int, data_format: str | None = None) -> list[dict]:
     """Chat SFT examples from prompt rows; a seeded `fast_fraction` of them train the answer-first mode."""
     rng = random.Random(seed)
     examples = []
@@ -259,7 +285,7 @@ def sft_examples(rows: list[dict], fast_fraction: float, seed: int) -> list[dict
         fast = rng.random() < fast_fraction
         examples.append(
             {
-                "messages": build_messages(row["prompt"], fast),
+                "messages": build_messages(row["prompt"], fast, data_format),
                 "completion": render_completion(row["reference"], row["label"], answer_first=fast),
             }
         )

@@ -54,6 +54,11 @@ def index_prompt_lines(prompt: str) -> dict[int, list[str]]:
     return lines
 
 
+def count_prompt_groups(prompt: str) -> int:
+    """How many log lines (collapsed template groups) the prompt shows."""
+    return sum(1 for _ in _PROMPT_LINE.finditer(prompt))
+
+
 def extract_citations(rationale: str) -> list[Citation]:
     """All citations in a rationale, in order of appearance (duplicates kept)."""
     citations = []

@@ -8,6 +8,7 @@ from typing import Protocol
 
 import ray
 
+from pipelines.config import DataConfig
 from pipelines.prompts import build_messages
 from pipelines.reasoning_format import parse_completion
 from pipelines.teacher import sft_examples
@@ -38,6 +39,7 @@ class RLSettings(Protocol):
     algo: AlgoConfig
     reward: RewardConfig
     train: TrainConfig
+    data: DataConfig  # its `format` picks the task prompt (template sets have their own)
 
 
 def adapters_dir(train_cfg: TrainConfig) -> Path:
@@ -107,7 +109,7 @@ def run_sft(cfg: RLSettings, rows: list[dict]) -> Path:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
-    examples = sft_examples(rows, cfg.sft.fast_mode_fraction, cfg.train.seed)
+    examples = sft_examples(rows, cfg.sft.fast_mode_fraction, cfg.train.seed, cfg.data.format)
     pairs = [(encode_prompt(tokenizer, e["messages"]), encode_completion(tokenizer, e["completion"])) for e in examples]
     learners = make_learners(cfg, cfg.sft.batch_size, cfg.sft.learning_rate, init_adapter=None)
     logger = MetricsLogger(cfg.train.output_dir, "sft")
@@ -132,7 +134,9 @@ class GRPOTrainer:
 
         self.cfg, self.rows = cfg, rows
         tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
-        self.prompt_ids = [encode_prompt(tokenizer, build_messages(row["prompt"])) for row in rows]
+        self.prompt_ids = [
+            encode_prompt(tokenizer, build_messages(row["prompt"], data_format=cfg.data.format)) for row in rows
+        ]
         self.sampler = PromptSampler([row["label"] for row in rows], cfg.train.seed, cfg.train.anomalous_share)
         group_size = cfg.rollout.group_size
         self.learner = make_learners(

@@ -333,7 +333,7 @@ def build_detector_app(
     prompt_budget = prompt_token_budget(
         max_model_len,
         max(serve_cfg.max_new_tokens, fast_max_new_tokens),
-        chat_overhead_tokens(tokenizer),
+        chat_overhead_tokens(tokenizer, data_format),
         max_prompt_tokens,
     )
     settings = DetectorSettings(

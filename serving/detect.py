@@ -170,11 +170,11 @@ def prompt_token_budget(
     return budget
 
 
-def chat_overhead_tokens(tokenizer: Any) -> int:
+def chat_overhead_tokens(tokenizer: Any, data_format: str | None = None) -> int:
     """Tokens of the chat scaffolding around an empty session, the larger of reasoning and fast mode."""
     counts = []
     for fast in (False, True):
-        messages = build_messages("", fast=fast)
+        messages = build_messages("", fast=fast, data_format=data_format)
         if fast:
             messages.append({"role": "assistant", "content": ANSWER_OPEN})
         ids = tokenizer.apply_chat_template(
@@ -199,7 +199,7 @@ def plan_detection(
     """Render the lines exactly as training did (fitted to the token budget), and pick the prompt and sampling."""
     rendered = render_raw_lines(request.lines, data_format, miner, limits.max_prompt_tokens, count_tokens)
     omitted = sorted(set(range(1, len(request.lines) + 1)) - shown_line_numbers(rendered.text))
-    messages = build_messages(rendered.text, fast=request.fast)
+    messages = build_messages(rendered.text, fast=request.fast, data_format=data_format)
     # Fast mode (R-Log's answer-first variant) prefills `<answer>`: the verdict is the very next token,
     # whatever a small model would otherwise start with.
     prefill = ANSWER_OPEN if request.fast else ""

@@ -9,7 +9,7 @@ from sacrebleu.metrics import BLEU
 
 from pipelines.reasoning_format import parse_completion
 from reward_workers.config import GroundingConfig, RewardConfig
-from reward_workers.evidence import check_evidence
+from reward_workers.evidence import check_evidence, count_prompt_groups
 from reward_workers.registry import RewardInput, register_reward
 
 
@@ -48,7 +48,8 @@ def evidence_score(
     """precision x coverage of the rationale's citations. Range [0, 1]; no citation scores 0.
 
     precision = grounded citations (distinct, at most `max_citations`) / all citations, so hallucinated
-    quotes, repeated quotes and citing every line all dilute it; coverage = grounded / `target_citations`.
+    quotes, repeated quotes and citing every line all dilute it; coverage = grounded / `target_citations`, or /
+    the number of lines the prompt shows when fewer (a one-template prompt is fully covered by one citation).
     With `anomaly_lines` given (an `anomalous` verdict), the score is 0 unless a grounded citation names one
     of them: calling a session anomalous on routine evidence is not grounded.
     """
@@ -61,7 +62,8 @@ def evidence_score(
         return 0.0
     counted = min(check.grounded, cfg.max_citations)
     precision = counted / check.total
-    coverage = min(counted, cfg.target_citations) / cfg.target_citations
+    target = max(1, min(cfg.target_citations, count_prompt_groups(prompt)))
+    coverage = min(counted, target) / target
     return precision * coverage
 
 

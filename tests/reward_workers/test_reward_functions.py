@@ -243,3 +243,14 @@ def test_rewards_stay_in_documented_ranges(cfg: RewardConfig, text: str) -> None
         assert 0.0 <= grounding_reward(s, cfg) <= 1.0
         assert 0.0 <= brevity_reward(s, cfg) <= 1.0
         assert -1.5 <= answer_reward(s, cfg) <= 1.0
+
+
+def test_one_line_prompt_is_fully_covered_by_one_citation(cfg: RewardConfig) -> None:
+    # A template-set prompt shows one line: one honest citation is all the evidence there is.
+    one_line = "L1: ciod: Error loading <*> invalid or missing program image"
+    cited = completion("L1 \"ciod: Error loading\" reports 'error': a fault, so anomalous.")
+    evidence_only = RewardConfig(grounding=GroundingConfig(similarity_share=0.0))
+    one = RewardInput(one_line, cited, "anomalous", "", anomaly_lines=(1,))
+    assert grounding_reward(one, evidence_only) == 1.0
+    two_lines = one_line + "\nL2: generating core.<*>"  # two lines shown: one citation covers half
+    assert grounding_reward(RewardInput(two_lines, cited, "anomalous", "", anomaly_lines=(1,)), evidence_only) == 0.5
