@@ -32,6 +32,13 @@ REFERENCE_ADAPTER = "reference"  # the frozen copy of the initial adapter, when 
 SAMPLES_KEY = "learner/samples"  # how many samples a rank's grpo_step trained on
 
 
+def dropout_free(model: torch.nn.Module) -> bool:
+    """True when train mode computes what eval mode does: no active dropout module, no attention dropout."""
+    if getattr(getattr(model, "config", None), "attention_dropout", 0.0):
+        return False
+    return not any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules())
+
+
 def plan_micro_steps(num_items: int, grad_accum: int) -> list[tuple[int, int]]:
     """Exactly `grad_accum` contiguous [start, end) slices of a rank's shard, in order; empty ones mean "dummy".
 
@@ -111,6 +118,7 @@ class LearnerCore:
         if self.reference_adapter:
             self.model.load_adapter(init_adapter, adapter_name=REFERENCE_ADAPTER, is_trainable=False)
         self.trainable = {name for name, p in self.model.named_parameters() if p.requires_grad}
+        self.dropout_free = dropout_free(self.model)
         self.engine = None
 
     # --- distributed setup -------------------------------------------------------------------
@@ -151,8 +159,12 @@ class LearnerCore:
         """Exactly `grad_accum` micro-batches, some possibly empty (see `plan_micro_steps`)."""
         return [items[start:end] for start, end in plan_micro_steps(len(items), self.grad_accum)]
 
-    def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.engine(input_ids=input_ids, attention_mask=attention_mask).logits
+    def _forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits at the `keep` positions only (the LM head skips prompt positions), or everywhere."""
+        extra = {} if keep is None else {"logits_to_keep": keep}
+        return self.engine(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
 
     def _logprobs(self, batch: dict[str, torch.Tensor], temperature: float = 1.0) -> torch.Tensor:
         """Completion-token logprobs of one training micro-batch (with grad), 0 off the completion mask."""
@@ -243,19 +255,31 @@ class LearnerCore:
         if self.algo.kl_coef > 0 and all(s.ref_logprobs is not None for s in micro):  # the trainer's
             batch["ref_logp"] = align_to_mask([s.ref_logprobs for s in micro], mask)
         batch = batch_to(batch, self.device)  # built on the CPU, used on the engine's device
-        mask, rollout_logp = batch["completion_mask"], batch.pop("rollout_logp")
-        if self.algo.old_logprobs == "learner":
+        if self.algo.old_logprobs == "rollout":
+            batch["old_logp"] = batch.pop("rollout_logp")
+        elif not self.old_is_current:
             with torch.no_grad():  # the policy before this update, as the learner computes it
                 self.engine.eval()
-                batch["old_logp"] = self._nograd_logprobs(batch, self.temperature)
-            batch["rollout_gap"] = ((batch["old_logp"] - rollout_logp).abs() * mask).sum()
-            if self.algo.tis_cap is not None:
-                batch["is_weights"] = truncated_is_weights(batch["old_logp"], rollout_logp, self.algo.tis_cap)
-        else:
-            batch["old_logp"] = rollout_logp
+                old_logp = self._nograd_logprobs(batch, self.temperature)
+            self._attach_old_policy(batch, old_logp)
+        # else: the update's own first forward is the old policy (`old_is_current`); attached in `grpo_step`.
         if self.algo.kl_coef > 0 and "ref_logp" not in batch:
             batch["ref_logp"] = self._reference(batch)
         return batch
+
+    @property
+    def old_is_current(self) -> bool:
+        """Learner old log-probs without their own pass: one pass over the batch, no dropout, so the update's first
+        forward computes exactly the policy before the update (all micro-batches precede the one optimizer step)."""
+        return self.algo.old_logprobs == "learner" and self.algo.epochs_per_batch == 1 and self.dropout_free
+
+    def _attach_old_policy(self, batch: dict[str, torch.Tensor], old_logp: torch.Tensor) -> None:
+        """Old-policy log-probs, their gap to vLLM's (a metric), and truncated IS weights when configured."""
+        rollout_logp = batch.pop("rollout_logp")
+        batch["old_logp"] = old_logp
+        batch["rollout_gap"] = ((old_logp - rollout_logp).abs() * batch["completion_mask"]).sum()
+        if self.algo.tis_cap is not None:
+            batch["is_weights"] = truncated_is_weights(old_logp, rollout_logp, self.algo.tis_cap)
 
     def grpo_step(self, samples: Sequence[Sample]) -> dict[str, float]:
         """GRPO update on this rank's shard of the step's rollout samples (with advantages, maybe reference logprobs).
@@ -279,6 +303,8 @@ class LearnerCore:
                     self._dummy_micro_step()
                     continue
                 logp = self._logprobs(batch, self.temperature)
+                if "old_logp" not in batch:  # `old_is_current`: this forward is the policy before the update
+                    self._attach_old_policy(batch, logp.detach())
                 loss, stats = grpo_loss(
                     logp,
                     batch["old_logp"],

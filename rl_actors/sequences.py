@@ -6,8 +6,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-# (input_ids, attention_mask) -> logits [B, T, V]: the model's forward, however it is wrapped (DeepSpeed, PEFT).
-Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# (input_ids, attention_mask, keep) -> logits: the model's forward, however it is wrapped (DeepSpeed, PEFT).
+# `keep` (positions, ascending and contiguous) asks for logits only there, [B, len(keep), V]; None: all, [B, T, V].
+# The LM head is a fifth of a small model's compute per position: prompt positions need none of it.
+Forward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 def encode_prompt(tokenizer, messages: list[dict]) -> list[int]:
@@ -85,20 +87,37 @@ def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, temperature: f
 
 
 def completion_logprobs(
-    logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0
+    logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0, first: int = 0
 ) -> torch.Tensor:
     """`token_logprobs` at the positions `mask` marks (completion targets), 0 elsewhere: shape [B, T-1].
 
-    Only the N masked positions are upcast and normalised (chosen logit minus logsumexp over the vocabulary), so
-    no [B, T, V] fp32 log-softmax is ever built: [N, V] instead, with N the completion tokens.
+    `logits` hold positions `first`, `first + 1`, ... (a completion window, see `completion_window`); every
+    masked position must be among them. Only the N masked positions are upcast and normalised (chosen logit
+    minus logsumexp over the vocabulary), so no [B, T, V] fp32 log-softmax is ever built: [N, V] instead.
     """
-    positions = mask.bool()
-    picked = logits[:, :-1][positions].float()  # [N, V]
+    width = min(logits.shape[1], mask.shape[1] - first)
+    window = mask[:, first : first + width].bool()
+    if int(window.sum()) != int(mask.bool().sum()):
+        raise ValueError(f"completion positions outside the logits window [{first}, {first + width})")
+    picked = logits[:, :width][window].float()  # [N, V]
     if temperature != 1.0:
         picked = picked / temperature
-    targets = input_ids[:, 1:][positions].unsqueeze(-1)
+    targets = input_ids[:, 1:][:, first : first + width][window].unsqueeze(-1)
     values = picked.gather(-1, targets).squeeze(-1) - torch.logsumexp(picked, dim=-1)
-    return torch.zeros(mask.shape, dtype=values.dtype, device=values.device).masked_scatter(positions, values)
+    out = torch.zeros(mask.shape, dtype=values.dtype, device=values.device)
+    out[:, first : first + width] = out[:, first : first + width].masked_scatter(window, values)
+    return out
+
+
+def completion_window(mask: torch.Tensor) -> tuple[int, torch.Tensor | None]:
+    """The first position whose logits a batch needs and the positions to keep (None: the batch has no target)."""
+    if mask.is_meta:
+        return 0, None  # a shape-only tensor has no values to find a window in
+    columns = mask.bool().any(dim=0).nonzero().flatten()
+    if columns.numel() == 0:
+        return 0, None
+    first, last = int(columns[0]), int(columns[-1])
+    return first, torch.arange(first, last + 1, device=mask.device)
 
 
 def masked_logprobs(
@@ -107,15 +126,12 @@ def masked_logprobs(
     """`completion_logprobs` of a padded batch, `micro_batch_size` rows per forward (None: all at once)."""
     rows = batch["input_ids"].shape[0]
     step = micro_batch_size or max(rows, 1)
-    chunks = [
-        completion_logprobs(
-            forward(batch["input_ids"][s : s + step], batch["attention_mask"][s : s + step]),
-            batch["input_ids"][s : s + step],
-            batch["completion_mask"][s : s + step],
-            temperature,
-        )
-        for s in range(0, rows, step)
-    ]
+    chunks = []
+    for s in range(0, rows, step):
+        ids, mask = batch["input_ids"][s : s + step], batch["completion_mask"][s : s + step]
+        first, keep = completion_window(mask)
+        logits = forward(ids, batch["attention_mask"][s : s + step], keep)
+        chunks.append(completion_logprobs(logits, ids, mask, temperature, first if keep is not None else 0))
     return torch.cat(chunks) if chunks else torch.zeros_like(batch["completion_mask"])
 
 

@@ -20,6 +20,7 @@ from rl_actors.learner import (
     LearnerCore,
     deepspeed_config,
     dist_backend,
+    dropout_free,
     enable_gradient_checkpointing,
     plan_micro_steps,
 )
@@ -35,10 +36,11 @@ class TinyLM(torch.nn.Module):
         self.mix = torch.nn.Linear(hidden, hidden, device=device)
         self.head = torch.nn.Linear(hidden, vocab, device=device)
 
-    def forward(self, input_ids, attention_mask):
+    def forward(self, input_ids, attention_mask, logits_to_keep=None):
         device = self.head.weight.device
         assert input_ids.device == device and attention_mask.device == device, "batch is not on the model's device"
-        return SimpleNamespace(logits=self.head(torch.tanh(self.mix(self.emb(input_ids).cumsum(1)))))
+        hidden = torch.tanh(self.mix(self.emb(input_ids).cumsum(1)))
+        return SimpleNamespace(logits=self.head(hidden if logits_to_keep is None else hidden[:, logits_to_keep]))
 
     @contextmanager
     def disable_adapter(self):
@@ -53,9 +55,9 @@ class FakeEngine:
         self.calls: list[str] = []
         self.forward_rows: list[int] = []
 
-    def __call__(self, input_ids, attention_mask):
+    def __call__(self, input_ids, attention_mask, **kwargs):
         self.forward_rows.append(input_ids.shape[0])
-        return self.module(input_ids, attention_mask)
+        return self.module(input_ids, attention_mask, **kwargs)
 
     def backward(self, loss):
         assert loss.device == self.device
@@ -75,14 +77,16 @@ class FakeEngine:
         return None
 
 
-def _core(engine, grad_accum: int = 4, learner: dict | None = None, algo: dict | None = None) -> LearnerCore:
+def _core(
+    engine, grad_accum: int = 4, learner: dict | None = None, algo: dict | None = None, dropout_free: bool = False
+) -> LearnerCore:
     core = LearnerCore.__new__(LearnerCore)  # skip loading a HF model: the engine stands in for it
     core.cfg = LearnerConfig(**(learner or {}))
     core.algo = AlgoConfig(**({"kl_coef": 0.0} | (algo or {})))
     core.rank, core.world_size, core.temperature = 0, 1, 1.0
     core.tokenizer = SimpleNamespace(pad_token_id=0)
     core.engine, core.grad_accum, core.reference_adapter = engine, grad_accum, False
-    core.trainable = set()
+    core.trainable, core.dropout_free = set(), dropout_free
     return core
 
 
@@ -127,7 +131,7 @@ def test_every_forward_is_fed_on_the_engine_device(call):
     seen = []
 
     class MetaLM(TinyLM):
-        def forward(self, input_ids, attention_mask):
+        def forward(self, input_ids, attention_mask, logits_to_keep=None):
             seen.append((input_ids.device.type, attention_mask.device.type))
             raise _Reached
 
@@ -280,3 +284,35 @@ def test_grpo_step_refuses_samples_without_an_advantage():
     core = _core(FakeEngine(TinyLM()), grad_accum=1)
     with pytest.raises(ValueError, match=r"without an advantage.*\(0, 1\)"):
         core.grpo_step([*_samples(1), replace(_samples(2)[1], advantage=None)])
+
+
+# --- old-policy log-probs from the update's own forward ----------------------------------------------------------
+
+
+def test_old_logprobs_come_from_the_updates_first_forward_when_that_is_exact():
+    runs = {}
+    for reuse in (False, True):
+        engine = FakeEngine(TinyLM())
+        core = _core(engine, grad_accum=2, algo={"kl_coef": 0.0, "tis_cap": 2.0}, dropout_free=reuse)
+        assert core.old_is_current == reuse
+        metrics = core.grpo_step(_samples(6))
+        grads = [p.grad.clone() for p in engine.module.parameters()]
+        runs[reuse] = (metrics, grads, list(engine.forward_rows))
+    (separate, separate_grads, separate_rows), (reused, reused_grads, reused_rows) = runs[False], runs[True]
+    assert separate_rows == [3, 3, 3, 3] and reused_rows == [3, 3]  # one forward per micro-batch saved
+    for key in ("actor/loss", "actor/pg_loss", "actor/ratio_mean", "actor/rollout_logp_gap"):
+        assert reused[key] == pytest.approx(separate[key], abs=1e-6), key
+    assert reused["actor/ratio_mean"] == pytest.approx(1.0)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(separate_grads, reused_grads))
+
+
+def test_old_logprobs_get_their_own_pass_when_the_policy_moves_or_dropout_is_on():
+    core = _core(FakeEngine(TinyLM()), algo={"epochs_per_batch": 2}, dropout_free=True)
+    assert not core.old_is_current  # the second epoch's forward is no longer the old policy
+    assert not _core(FakeEngine(TinyLM()), algo={"old_logprobs": "rollout"}, dropout_free=True).old_is_current
+    assert dropout_free(TinyLM())
+    assert not dropout_free(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.1)))
+    assert dropout_free(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.0)))
+    lm = TinyLM()
+    lm.config = SimpleNamespace(attention_dropout=0.1)
+    assert not dropout_free(lm)

@@ -106,7 +106,7 @@ def test_logprob_passes_feed_the_model_on_the_target_device():
             super().__init__()
             self.head = torch.nn.Linear(8, 16, device="meta")
 
-        def forward(self, input_ids, attention_mask):
+        def forward(self, input_ids, attention_mask, keep=None):
             seen.append((input_ids.device, attention_mask.device, input_ids.shape[0]))
             raise _Reached
 
@@ -157,7 +157,7 @@ def test_no_full_vocabulary_log_softmax_is_built(monkeypatch):
     monkeypatch.setattr(torch, "log_softmax", refuse)
     monkeypatch.setattr(torch.Tensor, "log_softmax", refuse)
     monkeypatch.setattr(torch.nn.functional, "log_softmax", refuse)
-    forward = lambda ids, attn: model(input_ids=ids, attention_mask=attn).logits  # noqa: E731
+    forward = lambda ids, attn, keep=None: model(input_ids=ids, attention_mask=attn).logits  # noqa: E731
     with torch.no_grad():
         assert len(pairs_logprobs(forward, _pairs(), 0, "cpu", micro_batch_size=2)) == 5
 
@@ -167,9 +167,9 @@ def test_micro_batched_logprobs_match_one_big_batch(micro_batch_size):
     model = _tiny_llama()
     calls = []
 
-    def forward(input_ids, attention_mask):
+    def forward(input_ids, attention_mask, keep=None):
         calls.append(input_ids.shape[0])
-        return model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=_keep(keep)).logits
 
     pairs = _pairs()
     with torch.no_grad():
@@ -186,3 +186,38 @@ def test_micro_batched_logprobs_match_one_big_batch(micro_batch_size):
     assert torch.allclose(rows, full, atol=1e-5, rtol=0)
     naive = token_logprobs(forward(batch["input_ids"], batch["attention_mask"]), batch["input_ids"])
     assert torch.allclose(full, naive * batch["completion_mask"], atol=1e-5, rtol=0)
+
+
+def _keep(keep):
+    return 0 if keep is None else keep  # transformers: 0 keeps every position
+
+
+def test_lm_head_runs_only_on_the_completion_window():
+    model = _tiny_llama()
+    kept = []
+
+    def windowed(ids, attn, keep=None):
+        kept.append(None if keep is None else keep.tolist())
+        return model(input_ids=ids, attention_mask=attn, logits_to_keep=_keep(keep)).logits
+
+    def naive(batch):  # the full log-softmax over every position's logits
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return token_logprobs(logits, batch["input_ids"], 0.7) * batch["completion_mask"]
+
+    batch = pad_pairs([([1, 2, 3, 4, 5, 6], [7, 8]), ([1, 2, 3, 4], [5, 6, 7])], pad_id=0)
+    with torch.no_grad():
+        fast, full = masked_logprobs(windowed, batch, 0.7), naive(batch)
+    assert torch.allclose(fast, full, atol=1e-6, rtol=0) and float(fast.abs().sum()) > 0
+    # Targets are positions 3..6 (the second prompt's last token to the first completion's end): prompt
+    # positions 0..2 get no logits at all.
+    assert kept == [[3, 4, 5, 6]]
+    # The same gradient reaches the model through the window.
+    grads = []
+    for run in (lambda: masked_logprobs(windowed, batch, 0.7), lambda: naive(batch)):
+        model.zero_grad()
+        run().sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    assert len(grads[0]) == len(grads[1]) > 0
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
+    with pytest.raises(ValueError, match="outside the logits window"):
+        completion_logprobs(full[:, :2].unsqueeze(-1).expand(-1, -1, 5), batch["input_ids"], batch["completion_mask"])
