@@ -62,7 +62,7 @@ def cmd_sft(args):
 def cmd_train(args):
     from cluster.stages import run_train_stage
 
-    run_train_stage(_config(args))
+    run_train_stage(_config(args), resume=args.resume)
 
 
 def cmd_eval(args):
@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.steps=2"
             )
     sub.choices["serve"].add_argument("--adapter", help="adapter folder (default: the latest trained)")
+    sub.choices["train"].add_argument(
+        "--resume", action="store_true", help="continue from the newest complete checkpoint of train.output_dir"
+    )
     add_eval_arguments(sub.choices["eval"])
     base_cmd = sub.choices["base-model"]
     base_cmd.add_argument("name", help="registered base model (smollm2-135m)")

@@ -71,11 +71,28 @@ def run_sft_stage(cfg: LogrlConfig) -> Path:
     return path
 
 
-def run_train_stage(cfg: LogrlConfig) -> dict:
-    """GRPO from the SFT adapter (running SFT first when it is configured and missing)."""
+def resume_point(cfg: LogrlConfig) -> Path:
+    """The newest complete checkpoint of the run, or a clear error (none, or the run already finished)."""
+    from rl_actors.checkpoint import latest_checkpoint, read_trainer_state
+    from rl_actors.trainer import checkpoints_dir
+
+    folder = latest_checkpoint(checkpoints_dir(cfg.train))
+    if folder is None:
+        raise FileNotFoundError(
+            f"--resume: no complete checkpoint under {checkpoints_dir(cfg.train)} (set train.checkpoint_every)"
+        )
+    done = read_trainer_state(folder).step
+    if done >= cfg.train.steps:
+        raise ValueError(f"--resume: {folder} has {done} steps done; train.steps is {cfg.train.steps}: raise it")
+    return folder
+
+
+def run_train_stage(cfg: LogrlConfig, resume: bool = False) -> dict:
+    """GRPO from the SFT adapter (running SFT first when it is configured and missing), or from a checkpoint."""
     from rl_actors.trainer import GRPOTrainer, adapters_dir
 
     ensure_model(cfg)
+    checkpoint = resume_point(cfg) if resume else None
     init_adapter = cfg.train.init_adapter
     if init_adapter is None and cfg.sft.steps > 0:
         sft_dir = adapters_dir(cfg.train) / "v0"
@@ -86,7 +103,7 @@ def run_train_stage(cfg: LogrlConfig) -> dict:
             init_adapter = str(run_sft_stage(cfg))
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
     started = time.perf_counter()
-    trainer = GRPOTrainer(cfg, train_rows(cfg), init_adapter)
+    trainer = GRPOTrainer(cfg, train_rows(cfg), init_adapter, resume=checkpoint)
     try:
         result = trainer.fit()
     finally:

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -74,6 +75,22 @@ def read_trainer_state(folder: str | Path) -> TrainerState:
     if not path.is_file():
         raise FileNotFoundError(f"{folder} is not a complete checkpoint (no {STATE_FILE})")
     return TrainerState(**json.loads(path.read_text()))
+
+
+def prune_checkpoints(root: str | Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` complete checkpoints, and interrupted saves older than the newest kept."""
+    root = Path(root)
+    folders = sorted(
+        ((int(m.group(1)), path) for path in root.iterdir() if (m := _STEP_DIR.fullmatch(path.name))), reverse=True
+    )
+    complete = [step for step, path in folders if (path / STATE_FILE).is_file()]
+    if not complete:
+        return []
+    oldest_kept = complete[: max(keep, 1)][-1]
+    removed = [path for step, path in folders if step < oldest_kept]
+    for path in removed:
+        shutil.rmtree(path)
+    return removed
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:

@@ -185,3 +185,10 @@ class TrainConfig(StrictModel):
         "folder: the newest N, plus v0 (the SFT/initial adapter) and the adapter GRPO started from (the KL "
         "reference), which are never pruned. None keeps every version.",
     )
+    checkpoint_every: int | None = Field(
+        None,
+        ge=1,
+        description="Checkpoint every N GRPO steps and after the last (adapter, optimizer, sampler cursor, RNG "
+        "states) under <output_dir>/checkpoints; `logrl train --resume` continues from the newest. None: never.",
+    )
+    keep_checkpoints: int = Field(2, ge=1, description="Complete checkpoints kept (the newest N).")

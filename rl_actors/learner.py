@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import ray
 import torch
@@ -30,6 +31,7 @@ from rl_actors.sequences import (
 Pair = tuple[list[int], list[int]]  # (prompt_ids, completion_ids)
 REFERENCE_ADAPTER = "reference"  # the frozen copy of the initial adapter, when it is the KL reference
 SAMPLES_KEY = "learner/samples"  # how many samples a rank's grpo_step trained on
+LEARNER_CHECKPOINT, CHECKPOINT_TAG = "learner", "state"  # <checkpoint>/learner/state/: DeepSpeed's files
 
 
 def dropout_free(model: torch.nn.Module) -> bool:
@@ -89,6 +91,7 @@ class LearnerCore:
         rank: int = 0,
         world_size: int = 1,
         temperature: float = 1.0,
+        seed: int = 0,
     ):
         from peft import LoraConfig, PeftModel, get_peft_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -113,6 +116,7 @@ class LearnerCore:
                 target_modules=model_cfg.target_modules or lora_target_modules(base),
                 task_type="CAUSAL_LM",
             )
+            torch.manual_seed(seed)  # a fresh LoRA's initial weights: the same on every rank and every run
             self.model = get_peft_model(base, lora)
         self.reference_adapter = bool(init_adapter) and algo_cfg.kl_reference == "init_adapter"
         if self.reference_adapter:
@@ -337,6 +341,21 @@ class LearnerCore:
         with torch.no_grad(), self._as_reference():
             self.engine.eval()
             return self._nograd_logprobs(batch, self.temperature)
+
+    # --- checkpoints (every rank: ZeRO partitions the optimizer state) ------------------------------
+    def save_checkpoint(self, folder: str) -> None:
+        """The trainable (LoRA) weights, optimizer and LR-scheduler state into `folder`/learner (DeepSpeed layout)."""
+        self.engine.save_checkpoint(
+            str(Path(folder) / LEARNER_CHECKPOINT), tag=CHECKPOINT_TAG, exclude_frozen_parameters=True
+        )
+
+    def load_checkpoint(self, folder: str) -> None:
+        """Continue from `save_checkpoint`'s files: frozen weights stay as built (base, KL reference adapter)."""
+        path, _ = self.engine.load_checkpoint(
+            str(Path(folder) / LEARNER_CHECKPOINT), tag=CHECKPOINT_TAG, load_module_strict=False
+        )
+        if path is None:
+            raise FileNotFoundError(f"{folder}: no learner checkpoint in it")
 
     def snapshot(self, version: int) -> AdapterSnapshot | None:
         """The current adapter as a versioned PEFT folder in memory (rank 0 only; others return None)."""

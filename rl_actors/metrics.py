@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def _is_at_or_after(line: str, stage: str, step: int) -> bool:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return True  # a line cut short by a kill
+    return record.get("stage") == stage and record.get("step", -1) >= step
 
 
 class MetricsLogger:
@@ -32,6 +41,17 @@ class MetricsLogger:
         self.writer.flush()
         shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items()))
         print(f"[{self.stage} {step}] {shown}", flush=True)
+
+    def drop_from(self, step: int) -> int:
+        """Forget this stage's records of `step` and later (a resumed run redoes them); returns how many."""
+        if not self.jsonl_path.exists():
+            return 0
+        lines = self.jsonl_path.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if not _is_at_or_after(line, self.stage, step)]
+        tmp = self.jsonl_path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, self.jsonl_path)
+        return len(lines) - len(kept)
 
     def close(self) -> None:
         self.writer.close()

@@ -55,7 +55,7 @@ class RolloutEngine:
             import torch
 
             torch.set_num_threads(rollout_cfg.threads)  # before vLLM's CPU worker freezes the thread count
-        self.cfg = rollout_cfg
+        self.cfg, self.seed = rollout_cfg, seed
         self.llm = LLM(
             model=model_path,
             dtype=rollout_cfg.dtype,
@@ -113,6 +113,12 @@ class RolloutEngine:
             skip_special_tokens=False,
             stop_token_ids=self.stop_token_ids,
         )
+        if seed is not None and params.seed is None:
+            import torch
+
+            # The engine runs in this process on CPU: re-seed its generator per call, so a step's samples depend
+            # on (step seed, worker) only, never on earlier steps (a resumed run samples as an uninterrupted one).
+            torch.manual_seed(hash((seed, self.seed)) & 0x7FFF_FFFF)
         groups = [PromptGroup.coerce(item) for item in prompts]
         outputs = self.llm.generate(
             [TokensPrompt(prompt_token_ids=g.prompt_ids) for g in groups],

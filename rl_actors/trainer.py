@@ -19,6 +19,17 @@ from reward_workers.worker import RewardWorker, score_with_pool_timed
 from rl_actors.actor_group import ActorGroup
 from rl_actors.adapters import AdapterSnapshot, adapter_versions, prune_adapter_versions
 from rl_actors.batch import PromptGroup, RolloutBatch, Sample
+from rl_actors.checkpoint import (
+    STATE_FILE,
+    TrainerState,
+    capture_rng,
+    checkpoint_dir,
+    checkpoint_due,
+    prune_checkpoints,
+    read_trainer_state,
+    restore_rng,
+    write_trainer_state,
+)
 from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig, SFTConfig, TrainConfig
 from rl_actors.learner import SAMPLES_KEY, LearnerWorker
 from rl_actors.metrics import MetricsLogger, mean_over_ranks, timed
@@ -44,6 +55,10 @@ class RLSettings(Protocol):
 
 def adapters_dir(train_cfg: TrainConfig) -> Path:
     return Path(train_cfg.output_dir) / "adapters"
+
+
+def checkpoints_dir(train_cfg: TrainConfig) -> Path:
+    return Path(train_cfg.output_dir) / "checkpoints"
 
 
 def protected_versions(train_cfg: TrainConfig, init_adapter: str | None) -> set[int]:
@@ -97,6 +112,7 @@ def make_learners(
             rank=rank,
             world_size=n,
             temperature=cfg.rollout.temperature,
+            seed=cfg.train.seed,
         ),
     )
     master_addr, master_port = ray.get(group.workers[0].address.remote())
@@ -129,7 +145,9 @@ def run_sft(cfg: RLSettings, rows: list[dict]) -> Path:
 class GRPOTrainer:
     """Owns the loop: generate -> score -> advantages -> update -> sync; the actors only expose methods."""
 
-    def __init__(self, cfg: RLSettings, rows: list[dict], init_adapter: str | None):
+    def __init__(self, cfg: RLSettings, rows: list[dict], init_adapter: str | None, resume: str | Path | None = None):
+        """`init_adapter` is the adapter GRPO started from (also after a resume: it may be the KL reference);
+        `resume` a complete checkpoint folder to continue from."""
         from transformers import AutoTokenizer
 
         self.cfg, self.rows = cfg, rows
@@ -167,8 +185,11 @@ class GRPOTrainer:
         )
         self.logger = MetricsLogger(cfg.train.output_dir, "grpo")
         self.protected = protected_versions(cfg.train, init_adapter)
-        self.version = 0
-        self.sync_adapter(0)  # rollouts start from the initial (e.g. SFT) adapter
+        self.version, self.start_step = 0, 0
+        if resume is None:
+            self.sync_adapter(0)  # rollouts start from the initial (e.g. SFT) adapter
+        else:
+            self.restore(Path(resume))
 
     # --- the five calls ----------------------------------------------------------------------
     def step(self, step: int) -> dict[str, float]:
@@ -176,6 +197,7 @@ class GRPOTrainer:
         metrics: dict[str, float] = {}
         group_size = self.cfg.rollout.group_size
         groups = self.prompt_groups(step)
+        metrics["prompts"] = [g.prompt_index for g in groups]  # JSONL only: which batch each step trained on
         with timed(metrics, "time/rollout"):
             batch = RolloutBatch.of(self.rollout.call_sharded_flat("generate", groups, seed=self.cfg.train.seed + step))
         batch.groups(group_size, expected=[g.group_id for g in groups])  # every group whole, else a named error
@@ -193,12 +215,39 @@ class GRPOTrainer:
         return metrics
 
     def fit(self) -> dict:
-        """Run `train.steps` steps; returns the last step's metrics and where things were written."""
+        """Run the steps left of `train.steps` (all of them, unless resumed), checkpointing every
+        `train.checkpoint_every`; returns the last step's metrics and where things were written."""
         last: dict = {}
-        for step in range(self.cfg.train.steps):
+        train = self.cfg.train
+        for step in range(self.start_step, train.steps):
             last = self.step(step)
             self.logger.log(step, last)
-        return {"metrics": last, "adapter": latest_adapter(self.cfg.train.output_dir), "log": str(self.logger.dir)}
+            if checkpoint_due(step + 1, train.checkpoint_every, train.steps):
+                self.checkpoint(step + 1)
+        return {"metrics": last, "adapter": latest_adapter(train.output_dir), "log": str(self.logger.dir)}
+
+    # --- checkpoints -------------------------------------------------------------------------
+    def checkpoint(self, steps_done: int) -> Path:
+        """Learner state from every rank, then the driver's state last (its file marks the checkpoint complete)."""
+        folder = checkpoint_dir(checkpoints_dir(self.cfg.train), steps_done)
+        (folder / STATE_FILE).unlink(missing_ok=True)  # re-saving a step: incomplete until written again
+        self.learner.call("save_checkpoint", str(folder))
+        state = TrainerState(steps_done, self.version, self.sampler.state_dict(), capture_rng())
+        write_trainer_state(folder, state)
+        prune_checkpoints(checkpoints_dir(self.cfg.train), self.cfg.train.keep_checkpoints)
+        print(f"[grpo] checkpoint {folder}", flush=True)
+        return folder
+
+    def restore(self, folder: Path) -> None:
+        """Continue from a checkpoint: learner weights + optimizer, sampler cursor, RNG; its adapter to the engines."""
+        state = read_trainer_state(folder)
+        self.learner.call("load_checkpoint", str(folder))
+        self.sampler.load_state_dict(state.sampler)
+        restore_rng(state.rng)
+        self.start_step = state.step
+        self.logger.drop_from(state.step)  # a killed run may have logged steps past its last checkpoint
+        self.sync_adapter(state.adapter_version)
+        print(f"[grpo] resumed from {folder}: {state.step} steps done, adapter v{state.adapter_version}", flush=True)
 
     # --- pieces ------------------------------------------------------------------------------
     def prompt_groups(self, step: int) -> list[PromptGroup]:
