@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import ray
 from ray.exceptions import RayError
@@ -44,9 +46,13 @@ def _get(ref: ray.ObjectRef, deadline: float) -> tuple[list, dict] | RayError:
 
 
 def score_with_pool_timed(
-    workers: list, samples: list[RewardInput], timeout_s: float
+    workers: list, samples: list[RewardInput], timeout_s: float, replace: Callable[[int], Any] | None = None
 ) -> tuple[list[dict[str, float]], dict[str, float]]:
-    """Like `score_with_pool`, also returning summed per-reward seconds, "wall" seconds and "retries"."""
+    """Like `score_with_pool`, also returning summed per-reward seconds, "wall" seconds and "retries".
+
+    With `replace` (rank -> a fresh worker, e.g. `ActorGroup.replace`), a failed shard's worker is replaced and
+    the shard retried on the new one, so a killed reward actor does not stay dead in the pool.
+    """
     if not workers:
         raise ValueError("score_with_pool needs at least one reward worker")
     started = time.monotonic()
@@ -59,10 +65,13 @@ def score_with_pool_timed(
     healthy = [i for i in range(len(shards)) if i not in failed] + list(range(len(shards), len(workers)))
     retries = {}
     for k, i in enumerate(failed):
+        s, e = shards[i]
+        if replace is not None:
+            retries[i] = (i, replace(i).score_timed.remote(samples[s:e]))
+            continue
         # Another worker: prefer one that just succeeded; with a single worker, the same one again.
         others = healthy or [j for j in range(len(workers)) if j != i] or [i]
         target = others[k % len(others)]
-        s, e = shards[i]
         retries[i] = (target, workers[target].score_timed.remote(samples[s:e]))
     retry_deadline = time.monotonic() + timeout_s
     for i, (target, ref) in retries.items():

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import ray
+from ray.exceptions import RayActorError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -40,8 +41,9 @@ class ActorGroup:
         self.name = name
         self.placement_group = placement_group([dict(bundle) for _ in range(num_workers)], strategy=strategy)
         ray.get(self.placement_group.ready())
-        self.workers = [
-            remote_cls.options(
+
+        def spawn(rank: int) -> Any:
+            return remote_cls.options(
                 num_cpus=num_cpus,
                 num_gpus=num_gpus,
                 runtime_env=runtime_env or {"env_vars": forwarded_env()},
@@ -49,22 +51,57 @@ class ActorGroup:
                     self.placement_group, placement_group_bundle_index=rank
                 ),
             ).remote(**kwargs_for_rank(rank))
-            for rank in range(num_workers)
-        ]
+
+        self._spawn = spawn
+        self.workers = [spawn(rank) for rank in range(num_workers)]
+        self.replaced = 0  # actors replaced after dying
 
     def __len__(self) -> int:
         return len(self.workers)
 
-    def call(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
-        """Call one method with the same arguments on every worker; wait for all results."""
-        return ray.get([getattr(w, method).remote(*args, **kwargs) for w in self.workers])
+    def replace(self, rank: int) -> Any:
+        """A fresh actor for `rank` in the same bundle, built as the first was (the old one is killed if alive)."""
+        try:
+            ray.kill(self.workers[rank], no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone is what we expect
+            pass
+        self.workers[rank] = self._spawn(rank)
+        self.replaced += 1
+        print(f"[{self.name}] worker {rank} died: replaced", flush=True)
+        return self.workers[rank]
 
-    def call_sharded(self, method: str, items: Sequence[Any], *args: Any, **kwargs: Any) -> list[Any]:
+    def _gather(self, calls: list[Callable[[Any], Any]], on_replace: Callable[[Any], None] | None) -> list[Any]:
+        """Run calls[rank](worker) on every worker; a worker that died is replaced, `on_replace(new)` readies it
+        (e.g. loads the current adapter) and its call runs once more. Without `on_replace`, a death raises."""
+        refs = [call(worker) for call, worker in zip(calls, self.workers)]
+        results = []
+        for rank, ref in enumerate(refs):
+            try:
+                results.append(ray.get(ref))
+            except RayActorError:
+                if on_replace is None:
+                    raise
+                worker = self.replace(rank)
+                on_replace(worker)
+                results.append(ray.get(calls[rank](worker)))
+        return results
+
+    def call(self, method: str, *args: Any, on_replace: Callable[[Any], None] | None = None, **kwargs: Any) -> list:
+        """Call one method with the same arguments on every worker; wait for all results."""
+        return self._gather([lambda w: getattr(w, method).remote(*args, **kwargs)] * len(self.workers), on_replace)
+
+    def call_sharded(
+        self,
+        method: str,
+        items: Sequence[Any],
+        *args: Any,
+        on_replace: Callable[[Any], None] | None = None,
+        **kwargs: Any,
+    ) -> list[Any]:
         """Give each worker one contiguous shard of `items`; return the per-worker results in order."""
         bounds = split_evenly(len(items), len(self.workers))
-        return ray.get(
-            [getattr(w, method).remote(list(items[s:e]), *args, **kwargs) for w, (s, e) in zip(self.workers, bounds)]
-        )
+        calls = [lambda w, s=s, e=e: getattr(w, method).remote(list(items[s:e]), *args, **kwargs) for s, e in bounds]
+        return self._gather(calls, on_replace)
 
     def call_sharded_flat(self, method: str, items: Sequence[Any], *args: Any, **kwargs: Any) -> list[Any]:
         """`call_sharded` for methods returning lists: one flat list, in the order of `items`."""

@@ -199,12 +199,18 @@ class GRPOTrainer:
         groups = self.prompt_groups(step)
         metrics["prompts"] = [g.prompt_index for g in groups]  # JSONL only: which batch each step trained on
         with timed(metrics, "time/rollout"):
-            batch = RolloutBatch.of(self.rollout.call_sharded_flat("generate", groups, seed=self.cfg.train.seed + step))
+            batch = RolloutBatch.of(
+                self.rollout.call_sharded_flat(
+                    "generate", groups, seed=self.cfg.train.seed + step, on_replace=self.load_current_adapter
+                )
+            )
         batch.groups(group_size, expected=[g.group_id for g in groups])  # every group whole, else a named error
         batch = self.reference_logprobs(batch, metrics)
         with timed(metrics, "time/reward"):
             inputs = [self.reward_input(sample) for sample in batch]
-            scores, reward_timings = score_with_pool_timed(self.reward.workers, inputs, self.cfg.reward.timeout_s)
+            scores, reward_timings = score_with_pool_timed(
+                self.reward.workers, inputs, self.cfg.reward.timeout_s, replace=self.reward.replace
+            )
         batch = batch.with_rewards([s["total"] for s in scores]).with_advantages(self.cfg.algo.advantage, group_size)
         with timed(metrics, "time/learn"):
             learner_stats = self.learner.call_sharded("grpo_step", batch.samples)
@@ -284,15 +290,20 @@ class GRPOTrainer:
         """Publish the learner's adapter as `version` and load it into every rollout engine."""
         snapshot = ray.get(self.learner.workers[0].snapshot.remote(version))
         publish_adapter(snapshot, self.cfg.train, "grpo" if version else "init", self.protected)
-        self.rollout.call("load_adapter", ray.put(snapshot))
+        self.snapshot_ref = ray.put(snapshot)
+        self.rollout.call("load_adapter", self.snapshot_ref, on_replace=self.load_current_adapter)
         self.version = version
+
+    def load_current_adapter(self, worker) -> None:
+        """Ready a replacement rollout engine: the adapter the others hold."""
+        ray.get(worker.load_adapter.remote(self.snapshot_ref))
 
     def sync_check(self, sample: Sample) -> float:
         """Largest |learner - rollout| logprob on one completion under the freshly synced adapter, over every
         rollout engine (each loaded the snapshot itself)."""
         pair = [(sample.prompt_ids, sample.completion_ids)]
         learner = ray.get(self.learner.workers[0].logprobs.remote(pair))[0]
-        engines = [scored[0] for scored in self.rollout.call("score", pair)]
+        engines = [scored[0] for scored in self.rollout.call("score", pair, on_replace=self.load_current_adapter)]
         return max((abs(a - b) for rollout in engines for a, b in zip(learner, rollout)), default=0.0)
 
     def describe(self, batch: RolloutBatch, scores, learner_stats, reward_timings) -> dict[str, float]:
@@ -309,6 +320,7 @@ class GRPOTrainer:
         out[SAMPLES_KEY] = sum(s.get(SAMPLES_KEY, 0.0) for s in learner_stats)  # every sample, on exactly one rank
         out |= {f"time/reward_{k}": v for k, v in reward_timings.items() if k != "retries"}
         out["adapter/version"] = self.version
+        out["faults/replaced_actors"] = float(self.rollout.replaced + self.reward.replaced)  # over the run
         return out
 
     def shutdown(self) -> None:

@@ -77,3 +77,29 @@ def test_all_workers_dead_raises(ray_cluster) -> None:
     ray.kill(workers[0])
     with pytest.raises(RewardPoolError, match="failed on worker 0 and on retry"):
         score_with_pool(workers, SAMPLES, timeout_s=30)
+
+
+def test_a_killed_actor_in_a_group_is_replaced_and_its_shard_redone(ray_cluster) -> None:
+    from reward_workers.worker import RewardWorker, score_with_pool_timed
+    from rl_actors.actor_group import ActorGroup
+
+    cfg = RewardConfig()
+    group = ActorGroup(RewardWorker, 1, num_cpus=0.1, name="reward", kwargs_for_rank=lambda rank: dict(cfg=cfg))
+    try:
+        dead = group.workers[0]
+        ray.kill(dead)  # the only worker: without replacement the retry would hit the same dead actor
+        scores, timings = score_with_pool_timed(group.workers, SAMPLES, timeout_s=60, replace=group.replace)
+        assert scores == RewardScorer(cfg).score(SAMPLES) and timings["retries"] == 1.0
+        assert group.workers[0] is not dead and group.replaced == 1
+        assert score_with_pool_timed(group.workers, SAMPLES, timeout_s=60)[1]["retries"] == 0.0  # healthy again
+
+        # Any group call: the dead rank is replaced, readied by `on_replace`, and its call runs again.
+        ray.kill(group.workers[0])
+        readied = []
+        out = group.call_sharded("score", SAMPLES[:2], on_replace=readied.append)
+        assert out == [RewardScorer(cfg).score(SAMPLES[:2])] and readied == [group.workers[0]] and group.replaced == 2
+        ray.kill(group.workers[0])
+        with pytest.raises(ray.exceptions.RayActorError):  # without `on_replace` a death is the caller's to handle
+            group.call("score", SAMPLES[:1])
+    finally:
+        group.shutdown()

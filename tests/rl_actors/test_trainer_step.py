@@ -27,10 +27,11 @@ class FakeRollout:
     """Two 'workers' whose samples come back interleaved across groups; `drop` loses one sample."""
 
     def __init__(self, drop: tuple[int, int] | None = None):
-        self.drop = drop
+        self.drop, self.replaced = drop, 0
 
-    def call_sharded_flat(self, method: str, groups: list[PromptGroup], seed: int) -> list[Sample]:
+    def call_sharded_flat(self, method: str, groups: list[PromptGroup], seed: int, on_replace=None) -> list[Sample]:
         assert method == "generate" and all(isinstance(g, PromptGroup) for g in groups)
+        assert on_replace is not None  # a rollout engine that dies mid-step is replaced, not fatal
         samples = [
             Sample(g.group_id, i, g.prompt_index, g.prompt_ids, [9, i], [-0.1, -0.2], text=f"{g.group_id}:{i}")
             for g in groups
@@ -51,7 +52,7 @@ class FakeLearner:
 
 
 def _trainer(monkeypatch, rollout: FakeRollout) -> GRPOTrainer:
-    def score(workers, inputs, timeout_s):  # the reward pool: a reward read off each completion's text
+    def score(workers, inputs, timeout_s, replace):  # the reward pool: a reward read off each completion's text
         return [{"total": reward_of(*map(int, i.completion.split(":"))), "answer": 1.0} for i in inputs], {}
 
     trainer = GRPOTrainer.__new__(GRPOTrainer)  # no actors: stand-ins for the three groups
@@ -64,7 +65,11 @@ def _trainer(monkeypatch, rollout: FakeRollout) -> GRPOTrainer:
     trainer.rows = [{"prompt": f"p{i}", "label": "normal", "reference": "r"} for i in range(2)]
     trainer.prompt_ids = [[1, 2], [3, 4]]
     trainer.sampler = PromptSampler(["normal", "normal"], seed=0)  # 3 prompts from 2: one is drawn twice
-    trainer.rollout, trainer.learner, trainer.reward = rollout, FakeLearner(), SimpleNamespace(workers=[])
+    trainer.rollout, trainer.learner, trainer.reward = (
+        rollout,
+        FakeLearner(),
+        SimpleNamespace(workers=[], replaced=0, replace=None),
+    )
     trainer.version = 0
 
     def sync_adapter(version: int) -> None:
