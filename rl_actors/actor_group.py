@@ -14,6 +14,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from reward_workers.worker import split_evenly
 
 # The driver's settings for vLLM, HF and caches follow every actor (merged into the job's runtime_env).
+Pending = tuple[list[Callable[[Any], Any]], list[Any]]  # per-rank calls (to redo one) and their object refs
 FORWARDED_ENV_PREFIXES = ("VLLM_", "HF_", "TRANSFORMERS_", "TORCH_EXTENSIONS_DIR", "TMPDIR", "TOKENIZERS_", "OMP_")
 
 
@@ -70,10 +71,18 @@ class ActorGroup:
         print(f"[{self.name}] worker {rank} died: replaced", flush=True)
         return self.workers[rank]
 
-    def _gather(self, calls: list[Callable[[Any], Any]], on_replace: Callable[[Any], None] | None) -> list[Any]:
-        """Run calls[rank](worker) on every worker; a worker that died is replaced, `on_replace(new)` readies it
-        (e.g. loads the current adapter) and its call runs once more. Without `on_replace`, a death raises."""
-        refs = [call(worker) for call, worker in zip(calls, self.workers)]
+    def start(self, calls: list[Callable[[Any], Any]]) -> Pending:
+        """Run calls[rank](worker) on every worker (each returns an object ref) without waiting."""
+        return calls, [call(worker) for call, worker in zip(calls, self.workers)]
+
+    def call_async(self, method: str, *args: Any, **kwargs: Any) -> Pending:
+        """Start one method with the same arguments on every worker; `wait` for the results."""
+        return self.start([lambda w: getattr(w, method).remote(*args, **kwargs)] * len(self.workers))
+
+    def wait(self, pending: Pending, on_replace: Callable[[Any], None] | None = None) -> list[Any]:
+        """The results of started calls, in rank order. A worker that died is replaced, `on_replace(new)` readies
+        it (e.g. loads the current adapter) and its call runs once more; without `on_replace`, a death raises."""
+        calls, refs = pending
         results = []
         for rank, ref in enumerate(refs):
             try:
@@ -88,7 +97,7 @@ class ActorGroup:
 
     def call(self, method: str, *args: Any, on_replace: Callable[[Any], None] | None = None, **kwargs: Any) -> list:
         """Call one method with the same arguments on every worker; wait for all results."""
-        return self._gather([lambda w: getattr(w, method).remote(*args, **kwargs)] * len(self.workers), on_replace)
+        return self.wait(self.call_async(method, *args, **kwargs), on_replace)
 
     def call_sharded(
         self,
@@ -101,7 +110,7 @@ class ActorGroup:
         """Give each worker one contiguous shard of `items`; return the per-worker results in order."""
         bounds = split_evenly(len(items), len(self.workers))
         calls = [lambda w, s=s, e=e: getattr(w, method).remote(list(items[s:e]), *args, **kwargs) for s, e in bounds]
-        return self._gather(calls, on_replace)
+        return self.wait(self.start(calls), on_replace)
 
     def call_sharded_flat(self, method: str, items: Sequence[Any], *args: Any, **kwargs: Any) -> list[Any]:
         """`call_sharded` for methods returning lists: one flat list, in the order of `items`."""

@@ -288,10 +288,11 @@ class GRPOTrainer:
 
     def sync_adapter(self, version: int) -> None:
         """Publish the learner's adapter as `version` and load it into every rollout engine."""
-        snapshot = ray.get(self.learner.workers[0].snapshot.remote(version))
-        publish_adapter(snapshot, self.cfg.train, "grpo" if version else "init", self.protected)
-        self.snapshot_ref = ray.put(snapshot)
-        self.rollout.call("load_adapter", self.snapshot_ref, on_replace=self.load_current_adapter)
+        # The engines fetch the snapshot from the learner's object store; the driver only reads it to publish.
+        self.snapshot_ref = self.learner.workers[0].snapshot.remote(version)
+        loading = self.rollout.call_async("load_adapter", self.snapshot_ref)
+        publish_adapter(ray.get(self.snapshot_ref), self.cfg.train, "grpo" if version else "init", self.protected)
+        self.rollout.wait(loading, on_replace=self.load_current_adapter)
         self.version = version
 
     def load_current_adapter(self, worker) -> None:
