@@ -195,9 +195,12 @@ def main() -> None:
     end_id = assistant_end_id(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_id
     all_rows = load_examples(args.rows) if args.rows else bgl_rows(cfg.data.max_prompt_tokens)
-    lengths = {i: len(encode_prompt(tokenizer, build_messages(r["prompt"]))) for i, r in enumerate(all_rows)}
+    fmt = cfg.data.format  # the task prompt logrl's trainer uses for this config (template sets: a short one)
+    lengths = {
+        i: len(encode_prompt(tokenizer, build_messages(r["prompt"], data_format=fmt))) for i, r in enumerate(all_rows)
+    }
     rows = pick_rows(all_rows, p, lengths, cfg.model.max_model_len - n)
-    prompts = [encode_prompt(tokenizer, build_messages(r["prompt"])) for r in rows]
+    prompts = [encode_prompt(tokenizer, build_messages(r["prompt"], data_format=fmt)) for r in rows]
 
     print(f"model   : {model_path}")
     print(f"machine : {machine()}; torch {torch.__version__}, {args.threads} threads per role")
