@@ -207,9 +207,8 @@ def main() -> None:
     trl_rate, logrl_rate = rate(trl_times), rate(logrl_times)
     print(f"TRL GRPOTrainer (baseline): steps {[round(t, 2) for t in trl_times]} s -> {trl_rate:.2f} samples/s")
     print(f"logrl GRPOTrainer          : steps {[round(t, 2) for t in logrl_times]} s -> {logrl_rate:.2f} samples/s")
-    split = {
-        k.removeprefix("time/"): round(v, 2) for k, v in metrics.items() if k.count("/") == 1 and k.startswith("time/")
-    }
+    phases = ("rollout", "reference", "reward", "learn", "sync")
+    split = {k: round(metrics.get(f"time/{k}", 0.0), 2) for k in phases}
     print(
         f"logrl last step split (s)  : {split}; "
         f"completion tokens/sample {metrics.get('rollout/completion_tokens', 0):.1f}"
