@@ -1,0 +1,134 @@
+"""Bench: logrl's whole data pipeline against plain single-process drain3, lines/s and the driver's peak RSS.
+
+    python bench/ingest.py --lines 250000,1000000,4000000
+
+The corpus is the bundled BGL sample repeated to each size. Each measurement runs in a fresh process so its peak
+RSS (ru_maxrss) is its own:
+  baseline: read, parse and mine every line with an out-of-the-box drain3 TemplateMiner (no masking rules, drain3's
+            default; `--mask` also runs it with logrl's masking rules), one process;
+  logrl:    `build_prompt_dataset` (Ray Data read with dead letters, parse, drain3 fit, parallel frozen match,
+            sessions, split, prompts, teacher rationales, report) on a local Ray with `--cpus` CPUs.
+Prints lines/s of each, the ratio (above 1: logrl is faster) and the driver's peak RSS per size: a driver that
+streams stays flat as the corpus grows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "bgl" / "BGL_2k.log"
+
+
+def corpus(lines: int, folder: Path) -> Path:
+    """The sample repeated (and cut) to exactly `lines` lines."""
+    sample = SAMPLE.read_bytes().rstrip(b"\r\n").split(b"\n")
+    copies, rest = divmod(lines, len(sample))
+    path = folder / f"BGL_{lines}.log"
+    with open(path, "wb") as handle:
+        block = b"\n".join(sample) + b"\n"
+        for _ in range(copies):
+            handle.write(block)
+        handle.write(b"".join(line + b"\n" for line in sample[:rest]))
+    return path
+
+
+def baseline(path: str, mask: bool) -> dict:
+    from drain3 import TemplateMiner
+    from drain3.template_miner_config import TemplateMinerConfig
+
+    from pipelines.log_formats import parse_line
+
+    config = TemplateMinerConfig()  # built in code: no drain3.ini is looked up
+    if mask:
+        from drain3.masking import MaskingInstruction
+
+        from pipelines.templates import DEFAULT_MASKING
+
+        config.masking_instructions = [MaskingInstruction(pattern, name) for name, pattern in DEFAULT_MASKING]
+    miner = TemplateMiner(config=config)
+    started = time.perf_counter()
+    n = 0
+    with open(path, encoding="utf-8") as handle:
+        for text in handle:
+            miner.add_log_message(parse_line(text, "bgl")["content"])
+            n += 1
+    return {"seconds": time.perf_counter() - started, "lines": n, "templates": len(miner.drain.clusters)}
+
+
+def pipeline(path: str, cpus: int, out: str) -> dict:
+    from cluster.environment import apply_defaults, init_ray
+    from pipelines.build_dataset import build_prompt_dataset
+    from pipelines.config import DataConfig
+
+    apply_defaults()
+    init_ray(None, cpus)
+    cfg = DataConfig(paths=[path], format="bgl", window_size=20, train_fraction=0.7, output_dir=out)
+    started = time.perf_counter()
+    summary = build_prompt_dataset(cfg)
+    return {"seconds": time.perf_counter() - started, "lines": summary["good_lines"], "templates": summary["templates"]}
+
+
+def child(args) -> None:
+    """One measurement in this process; prints a JSON line with its own peak RSS."""
+    sys.path.insert(0, str(ROOT))
+    if args.which == "logrl":
+        result = pipeline(args.path, args.cpus, args.out)
+    else:
+        result = baseline(args.path, args.which == "drain3+mask")
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def measure(which: str, path: Path, cpus: int, out: Path) -> dict:
+    command = [sys.executable, __file__, "--child", which, "--path", str(path), "--cpus", str(cpus), "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(ROOT)})
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not lines:
+        raise SystemExit(f"{which} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", default="250000,1000000", help="corpus sizes, comma-separated")
+    parser.add_argument("--cpus", type=int, default=8, help="logical CPUs of the local Ray")
+    parser.add_argument("--mask", action="store_true", help="also run drain3 with logrl's masking rules")
+    parser.add_argument("--child", choices=["drain3", "drain3+mask", "logrl"], help=argparse.SUPPRESS)
+    parser.add_argument("--path", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        args.which = args.child
+        child(args)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    kinds = ["drain3", *(["drain3+mask"] if args.mask else []), "logrl"]
+    print(f"machine: {len(os.sched_getaffinity(0))} usable cores; local Ray with {args.cpus} logical CPUs")
+    print(
+        f"{'lines':>9} {'run':<12} {'seconds':>8} {'lines/s':>9} {'templates':>9} {'peak RSS MB':>11} ratio vs drain3"
+    )
+    for size in [int(x) for x in args.lines.split(",")]:
+        path = corpus(size, folder)
+        results = {kind: measure(kind, path, args.cpus, folder / f"out-{size}") for kind in kinds}
+        base = results["drain3"]["lines"] / results["drain3"]["seconds"]
+        for kind, r in results.items():
+            rate = r["lines"] / r["seconds"]
+            print(
+                f"{size:>9} {kind:<12} {r['seconds']:8.1f} {rate:9.0f} {r['templates']:>9} "
+                f"{r['peak_rss_mb']:11.0f} {rate / base:.2f}x",
+                flush=True,
+            )
+        path.unlink()
+
+
+if __name__ == "__main__":
+    main()
