@@ -62,11 +62,11 @@ hdfs-experiment: install
 	PYTHONUNBUFFERED=1 $(VENV)/bin/logrl eval --config configs/hdfs.yaml --no-adapter \
 		--arm sft=runs/hdfs/adapters/v0 --arm sft+grpo=runs/hdfs/adapters/v$(HDFS_STEPS) --out docs/results/hdfs
 
-# RationAnomaly's template task on SmolLM2-135M-Instruct (about 50 min on 2 cores). The LogPrompt CSVs carry no
+# RationAnomaly's template task on SmolLM2-135M-Instruct (about 90 min on 2 cores). The LogPrompt CSVs carry no
 # license and are not in this repo: TEMPLATES names your copies, comma-separated, e.g.
 #   make templates-experiment TEMPLATES=path/templates_bgl.csv,path/templates_spirit.csv
 TEMPLATES ?=
-TEMPLATES_STEPS ?= 16
+TEMPLATES_STEPS ?= 6
 templates-experiment: install base-model
 	@test -n "$(TEMPLATES)" || { echo "templates-experiment: set TEMPLATES=BGL_CSV,SPIRIT_CSV (LogPrompt's template CSVs; not bundled: no license)" >&2; exit 2; }
 	@for f in $$(echo "$(TEMPLATES)" | tr ',' ' '); do test -f "$$f" || { echo "templates-experiment: no such file: $$f" >&2; exit 2; }; done
@@ -74,5 +74,5 @@ templates-experiment: install base-model
 	PYTHONUNBUFFERED=1 $(VENV)/bin/logrl train --config configs/templates-smollm2.yaml \
 		--set 'data.paths=[$(TEMPLATES)]' --set train.steps=$(TEMPLATES_STEPS)
 	PYTHONUNBUFFERED=1 $(VENV)/bin/logrl eval --config configs/templates-smollm2.yaml --set 'data.paths=[$(TEMPLATES)]' \
-		--no-adapter --arm sft=runs/templates-smollm2/adapters/v0 \
+		--limit 200 --no-adapter --arm sft=runs/templates-smollm2/adapters/v0 \
 		--arm sft+grpo=runs/templates-smollm2/adapters/v$(TEMPLATES_STEPS) --out docs/results/templates
