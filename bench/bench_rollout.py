@@ -1,6 +1,7 @@
 """Bench: sampling G completions per prompt for one GRPO batch, HF `generate` (baseline) vs the vLLM rollout engine.
 
-Both sample the same prompts with the same model + LoRA adapter at temperature 1. Prints tokens/s and the ratio.
+Both sample the same prompts with the same model + LoRA adapter at temperature 1. Prints tokens/s and the ratio;
+on CPU also the engine with vLLM's stock LoRA ops against the grouped ones it uses (`rl_actors/vllm_cpu_lora.py`).
 Run after a quickstart (it reuses its model, adapter and prompts):
     python bench/bench_rollout.py [--run runs/quickstart] [--prompts 8] [--group 4] [--max-new-tokens 64]
 """
@@ -61,15 +62,28 @@ def main() -> None:
     engine = RolloutEngine(cfg.model.path, cfg.model, rollout_cfg)
     engine.load_adapter(AdapterSnapshot.from_dir(latest["path"], latest["version"]))
     engine.generate([(0, prompts[0])], seed=0)  # warm-up: the first LoRA batch compiles kernels
-    started = time.perf_counter()
-    completions = engine.generate(list(enumerate(prompts)), seed=1)
-    vllm_s = time.perf_counter() - started
-    vllm_tokens = sum(len(c.completion_ids) for c in completions)
+
+    def timed_rollout() -> tuple[int, float]:
+        started = time.perf_counter()
+        completions = engine.generate(list(enumerate(prompts)), seed=1)
+        return sum(len(c.completion_ids) for c in completions), time.perf_counter() - started
+
+    stock = None
+    if rollout_cfg.num_gpus_per_worker == 0:
+        from rl_actors.vllm_cpu_lora import use_grouped_cpu_lora
+
+        use_grouped_cpu_lora(False)
+        stock = timed_rollout()
+        use_grouped_cpu_lora(True)
+    vllm_tokens, vllm_s = timed_rollout()
 
     print(f"batch: {len(prompts)} prompts x G={args.group}, <= {args.max_new_tokens} new tokens, CPU fp32")
     print(f"baseline HF generate : {hf_tokens:6d} tokens in {hf_s:6.2f}s = {hf_tokens / hf_s:8.1f} tok/s")
     print(f"vLLM rollout engine  : {vllm_tokens:6d} tokens in {vllm_s:6.2f}s = {vllm_tokens / vllm_s:8.1f} tok/s")
     print(f"ratio (vLLM / HF tok/s): {(vllm_tokens / vllm_s) / (hf_tokens / hf_s):.2f}x")
+    if stock is not None:
+        print(f"vLLM, stock LoRA ops : {stock[0]:6d} tokens in {stock[1]:6.2f}s = {stock[0] / stock[1]:8.1f} tok/s")
+        print(f"ratio (grouped / stock LoRA ops tok/s): {(vllm_tokens / vllm_s) / (stock[0] / stock[1]):.2f}x")
 
 
 if __name__ == "__main__":

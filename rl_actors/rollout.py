@@ -55,6 +55,10 @@ class RolloutEngine:
             import torch
 
             torch.set_num_threads(rollout_cfg.threads)  # before vLLM's CPU worker freezes the thread count
+        if rollout_cfg.num_gpus_per_worker == 0:
+            from rl_actors.vllm_cpu_lora import use_grouped_cpu_lora
+
+            use_grouped_cpu_lora()  # vLLM's CPU LoRA ops copy weights per token: ~2x slower decoding
         self.cfg, self.seed = rollout_cfg, seed
         self.llm = LLM(
             model=model_path,
