@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,35 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _wait_for_head(head: subprocess.Popen, dashboard: str, log: Path, timeout_s: float = 180) -> None:
+    """Until the head's dashboard (the job API) answers; `ray start --block` never returns."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert head.poll() is None, f"`ray start --head` exited {head.returncode}: {log.read_text()[-3000:]}"
+        try:
+            with urllib.request.urlopen(f"{dashboard}/api/version", timeout=10) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(2)
+    raise AssertionError(f"no Ray dashboard at {dashboard} after {timeout_s:.0f}s: {log.read_text()[-3000:]}")
+
+
+def _stop_group(head: subprocess.Popen) -> None:
+    """SIGTERM the head's process group (its GCS, raylet, workers), then SIGKILL what is left."""
+    for sig, wait_s in ((signal.SIGTERM, 60), (signal.SIGKILL, 30)):
+        try:
+            os.killpg(head.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            head.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+        time.sleep(3)  # the group's other members exit after its leader
+
+
 def test_train_runs_as_a_ray_job(tmp_path):
     import ray
 
@@ -33,13 +64,22 @@ def test_train_runs_as_a_ray_job(tmp_path):
     env.setdefault("RAY_AUTH_MODE", "disabled")  # Ray 2.60 turns token auth on by default
     env.pop("RAY_ADDRESS", None)
     gcs_port, dashboard_port = _free_port(), _free_port()
-    subprocess.run(
-        ["ray", "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
+    # Free ports for every fixed-port service too: another Ray on this machine holds the defaults (52365, ...).
+    agent_ports = [
+        f"--{name}={_free_port()}"
+        for name in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
+                     "metrics-export-port", "ray-client-server-port")
+    ]  # fmt: skip
+    # `--block` in its own process group: the test stops exactly this cluster (`ray stop` would stop every Ray on
+    # the machine, a user's running training included).
+    head = subprocess.Popen(
+        ["ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
          f"--dashboard-port={dashboard_port}", "--num-cpus=8",
-         "--include-dashboard=true", "--disable-usage-stats"],
-        env=env, check=True, capture_output=True, text=True, timeout=180,
+         "--include-dashboard=true", "--disable-usage-stats", *agent_ports],
+        env=env, stdout=(tmp_path / "ray-head.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
+        _wait_for_head(head, f"http://127.0.0.1:{dashboard_port}", tmp_path / "ray-head.log")
         overrides = {
             "data.output_dir": tmp_path / "data",
             "model.path": tmp_path / "tiny-model",
@@ -67,4 +107,4 @@ def test_train_runs_as_a_ray_job(tmp_path):
         steps = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
         assert [s["step"] for s in steps if s["stage"] == "grpo"] == [0]
     finally:
-        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
+        _stop_group(head)
