@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -108,3 +109,8 @@ def test_train_runs_as_a_ray_job(tmp_path):
         assert [s["step"] for s in steps if s["stage"] == "grpo"] == [0]
     finally:
         _stop_group(head)
+        # What `ray stop` also does: forget this head as "the current cluster", or later `ray.init()` calls in this
+        # process would try to join it.
+        current = Path(tempfile.gettempdir(), "ray", "ray_current_cluster")
+        if current.exists() and current.read_text().strip().endswith(f":{gcs_port}"):
+            current.unlink()
