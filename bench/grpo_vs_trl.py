@@ -4,7 +4,8 @@ Measured in one run, on one machine, in this order:
   TRL:   `trl.GRPOTrainer` (HF generate, its own loss), LoRA on q/k/v/o, no KL (beta 0), P prompts x G completions
          per optimizer step (per_device_train_batch_size G, gradient_accumulation_steps P), a cheap format reward;
   logrl: `GRPOTrainer` (vLLM rollout actor, reward actors, DeepSpeed learner, adapter sync + check), same LoRA,
-         kl_coef 0, same P, G and max new tokens; both roles get every core (`rollout.threads`, `learner.threads`).
+         kl_coef 0, no perplexity reward (so no reference pass), same P, G and max new tokens; both roles get
+         every core (`rollout.threads`, `learner.threads`).
 The model is a freshly initialised tiny Llama at the given shape (untrained: completions run to the token cap
 in both systems, so both do the same work), prompts are bundled BGL windows rendered as logrl renders them
 (the same chat messages to both). Each system runs `--steps` steps; the first is a warm-up, the rest are timed.
@@ -133,6 +134,8 @@ def run_logrl(model_path: Path, rows: list[dict], args, out: Path) -> tuple[list
             f"learner.threads={args.threads}",
             "learner.micro_batch_size=8",
             "algo.kl_coef=0",
+            # no perplexity reward: it needs a reference pass, and TRL runs without one (beta 0)
+            "reward.weights={format: 0.5, answer: 1.0, grounding: 0.5, brevity: 0.1}",
             f"train.output_dir={out / 'logrl'}",
             f"data.output_dir={out / 'logrl' / 'data'}",
         ],
