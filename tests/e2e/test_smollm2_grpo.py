@@ -113,7 +113,8 @@ def test_one_grpo_step_on_smollm2_with_adapter_sync(smollm2_cfg):
         metrics = trainer.step(0)
         step_s = time.perf_counter() - started
         print(f"[smollm2] actors up in {setup_s:.1f}s; one GRPO step in {step_s:.1f}s; prompt {prompt_tokens} tokens")
-        print("[smollm2] " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()) if isinstance(v, float | int)))
+        numeric = {k: v for k, v in metrics.items() if isinstance(v, float | int)}
+        print("[smollm2] " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(numeric.items())))
 
         # The learner (PEFT, fp32) and vLLM (fp32, LoRA) agree on the freshly synced adapter.
         assert metrics["sync/max_abs_logprob_diff"] < 1e-3
