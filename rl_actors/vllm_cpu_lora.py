@@ -35,6 +35,14 @@ def _can_group(inputs: torch.Tensor, indices: torch.Tensor) -> bool:
     return indices.dim() == 1 and indices.numel() > 0 and indices.numel() == inputs.shape[0]
 
 
+def _store(target: torch.Tensor, values: torch.Tensor, add: bool) -> None:
+    """Write `values` into the view `target` (of vLLM's output tensor), or add them to it."""
+    if add:
+        target += values
+    else:
+        target.copy_(values)
+
+
 def bgmv_shrink(inputs, lora_a_weights, output_tensor, lora_indices_tensor, scaling=1.0):
     """vLLM's `bgmv_shrink`, grouped by adapter."""
     if not _can_group(inputs, lora_indices_tensor):
@@ -49,10 +57,7 @@ def bgmv_expand(inputs, lora_b_weights, output_tensor, lora_indices_tensor, add_
         return _ORIGINAL["bgmv_expand"](inputs, lora_b_weights, output_tensor, lora_indices_tensor, add_inputs)
     outputs = lora_matmul(inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype)
     common = min(outputs.shape[1], output_tensor.shape[1])  # adapter and model may pad differently
-    if add_inputs:
-        output_tensor[:, :common] += outputs[:, :common]
-    else:
-        output_tensor[:, :common] = outputs[:, :common]
+    _store(output_tensor[:, :common], outputs[:, :common], add_inputs)
 
 
 def bgmv_expand_slice(
@@ -64,10 +69,7 @@ def bgmv_expand_slice(
             inputs, lora_b_weights, output_tensor, lora_indices_tensor, slice_offset, slice_size, add_inputs
         )
     outputs = lora_matmul(inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype)
-    if add_inputs:
-        output_tensor[:, slice_offset : slice_offset + slice_size] += outputs
-    else:
-        output_tensor[:, slice_offset : slice_offset + slice_size] = outputs
+    _store(output_tensor[:, slice_offset : slice_offset + slice_size], outputs, add_inputs)
 
 
 def use_grouped_cpu_lora(enabled: bool = True) -> None:

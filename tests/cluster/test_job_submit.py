@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -111,6 +110,7 @@ def test_train_runs_as_a_ray_job(tmp_path):
         _stop_group(head)
         # What `ray stop` also does: forget this head as "the current cluster", or later `ray.init()` calls in this
         # process would try to join it.
-        current = Path(tempfile.gettempdir(), "ray", "ray_current_cluster")
+        ray_tmp = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"  # Ray's order on Linux
+        current = Path(ray_tmp, "ray", "ray_current_cluster")
         if current.exists() and current.read_text().strip().endswith(f":{gcs_port}"):
             current.unlink()
