@@ -15,7 +15,7 @@ export VLLM_CACHE_ROOT ?= $(CACHE)/vllm
 export TORCH_EXTENSIONS_DIR ?= $(CACHE)/torch_extensions
 export TMPDIR := $(CACHE)/tmp
 
-.PHONY: install base-model quickstart test lint clean hdfs-experiment templates-experiment
+.PHONY: install base-model quickstart test lint clean hdfs-experiment templates-experiment gpu-smoke-bundle
 
 $(VENV)/.installed: pyproject.toml
 	@mkdir -p $(TMPDIR)
@@ -76,3 +76,17 @@ templates-experiment: install base-model
 	PYTHONUNBUFFERED=1 $(VENV)/bin/logrl eval --config configs/templates-smollm2.yaml --set 'data.paths=[$(TEMPLATES)]' \
 		--limit 200 --no-adapter --arm sft=runs/templates-smollm2/adapters/v0 \
 		--arm sft+grpo=runs/templates-smollm2/adapters/v$(TEMPLATES_STEPS) --out docs/results/templates
+
+# What bench/gpu_smoke.py needs on a GPU machine that has CUDA torch, transformers and peft but no package index
+# (docs/results/gpu-smoke): deepspeed as a wheel, pydantic and deepspeed's small dependencies for Python 3.12, and
+# SmolLM2's architecture (config + tokenizer, no weights) in .cache/gpu-smoke (about 9 MB).
+GPU_SMOKE := $(CACHE)/gpu-smoke
+GPU_SMOKE_PY ?= 3.12
+gpu-smoke-bundle: base-model
+	@mkdir -p $(GPU_SMOKE)/wheels $(GPU_SMOKE)/model
+	$(VENV)/bin/pip download -q --no-deps --only-binary=:all: --python-version $(GPU_SMOKE_PY) \
+		--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 -d $(GPU_SMOKE)/wheels \
+		$$($(VENV)/bin/pip freeze | grep -iE '^(pydantic|pydantic[-_]core|annotated[-_]types|typing[-_]inspection|typing[-_]extensions|msgpack|ninja|py[-_]cpuinfo|hjson|einops)==')
+	DS_BUILD_OPS=0 $(VENV)/bin/pip wheel -q --no-deps --no-build-isolation -w $(GPU_SMOKE)/wheels \
+		$$($(VENV)/bin/pip freeze | grep -iE '^deepspeed==')
+	cp .cache/models/smollm2-135m/{config.json,generation_config.json,tokenizer.json,tokenizer_config.json,chat_template.jinja} $(GPU_SMOKE)/model/

@@ -11,6 +11,7 @@ from ray.exceptions import RayError
 
 from reward_workers.registry import RewardInput
 from reward_workers.scorer import TOTAL, RewardScorer
+from reward_workers.sharding import split_evenly
 
 # The actor is the pure scorer as-is; the caller picks resources, e.g.
 # RewardWorker.options(num_cpus=cfg.num_cpus_per_worker).remote(cfg).
@@ -19,19 +20,6 @@ RewardWorker = ray.remote(RewardScorer)
 
 class RewardPoolError(RuntimeError):
     """A shard of a reward batch failed on two workers (first try and retry)."""
-
-
-def split_evenly(n: int, parts: int) -> list[tuple[int, int]]:
-    """`parts` contiguous [start, end) ranges covering range(n), sizes differing by at most one."""
-    if parts < 1:
-        raise ValueError(f"parts must be >= 1, got {parts}")
-    base, extra = divmod(n, parts)
-    bounds, start = [], 0
-    for i in range(parts):
-        end = start + base + (1 if i < extra else 0)
-        bounds.append((start, end))
-        start = end
-    return bounds
 
 
 def _get(ref: ray.ObjectRef, deadline: float) -> tuple[list, dict] | RayError:

@@ -11,7 +11,7 @@ from ray.exceptions import RayActorError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from reward_workers.worker import split_evenly
+from reward_workers.sharding import split_evenly
 
 # The driver's settings for vLLM, HF and caches follow every actor (merged into the job's runtime_env).
 Pending = tuple[list[Callable[[Any], Any]], list[Any]]  # per-rank calls (to redo one) and their object refs

@@ -96,8 +96,16 @@ class LearnerConfig(ActorResources):
         0,
         ge=0,
         le=3,
-        description="DeepSpeed ZeRO stage, 0-2. Stage 3 is refused: the adapter snapshot and sync check would read "
-        "partitioned LoRA weights. For large models on GPUs: 2 with dtype bfloat16 and gradient_checkpointing.",
+        description="DeepSpeed ZeRO stage 0-3. Large models on GPUs: 2 (or 3 when the base does not fit one GPU) with "
+        "dtype bfloat16 and gradient_checkpointing. Under 3 the LoRA weights are gathered for snapshots and ranks "
+        "run equally many forwards.",
+    )
+    zero3_param_persistence_threshold: int | None = Field(
+        None,
+        ge=0,
+        description="ZeRO-3 only: parameters with fewer elements stay whole on every rank (DeepSpeed's "
+        "stage3_param_persistence_threshold; None keeps its default, 1e5, under which LoRA weights of rank r and "
+        "width d are partitioned once r * d reaches it). 0 partitions everything.",
     )
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="Training dtype (fp32 on CPU).")
     gradient_checkpointing: bool = Field(
@@ -114,18 +122,6 @@ class LearnerConfig(ActorResources):
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
         "PACK", description="Placement-group strategy for all actor groups."
     )
-
-    @field_validator("zero_stage")
-    @classmethod
-    def _no_zero3(cls, value: int) -> int:
-        # Under ZeRO-3 each rank holds a shard of every LoRA weight: rank 0 alone would save empty tensors as the
-        # adapter, and its lone sync-check forward would wait forever for the other ranks' parameter gathers.
-        if value == 3:
-            raise ValueError(
-                "ZeRO stage 3 is not supported yet (adapter snapshots would be partitioned, empty tensors): "
-                "use zero_stage: 2 with dtype: bfloat16 and gradient_checkpointing: true"
-            )
-        return value
 
 
 class AlgoConfig(StrictModel):

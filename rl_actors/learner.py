@@ -1,4 +1,8 @@
-"""Learner actors: a DeepSpeed engine over a PEFT LoRA model, doing SFT and GRPO updates."""
+"""The learner rank's pure core: a DeepSpeed engine over a PEFT LoRA model, doing SFT and GRPO updates.
+
+No Ray import here: the core runs wherever torch, DeepSpeed and PEFT do (`bench/gpu_smoke.py`); the actor shell
+is `rl_actors.learner_worker`.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import ray
 import torch
 
-from reward_workers.worker import split_evenly
+from reward_workers.sharding import split_evenly
 from rl_actors.adapters import AdapterSnapshot, lora_target_modules
 from rl_actors.algos import batch_denominator, grpo_loss, truncated_is_weights
 from rl_actors.batch import Sample
@@ -60,11 +63,14 @@ def dist_backend(learner_cfg: LearnerConfig) -> str:
 
 def deepspeed_config(learner_cfg: LearnerConfig, grad_accum: int) -> dict:
     """The DeepSpeed config of the learner engine."""
+    zero = {"stage": learner_cfg.zero_stage}
+    if learner_cfg.zero_stage == 3 and learner_cfg.zero3_param_persistence_threshold is not None:
+        zero["stage3_param_persistence_threshold"] = learner_cfg.zero3_param_persistence_threshold
     return {
         "train_micro_batch_size_per_gpu": learner_cfg.micro_batch_size,
         "gradient_accumulation_steps": grad_accum,
         "gradient_clipping": learner_cfg.grad_clip,
-        "zero_optimization": {"stage": learner_cfg.zero_stage},
+        "zero_optimization": zero,
         "bf16": {"enabled": learner_cfg.dtype == "bfloat16"},
         "steps_per_print": 1 << 30,
     }
@@ -128,6 +134,8 @@ class LearnerCore:
     # --- distributed setup -------------------------------------------------------------------
     def address(self) -> tuple[str, int]:
         """This rank's node address and a free port (rank 0's becomes the rendezvous point)."""
+        import ray  # only inside the actor: the core itself runs without Ray
+
         with socket.socket() as sock:
             sock.bind(("", 0))
             return ray.util.get_node_ip_address(), sock.getsockname()[1]
@@ -170,6 +178,32 @@ class LearnerCore:
         extra = {} if keep is None else {"logits_to_keep": keep}
         return self.engine(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
 
+    def _agreed_forwards(self, planned: int) -> int:
+        """The most no-grad forwards any rank plans for the coming pass, agreed before it starts.
+
+        Under ZeRO-3 with several ranks every forward is itself a collective (each layer gathers its shards), so a
+        rank with a smaller or empty shard pads with `_dummy_forwards` to the same count, in the same adapter mode.
+        Elsewhere each rank simply runs its own.
+        """
+        if self.cfg.zero_stage != 3 or self.world_size == 1:
+            return planned
+        import torch.distributed as dist
+
+        most = torch.tensor(planned, device=self.device)
+        dist.all_reduce(most, op=dist.ReduceOp.MAX)
+        return int(most)
+
+    @torch.no_grad()
+    def _dummy_forwards(self, count: int) -> None:
+        pad = self.tokenizer.pad_token_id
+        dummy = collate([([pad], [pad])], pad, self.device)
+        for _ in range(count):
+            self._forward(dummy["input_ids"], dummy["attention_mask"])
+
+    def _nograd_forwards(self, rows: Sequence[int]) -> int:
+        """Forwards of no-grad passes over batches of these sizes (`logprob_micro_batch_size` rows each)."""
+        return sum(math.ceil(n / self.cfg.logprob_micro_batch_size) for n in rows)
+
     def _logprobs(self, batch: dict[str, torch.Tensor], temperature: float = 1.0) -> torch.Tensor:
         """Completion-token logprobs of one training micro-batch (with grad), 0 off the completion mask."""
         return masked_logprobs(self._forward, batch, temperature)
@@ -204,12 +238,19 @@ class LearnerCore:
 
     @torch.no_grad()
     def logprobs(self, pairs: list[Pair], reference: bool = False, temperature: float = 1.0) -> list[list[float]]:
-        """Per-token completion logprobs under the policy, or under the KL reference, at `temperature`."""
+        """Per-token completion logprobs under the policy, or under the KL reference, at `temperature`.
+
+        Every rank calls it together (a shard each, maybe empty): under ZeRO-3 the forwards are collectives.
+        """
         self.engine.eval()
+        planned = self._nograd_forwards([len(pairs)])
+        agreed = self._agreed_forwards(planned)
 
         def run() -> list[list[float]]:
             pad, size = self.tokenizer.pad_token_id, self.cfg.logprob_micro_batch_size
-            return pairs_logprobs(self._forward, pairs, pad, self.device, temperature, size)
+            out = pairs_logprobs(self._forward, pairs, pad, self.device, temperature, size)
+            self._dummy_forwards(agreed - planned)
+            return out
 
         if reference:
             with self._as_reference():
@@ -247,8 +288,40 @@ class LearnerCore:
         metrics = {"sft/loss": total / tokens} if tokens else {}  # an empty shard has no loss to report
         return metrics | {"time/learn": time.perf_counter() - started}
 
+    def _grpo_batches(self, micros: Sequence[Sequence[Sample]]) -> list[dict[str, torch.Tensor] | None]:
+        """The step's micro-batches (None for an empty slot) with old-policy and reference logprobs attached.
+
+        The no-grad passes run phase by phase, all old-policy passes then all reference passes, each phase a count
+        of forwards agreed by the ranks (`_agreed_forwards`): ZeRO-3 ranks then gather in step.
+        """
+        slots = [self._grpo_batch(micro) if micro else None for micro in micros]
+        batches = [b for b in slots if b is not None]
+        if self.algo.old_logprobs == "rollout":
+            for batch in batches:
+                batch["old_logp"] = batch.pop("rollout_logp")
+        elif not self.old_is_current:
+            planned = self._nograd_forwards([len(b["input_ids"]) for b in batches])
+            agreed = self._agreed_forwards(planned)
+            with torch.no_grad():  # the policy before this update, as the learner computes it
+                self.engine.eval()
+                for batch in batches:
+                    self._attach_old_policy(batch, self._nograd_logprobs(batch, self.temperature))
+                self._dummy_forwards(agreed - planned)
+        # else: the update's own first forward is the old policy (`old_is_current`); attached in `grpo_step`.
+        if self.algo.kl_coef > 0:  # reference logprobs the trainer did not send: a no-grad pass as the KL reference
+            missing = [b for b in batches if "ref_logp" not in b]
+            planned = self._nograd_forwards([len(b["input_ids"]) for b in missing])
+            agreed = self._agreed_forwards(planned)
+            if agreed:
+                with torch.no_grad(), self._as_reference():
+                    self.engine.eval()
+                    for batch in missing:
+                        batch["ref_logp"] = self._nograd_logprobs(batch, self.temperature)
+                    self._dummy_forwards(agreed - planned)
+        return slots
+
     def _grpo_batch(self, micro: Sequence[Sample]) -> dict[str, torch.Tensor]:
-        """Pad one micro-batch and attach old-policy logprobs, advantages, reference logprobs, IS weights."""
+        """Pad one micro-batch with its advantages, rollout logprobs and the trainer's reference logprobs."""
         unscored = [(s.group_id, s.sample_index) for s in micro if s.advantage is None]
         if unscored:
             raise ValueError(f"samples without an advantage (group, sample): {unscored[:5]}")
@@ -258,18 +331,7 @@ class LearnerCore:
         batch["advantages"] = torch.tensor([s.advantage for s in micro], dtype=torch.float32)
         if self.algo.kl_coef > 0 and all(s.ref_logprobs is not None for s in micro):  # the trainer's
             batch["ref_logp"] = align_to_mask([s.ref_logprobs for s in micro], mask)
-        batch = batch_to(batch, self.device)  # built on the CPU, used on the engine's device
-        if self.algo.old_logprobs == "rollout":
-            batch["old_logp"] = batch.pop("rollout_logp")
-        elif not self.old_is_current:
-            with torch.no_grad():  # the policy before this update, as the learner computes it
-                self.engine.eval()
-                old_logp = self._nograd_logprobs(batch, self.temperature)
-            self._attach_old_policy(batch, old_logp)
-        # else: the update's own first forward is the old policy (`old_is_current`); attached in `grpo_step`.
-        if self.algo.kl_coef > 0 and "ref_logp" not in batch:
-            batch["ref_logp"] = self._reference(batch)
-        return batch
+        return batch_to(batch, self.device)  # built on the CPU, used on the engine's device
 
     @property
     def old_is_current(self) -> bool:
@@ -295,7 +357,7 @@ class LearnerCore:
         """
         started = time.perf_counter()
         # None marks an empty slot of this rank's shard: a dummy micro-step keeps every rank's step count equal.
-        slots = [self._grpo_batch(micro) if micro else None for micro in self._micro_batches(samples)]
+        slots = self._grpo_batches(self._micro_batches(samples))
         batches = [b for b in slots if b is not None]
         denominator = self._global_denominator([b["completion_mask"] for b in batches])
         scale = self.grad_accum * self.world_size
@@ -336,12 +398,6 @@ class LearnerCore:
         metrics["time/learn"] = time.perf_counter() - started
         return metrics
 
-    def _reference(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Reference logprobs when the trainer did not compute them: a no-grad forward as the KL reference."""
-        with torch.no_grad(), self._as_reference():
-            self.engine.eval()
-            return self._nograd_logprobs(batch, self.temperature)
-
     # --- checkpoints (every rank: ZeRO partitions the optimizer state) ------------------------------
     def save_checkpoint(self, folder: str) -> None:
         """The trainable (LoRA) weights, optimizer and LR-scheduler state into `folder`/learner (DeepSpeed layout)."""
@@ -358,12 +414,25 @@ class LearnerCore:
             raise FileNotFoundError(f"{folder}: no learner checkpoint in it")
 
     def snapshot(self, version: int) -> AdapterSnapshot | None:
-        """The current adapter as a versioned PEFT folder in memory (rank 0 only; others return None)."""
-        if self.rank != 0:
-            return None
-        with tempfile.TemporaryDirectory() as tmp:
-            self.engine.module.save_pretrained(tmp, selected_adapters=["default"])  # never the frozen reference
-            return AdapterSnapshot.from_dir(tmp, version)
+        """The current adapter as a versioned PEFT folder in memory (rank 0's; others return None).
 
+        Every rank calls it: under ZeRO-3 each holds a shard of every LoRA weight, gathered here first.
+        """
+        with self._gathered_trainable():
+            if self.rank != 0:
+                return None
+            with tempfile.TemporaryDirectory() as tmp:
+                self.engine.module.save_pretrained(tmp, selected_adapters=["default"])  # never the frozen reference
+                return AdapterSnapshot.from_dir(tmp, version)
 
-LearnerWorker = ray.remote(LearnerCore)
+    @contextmanager
+    def _gathered_trainable(self) -> Iterator[None]:
+        """The full LoRA weights on every rank for the block (a collective under ZeRO-3, nothing otherwise)."""
+        if self.cfg.zero_stage != 3:
+            yield
+            return
+        import deepspeed
+
+        params = [p for p in self.engine.module.parameters() if p.requires_grad]
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+            yield

@@ -31,7 +31,8 @@ from rl_actors.checkpoint import (
     write_trainer_state,
 )
 from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig, SFTConfig, TrainConfig
-from rl_actors.learner import SAMPLES_KEY, LearnerWorker
+from rl_actors.learner import SAMPLES_KEY
+from rl_actors.learner_worker import LearnerWorker
 from rl_actors.metrics import MetricsLogger, mean_over_ranks, timed
 from rl_actors.rollout import RolloutWorker
 from rl_actors.sampling import PromptSampler
@@ -135,7 +136,7 @@ def run_sft(cfg: RLSettings, rows: list[dict]) -> Path:
             batch = [pairs[i] for i in sampler.next(min(cfg.sft.batch_size, len(pairs)))]
             results = learners.call_sharded("sft_step", batch)
             logger.log(step, mean_over_ranks(results))
-        snapshot = ray.get(learners.workers[0].snapshot.remote(0))
+        snapshot = learners.call("snapshot", 0)[0]  # every rank: under ZeRO-3 they gather the LoRA weights
         return publish_adapter(snapshot, cfg.train, "sft")
     finally:
         logger.close()
@@ -289,9 +290,12 @@ class GRPOTrainer:
     def sync_adapter(self, version: int) -> None:
         """Publish the learner's adapter as `version` and load it into every rollout engine."""
         # The engines fetch the snapshot from the learner's object store; the driver only reads it to publish.
-        self.snapshot_ref = self.learner.workers[0].snapshot.remote(version)
+        # Every rank takes part (under ZeRO-3 they gather the LoRA weights); rank 0's is the snapshot.
+        snapshots = [worker.snapshot.remote(version) for worker in self.learner.workers]
+        self.snapshot_ref = snapshots[0]
         loading = self.rollout.call_async("load_adapter", self.snapshot_ref)
         publish_adapter(ray.get(self.snapshot_ref), self.cfg.train, "grpo" if version else "init", self.protected)
+        ray.get(snapshots[1:])
         self.rollout.wait(loading, on_replace=self.load_current_adapter)
         self.version = version
 
@@ -303,7 +307,7 @@ class GRPOTrainer:
         """Largest |learner - rollout| logprob on one completion under the freshly synced adapter, over every
         rollout engine (each loaded the snapshot itself)."""
         pair = [(sample.prompt_ids, sample.completion_ids)]
-        learner = ray.get(self.learner.workers[0].logprobs.remote(pair))[0]
+        learner = self.learner.call("logprobs", pair)[0][0]  # every rank runs it: ZeRO-3 forwards are collectives
         engines = [scored[0] for scored in self.rollout.call("score", pair, on_replace=self.load_current_adapter)]
         return max((abs(a - b) for rollout in engines for a, b in zip(learner, rollout)), default=0.0)
 

@@ -54,11 +54,16 @@ def test_unregistered_reward_name_fails_at_scorer_construction():
         RewardScorer(cfg.reward)
 
 
-def test_zero_stage_3_is_refused_with_a_message_naming_the_field():
-    with pytest.raises(ConfigError, match=r"learner\.zero_stage: Value error, ZeRO stage 3 is not supported") as err:
-        parse_config(_raw(learner={"zero_stage": 3}))
-    assert "zero_stage: 2" in str(err.value) and "gradient_checkpointing" in str(err.value)
-    assert parse_config(_raw(learner={"zero_stage": 2})).learner.zero_stage == 2
+def test_zero_stage_3_is_accepted_and_reaches_the_deepspeed_config():
+    from rl_actors.learner import deepspeed_config
+
+    cfg = parse_config(_raw(learner={"zero_stage": 3, "zero3_param_persistence_threshold": 0})).learner
+    assert deepspeed_config(cfg, 1)["zero_optimization"] == {"stage": 3, "stage3_param_persistence_threshold": 0}
+    default = parse_config(_raw(learner={"zero_stage": 3})).learner
+    assert deepspeed_config(default, 1)["zero_optimization"] == {"stage": 3}  # DeepSpeed's own default
+    assert deepspeed_config(parse_config(_raw(learner={"zero_stage": 2})).learner, 1)["zero_optimization"] == {
+        "stage": 2
+    }
 
 
 def test_gpu_cluster_config_is_zero2_bf16_with_gradient_checkpointing():

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from reward_workers.worker import split_evenly
+from reward_workers.sharding import split_evenly
 from rl_actors.batch import Sample
 from rl_actors.config import AlgoConfig, LearnerConfig
 from rl_actors.learner import (
@@ -121,7 +121,7 @@ def test_grpo_batch_lives_on_the_engine_device():
     engine = FakeEngine(TinyLM(device="meta"), device="meta")
     core = _core(engine, algo={"old_logprobs": "rollout", "kl_coef": 0.02})
     samples = [replace(s, ref_logprobs=tuple(s.rollout_logprobs)) for s in _samples(3)]
-    batch = core._grpo_batch(samples)
+    batch = core._grpo_batches([samples])[0]
     assert {key: t.device.type for key, t in batch.items()} == dict.fromkeys(batch, "meta")
     assert set(batch) >= {"input_ids", "attention_mask", "completion_mask", "old_logp", "advantages", "ref_logp"}
 
@@ -140,10 +140,10 @@ def test_every_forward_is_fed_on_the_engine_device(call):
         if call == "sft":
             core.sft_step(_pairs(2))
         elif call == "old_logp":
-            core._grpo_batch(_samples(2))
+            core._grpo_batches([_samples(2)])
         elif call == "reference":
             core.algo = AlgoConfig(old_logprobs="rollout", kl_coef=0.02)
-            core._grpo_batch(_samples(2))
+            core._grpo_batches([_samples(2)])
         else:
             core.logprobs(_pairs(2), reference=True)
     assert seen == [("meta", "meta")]
@@ -168,7 +168,7 @@ def test_logprobs_run_in_micro_batches_and_match_one_batch():
 def test_old_policy_and_reference_passes_use_the_logprob_micro_batch_size():
     engine = FakeEngine(TinyLM())
     core = _core(engine, grad_accum=1, learner={"logprob_micro_batch_size": 3}, algo={"kl_coef": 0.02})
-    batch = core._grpo_batch(_samples(7))  # one training micro-batch of 7: old policy, then reference
+    batch = core._grpo_batches([_samples(7)])[0]  # one training micro-batch of 7: old policy, then reference
     assert engine.forward_rows == [3, 3, 1, 3, 3, 1]
     assert batch["old_logp"].shape == batch["completion_mask"].shape == batch["ref_logp"].shape
 
