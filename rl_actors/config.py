@@ -68,7 +68,12 @@ class ActorResources(StrictModel):
 class RolloutConfig(ActorResources):
     """vLLM rollout actors (each owning one engine) and how they sample."""
 
-    tensor_parallel_size: int = Field(1, ge=1, description="vLLM tensor parallelism inside one actor.")
+    tensor_parallel_size: int = Field(
+        1,
+        ge=1,
+        description="vLLM tensor parallelism inside one actor: its GPUs (num_gpus_per_worker) run vLLM's worker "
+        "processes. GPUs only.",
+    )
     group_size: int = Field(4, ge=2, description="G: completions sampled per prompt.")
     max_new_tokens: int = Field(96, ge=4, description="Completion token limit.")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature (logprobs are at this temperature).")
@@ -87,6 +92,16 @@ class RolloutConfig(ActorResources):
         if value != 1.0:
             raise ValueError("top_p < 1 is refused: the learner cannot reproduce nucleus-truncated logprobs")
         return value
+
+    @model_validator(mode="after")
+    def _tensor_parallel_gpus(self) -> RolloutConfig:
+        tp = self.tensor_parallel_size
+        if tp > 1 and self.num_gpus_per_worker != tp:
+            raise ValueError(
+                f"tensor_parallel_size {tp} runs on the actor's own GPUs: set num_gpus_per_worker: {tp} "
+                f"(got {self.num_gpus_per_worker:g}; tensor parallelism is GPU-only)"
+            )
+        return self
 
 
 class LearnerConfig(ActorResources):

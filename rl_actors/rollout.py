@@ -37,6 +37,29 @@ def samples_from_outputs(groups: Sequence[PromptGroup], outputs: Sequence) -> li
     return samples
 
 
+def engine_args(model_path: str, model_cfg: ModelConfig, rollout_cfg: RolloutConfig, seed: int) -> dict:
+    """vLLM `LLM(...)` arguments of one rollout engine."""
+    args = dict(
+        model=model_path,
+        dtype=rollout_cfg.dtype,
+        enforce_eager=rollout_cfg.enforce_eager,
+        enable_lora=True,
+        max_lora_rank=model_cfg.lora_rank,
+        max_loras=1,
+        max_model_len=model_cfg.max_model_len,
+        tensor_parallel_size=rollout_cfg.tensor_parallel_size,
+        gpu_memory_utilization=rollout_cfg.gpu_memory_utilization,
+        seed=seed,
+        # Sample logprobs after temperature scaling: the learner divides its logits by the same temperature.
+        logprobs_mode="processed_logprobs",
+    )
+    if rollout_cfg.tensor_parallel_size > 1:
+        # The actor already holds its GPUs (Ray set CUDA_VISIBLE_DEVICES to them): vLLM's own worker processes use
+        # those. Its Ray executor, which vLLM picks inside a Ray job, would ask Ray for GPUs the actor holds.
+        args["distributed_executor_backend"] = "mp"
+    return args
+
+
 class RolloutEngine:
     """Pure core of a rollout actor: owns one vLLM engine and the adapter version it samples with."""
 
@@ -60,20 +83,7 @@ class RolloutEngine:
 
             use_grouped_cpu_lora()  # vLLM's CPU LoRA ops copy weights per token: ~2x slower decoding
         self.cfg, self.seed = rollout_cfg, seed
-        self.llm = LLM(
-            model=model_path,
-            dtype=rollout_cfg.dtype,
-            enforce_eager=rollout_cfg.enforce_eager,
-            enable_lora=True,
-            max_lora_rank=model_cfg.lora_rank,
-            max_loras=1,
-            max_model_len=model_cfg.max_model_len,
-            tensor_parallel_size=rollout_cfg.tensor_parallel_size,
-            gpu_memory_utilization=rollout_cfg.gpu_memory_utilization,
-            seed=seed,
-            # Sample logprobs after temperature scaling: the learner divides its logits by the same temperature.
-            logprobs_mode="processed_logprobs",
-        )
+        self.llm = LLM(**engine_args(model_path, model_cfg, rollout_cfg, seed))
         # Stop where the model's chat template closes an assistant turn (what SFT completions end with), even if
         # that token is not the tokenizer's EOS.
         self.stop_token_ids = [assistant_end_id(AutoTokenizer.from_pretrained(model_path))]
