@@ -9,7 +9,12 @@ RSS (ru_maxrss) is its own:
   logrl:    `build_prompt_dataset` (Ray Data read with dead letters, parse, drain3 fit, parallel frozen match,
             sessions, split, prompts, teacher rationales, report) on a local Ray with `--cpus` CPUs.
 Prints lines/s of each, the ratio (above 1: logrl is faster) and the driver's peak RSS per size: a driver that
-streams stays flat as the corpus grows.
+streams stays flat as the corpus grows. `--fit-lines N` runs logrl with `data.drain_fit_lines: N`.
+
+    python bench/ingest.py --agreement 250,1000,10000
+
+prints, for the bundled BGL and HDFS samples, how many lines get the same template from drain3 fitted on the first
+N lines (then frozen, as the pipeline matches) as from a fit on every line, and how many stay unseen.
 """
 
 from __future__ import annotations
@@ -64,14 +69,39 @@ def baseline(path: str, mask: bool) -> dict:
     return {"seconds": time.perf_counter() - started, "lines": n, "templates": len(miner.drain.clusters)}
 
 
-def pipeline(path: str, cpus: int, out: str) -> dict:
+def agreement(fit_sizes: list[int]) -> None:
+    """Template agreement of bounded drain3 fits with a full sequential fit, on the bundled samples."""
+    import pyarrow.parquet as pq
+
+    from pipelines.log_formats import parse_line
+    from pipelines.templates import UNSEEN_ID, LogTemplateMiner
+
+    bgl = [parse_line(text, "bgl")["content"] for text in SAMPLE.read_text().splitlines()]
+    events = pq.read_table(ROOT / "data" / "hdfs_loglead" / "hdfs_events_2percent.parquet").sort_by("m_timestamp")
+    corpora = {"BGL 2k": bgl, "HDFS (LogLead 2%)": events.column("m_message").to_pylist()}
+    print(f"{'corpus':<18} {'lines':>7} {'fit lines':>9} {'templates':>9} {'same template':>13} {'unseen':>7}")
+    for name, contents in corpora.items():
+        full = LogTemplateMiner.fit(contents)
+        reference = [full.match(content)[1] for content in contents]
+        print(f"{name:<18} {len(contents):>7} {'all':>9} {full.n_templates:>9} {1:>13.2%} {0:>7.2%}")
+        for size in (n for n in fit_sizes if n < len(contents)):
+            bounded = LogTemplateMiner.fit(contents[:size])
+            matched = [bounded.match(content) for content in contents]
+            same = sum(template == ref for (_, template), ref in zip(matched, reference)) / len(contents)
+            unseen = sum(template_id == UNSEEN_ID for template_id, _ in matched) / len(contents)
+            print(f"{name:<18} {len(contents):>7} {size:>9} {bounded.n_templates:>9} {same:>13.2%} {unseen:>7.2%}")
+
+
+def pipeline(path: str, cpus: int, out: str, fit_lines: int | None = None) -> dict:
     from cluster.environment import apply_defaults, init_ray
     from pipelines.build_dataset import build_prompt_dataset
     from pipelines.config import DataConfig
 
     apply_defaults()
     init_ray(None, cpus)
-    cfg = DataConfig(paths=[path], format="bgl", window_size=20, train_fraction=0.7, output_dir=out)
+    cfg = DataConfig(
+        paths=[path], format="bgl", window_size=20, train_fraction=0.7, output_dir=out, drain_fit_lines=fit_lines
+    )
     started = time.perf_counter()
     summary = build_prompt_dataset(cfg)
     return {"seconds": time.perf_counter() - started, "lines": summary["good_lines"], "templates": summary["templates"]}
@@ -81,15 +111,16 @@ def child(args) -> None:
     """One measurement in this process; prints a JSON line with its own peak RSS."""
     sys.path.insert(0, str(ROOT))
     if args.which == "logrl":
-        result = pipeline(args.path, args.cpus, args.out)
+        result = pipeline(args.path, args.cpus, args.out, args.fit_lines)
     else:
         result = baseline(args.path, args.which == "drain3+mask")
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def measure(which: str, path: Path, cpus: int, out: Path) -> dict:
+def measure(which: str, path: Path, cpus: int, out: Path, fit_lines: int | None) -> dict:
     command = [sys.executable, __file__, "--child", which, "--path", str(path), "--cpus", str(cpus), "--out", str(out)]
+    command += ["--fit-lines", str(fit_lines)] if fit_lines else []
     done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(ROOT)})
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
@@ -102,6 +133,8 @@ def main() -> None:
     parser.add_argument("--lines", default="250000,1000000", help="corpus sizes, comma-separated")
     parser.add_argument("--cpus", type=int, default=8, help="logical CPUs of the local Ray")
     parser.add_argument("--mask", action="store_true", help="also run drain3 with logrl's masking rules")
+    parser.add_argument("--fit-lines", type=int, help="logrl learns drain3 templates from the first N lines only")
+    parser.add_argument("--agreement", help="fit sizes, comma-separated: template agreement with a full fit")
     parser.add_argument("--child", choices=["drain3", "drain3+mask", "logrl"], help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -110,15 +143,21 @@ def main() -> None:
         args.which = args.child
         child(args)
         return
+    if args.agreement:
+        sys.path.insert(0, str(ROOT))
+        agreement([int(x) for x in args.agreement.split(",")])
+        return
     folder = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     kinds = ["drain3", *(["drain3+mask"] if args.mask else []), "logrl"]
-    print(f"machine: {len(os.sched_getaffinity(0))} usable cores; local Ray with {args.cpus} logical CPUs")
+    fit = f"first {args.fit_lines} lines" if args.fit_lines else "every line"
+    cores = len(os.sched_getaffinity(0))
+    print(f"machine: {cores} usable cores; local Ray with {args.cpus} logical CPUs; logrl fits drain3 on {fit}")
     print(
         f"{'lines':>9} {'run':<12} {'seconds':>8} {'lines/s':>9} {'templates':>9} {'peak RSS MB':>11} ratio vs drain3"
     )
     for size in [int(x) for x in args.lines.split(",")]:
         path = corpus(size, folder)
-        results = {kind: measure(kind, path, args.cpus, folder / f"out-{size}") for kind in kinds}
+        results = {kind: measure(kind, path, args.cpus, folder / f"out-{size}", args.fit_lines) for kind in kinds}
         base = results["drain3"]["lines"] / results["drain3"]["seconds"]
         for kind, r in results.items():
             rate = r["lines"] / r["seconds"]

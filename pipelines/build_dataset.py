@@ -41,7 +41,10 @@ def iter_rows(ds: ray.data.Dataset, columns: list[str] | None = None) -> Iterato
 
 
 def fit_miner(lines: ray.data.Dataset, cfg: DataConfig) -> LogTemplateMiner:
-    """Fit drain3 on every good line's content, streamed in log order (drain learning is sequential)."""
+    """Fit drain3 on the good lines' contents (all, or the first `drain_fit_lines`), streamed in log order (drain
+    learning is sequential)."""
+    if cfg.drain_fit_lines is not None:
+        lines = lines.limit(cfg.drain_fit_lines)
     contents = (row["content"] for row in iter_rows(lines, ["content"]))
     return LogTemplateMiner.fit(contents, sim_threshold=cfg.drain_sim_threshold, depth=cfg.drain_depth)
 
@@ -191,6 +194,7 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         "malformed": malformed,
         "dead_letters": dead_letters,
         "templates": miner.n_templates,
+        "drain_fit_lines": min(cfg.drain_fit_lines or good_lines, good_lines),
         "anomaly_templates": None if indicative is None else len(indicative),
         "expected_templates": None if expected is None else len(expected),
         "unmatched_lines": tally["unmatched_lines"],

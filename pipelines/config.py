@@ -200,6 +200,14 @@ class DataConfig(StrictModel):
     shard_bytes: int = Field(8 << 20, ge=1024, description="Byte range per Ray Data read task.")
     drain_sim_threshold: float = Field(0.4, gt=0, lt=1, description="drain3 similarity threshold.")
     drain_depth: int = Field(4, ge=3, description="drain3 parse-tree depth.")
+    drain_fit_lines: int | None = Field(
+        None,
+        ge=1,
+        description="Learn drain3 templates from the first N good lines only, then match every line in parallel "
+        "with the frozen miner. None: learn from every line (drain learning is sequential: one pass through the "
+        "driver). Lines of templates the first N never showed are matched as unseen (summary: unmatched_lines); "
+        "`bench/ingest.py --agreement` measures the trade-off.",
+    )
     match_workers: int = Field(2, ge=1, description="Ray Data actors matching lines against the frozen miner.")
     output_dir: str = Field("runs/quickstart/data", description="Prompts, miner state and dead letters go here.")
 

@@ -117,6 +117,25 @@ def test_build_prompt_dataset_on_bundled_bgl(local_ray, tmp_path: Path, bgl_samp
     assert summary["templates"] == LogTemplateMiner.load(summary["paths"]["miner_state"]).n_templates
 
 
+@pytest.mark.ray
+def test_a_bounded_drain_fit_learns_from_the_first_lines_only(
+    local_ray, tmp_path: Path, bgl_sample: Path, bgl_lines: list[dict]
+):
+    from pipelines.build_dataset import build_prompt_dataset, load_examples
+    from pipelines.templates import UNSEEN_ID
+
+    cfg = DataConfig(
+        paths=[str(bgl_sample)], output_dir=str(tmp_path), window_size=20, shard_bytes=16384, drain_fit_lines=300
+    )
+    summary = build_prompt_dataset(cfg)
+    miner = LogTemplateMiner.fit(line["content"] for line in bgl_lines[:300])  # in this process, same settings
+    expected = [miner.match(line["content"])[0] for line in bgl_lines]
+    rows = load_examples(summary["paths"]["train"]) + load_examples(summary["paths"]["test"])
+    assert [template_id for row in rows for template_id in row["template_ids"]] == expected
+    assert summary["unmatched_lines"] == expected.count(UNSEEN_ID) > 0  # counted, and every line kept
+    assert (summary["drain_fit_lines"], summary["good_lines"], summary["templates"]) == (300, 2000, miner.n_templates)
+
+
 HDFS_LINES = [
     "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_1 terminating",
     "081109 203616 35 INFO dfs.FSNamesystem: BLOCK* NameSystem.allocateBlock: /mnt/x. blk_2",
