@@ -66,7 +66,7 @@ hdfs-experiment: install
 # license and are not in this repo: TEMPLATES names your copies, comma-separated, e.g.
 #   make templates-experiment TEMPLATES=path/templates_bgl.csv,path/templates_spirit.csv
 TEMPLATES ?=
-TEMPLATES_STEPS ?= 6
+TEMPLATES_STEPS ?= 12
 templates-experiment: install base-model
 	@test -n "$(TEMPLATES)" || { echo "templates-experiment: set TEMPLATES=BGL_CSV,SPIRIT_CSV (LogPrompt's template CSVs; not bundled: no license)" >&2; exit 2; }
 	@for f in $$(echo "$(TEMPLATES)" | tr ',' ' '); do test -f "$$f" || { echo "templates-experiment: no such file: $$f" >&2; exit 2; }; done
