@@ -61,8 +61,9 @@ class Variant:
         return 5e-2 if self.dtype == "bfloat16" else 1e-4
 
 
-def random_base(arch: Path, out: Path, dtype: str, layers: int | None, hidden: int | None) -> Path:
-    """A seeded random model of `arch`'s architecture (optionally shrunk), saved with its tokenizer."""
+def random_base(arch: Path, out: Path, layers: int | None, hidden: int | None) -> Path:
+    """A seeded random fp32 model of `arch`'s architecture (optionally shrunk), saved with its tokenizer; each variant
+    loads it in its own dtype."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     config = AutoConfig.from_pretrained(arch)
@@ -74,7 +75,7 @@ def random_base(arch: Path, out: Path, dtype: str, layers: int | None, hidden: i
         config.num_attention_heads = config.num_key_value_heads = heads
         config.head_dim = hidden // heads
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(arch).save_pretrained(out)
     return out
@@ -220,7 +221,7 @@ def main() -> int:
         variants.append(Variant("zero2-float32", 2, "float32", False))  # tight reload tolerance
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        base = random_base(args.model, Path(tmp) / "base", "float32", args.layers, args.hidden)  # cast per variant
+        base = random_base(args.model, Path(tmp) / "base", args.layers, args.hidden)
         for variant in variants:
             result = run_variant(variant, base, args.device)
             print(json.dumps(result), flush=True)
