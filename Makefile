@@ -17,12 +17,14 @@ export TMPDIR := $(CACHE)/tmp
 
 .PHONY: install base-model quickstart test lint clean hdfs-experiment templates-experiment gpu-smoke-bundle
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml mlflow-requirements.txt
 	@mkdir -p $(TMPDIR)
 	python3 -m venv $(VENV)
 	# torch first: the CPU build; otherwise peft/deepspeed/vllm pull a multi-GB CUDA torch
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[cpu,dev]'
+	# MLflow after logrl: it overrides drain3's stale cachetools pin (see the file)
+	$(PY) -m pip install -q -r mlflow-requirements.txt
 	# their CUDA builds break `import vllm` on a CPU box
 	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@

@@ -15,6 +15,9 @@ TRL is not a logrl dependency; install it beside the venv for the bench only:
     .venv/bin/pip install --no-deps --target .cache/trl-site trl==1.16.0 datasets xxhash multiprocess
     PYTHONPATH=.cache/trl-site .venv/bin/python bench/grpo_vs_trl.py                           # hidden 128, 2 layers
     PYTHONPATH=.cache/trl-site .venv/bin/python bench/grpo_vs_trl.py --hidden 512 --layers 8 --heads 8
+`--overlap` also runs logrl with `train.overlap_rollout: true` (step k+1 sampled while step k learns; use
+`--steps 6` or more: its steady state is the steps between the first and the last, which samples nothing ahead)
+and prints its gain over logrl without it; `--overlap-threads 1` gives each overlapped role one core.
 """
 
 from __future__ import annotations
@@ -108,8 +111,12 @@ def run_trl(model_path: Path, messages: list[list[dict]], args, out: Path) -> li
     return times
 
 
-def run_logrl(model_path: Path, rows: list[dict], args, out: Path) -> tuple[list[float], dict]:
-    """Per-step seconds of logrl's GRPOTrainer with the same shapes, and the last step's metrics."""
+def run_logrl(
+    model_path: Path, rows: list[dict], args, out: Path, overlap: bool = False, threads: int | None = None
+) -> tuple[list[float], dict]:
+    """Per-step seconds of logrl's GRPOTrainer with the same shapes, and the last step's metrics; `overlap` samples
+    each next batch during the update (`train.overlap_rollout`); `threads` per role (default --threads)."""
+    threads = threads or args.threads
     import ray
 
     from cluster.config import load_config
@@ -130,14 +137,15 @@ def run_logrl(model_path: Path, rows: list[dict], args, out: Path) -> tuple[list
             f"train.prompts_per_step={args.prompts}",
             f"rollout.group_size={args.group_size}",
             f"rollout.max_new_tokens={args.max_new_tokens}",
-            f"rollout.threads={args.threads}",
-            f"learner.threads={args.threads}",
+            f"rollout.threads={threads}",
+            f"learner.threads={threads}",
             "learner.micro_batch_size=8",
             "algo.kl_coef=0",
             # no perplexity reward: it needs a reference pass, and TRL runs without one (beta 0)
             "reward.weights={format: 0.5, answer: 1.0, grounding: 0.5, brevity: 0.1}",
-            f"train.output_dir={out / 'logrl'}",
-            f"data.output_dir={out / 'logrl' / 'data'}",
+            f"train.overlap_rollout={overlap}",
+            f"train.output_dir={out / f'logrl-{overlap}'}",
+            f"data.output_dir={out / f'logrl-{overlap}' / 'data'}",
         ],
     )
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
@@ -166,6 +174,17 @@ def main() -> None:
     parser.add_argument("--max-model-len", type=int, default=512)
     parser.add_argument("--steps", type=int, default=3, help="steps per system; the first is a warm-up")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument(
+        "--overlap",
+        action="store_true",
+        help="also run logrl with train.overlap_rollout (next batch sampled during the update) and print its gain",
+    )
+    parser.add_argument(
+        "--overlap-threads",
+        type=int,
+        default=None,
+        help="threads per role in the overlap run (default --threads; the overlapped roles run at the same time)",
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("LOGRL_CACHE_DIR", str(REPO / ".cache"))
@@ -200,11 +219,16 @@ def main() -> None:
         )
         trl_times = run_trl(model_path, messages, args, out)
         logrl_times, metrics = run_logrl(model_path, rows, args, out)
+        overlap_times, overlap_metrics = [], {}
+        if args.overlap:
+            overlap_times, overlap_metrics = run_logrl(model_path, rows, args, out, True, args.overlap_threads)
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
-    def rate(times: list[float]) -> float:
-        steady = times[1:] or times
+    def rate(times: list[float], overlapped: bool = False) -> float:
+        # Steady state: without the warm-up step, and with overlap also without the last step, which samples
+        # nothing ahead (its batch was sampled during the step before): the middle steps are what a long run pays.
+        steady = (times[1:-1] if overlapped else times[1:]) or times
         return samples / statistics.mean(steady)
 
     trl_rate, logrl_rate = rate(trl_times), rate(logrl_times)
@@ -217,6 +241,17 @@ def main() -> None:
         f"completion tokens/sample {metrics.get('rollout/completion_tokens', 0):.1f}"
     )
     print(f"ratio logrl / TRL          : {logrl_rate / trl_rate:.2f}x (goal >= 1.5x)")
+    if overlap_times:
+        overlap_rate = rate(overlap_times, overlapped=True)
+        hidden = {k: round(overlap_metrics.get(f"time/{k}", 0.0), 2) for k in ("rollout", "rollout_ahead_wait")}
+        threads = args.overlap_threads or args.threads
+        print(
+            f"logrl overlap_rollout ({threads} thread(s) per role): steps {[round(t, 2) for t in overlap_times]} s "
+            f"-> {overlap_rate:.2f} samples/s; last step waits (s) {hidden}, "
+            f"policy lag {overlap_metrics.get('rollout/policy_lag')}"
+        )
+        print(f"ratio overlap / logrl      : {overlap_rate / logrl_rate:.2f}x (baseline: logrl without overlap)")
+        print(f"ratio overlap / TRL        : {overlap_rate / trl_rate:.2f}x")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from evaluation.config import EvalConfig
 from pipelines.config import DataConfig, StrictModel
@@ -54,6 +54,27 @@ class LogrlConfig(StrictModel):
     serve: ServeConfig = Field(default_factory=ServeConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _colocation_fits(self) -> LogrlConfig:
+        rollout, learner = self.rollout, self.learner
+        if not rollout.colocate_with_learner:
+            return self
+        field = "rollout.colocate_with_learner"
+        if rollout.num_workers != learner.num_workers:
+            raise ValueError(
+                f"{field}: one rollout engine per learner rank, got rollout.num_workers {rollout.num_workers} and "
+                f"learner.num_workers {learner.num_workers}"
+            )
+        gpus = rollout.num_gpus_per_worker + learner.num_gpus_per_worker
+        if gpus > 1:
+            raise ValueError(
+                f"{field}: the two roles share one GPU per bundle: rollout.num_gpus_per_worker + "
+                f"learner.num_gpus_per_worker must be at most 1 (got {gpus:g}; e.g. 0.5 each)"
+            )
+        if rollout.tensor_parallel_size > 1:
+            raise ValueError(f"{field}: a colocated engine runs on its learner rank's one GPU: tensor_parallel_size 1")
+        return self
 
 
 class ConfigError(ValueError):

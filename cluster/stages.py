@@ -223,6 +223,13 @@ def run_eval_stage(
         "fast_max_new_tokens": fast_budget,
     }
     metrics = write_report(out_dir, results, baselines, rows, info, _distinct_logs(logs))
+    if cfg.train.mlflow:  # into the training run's MLflow run: the report folder and its headline numbers
+        from rl_actors.tracking import MlflowRun, eval_metrics
+
+        run = MlflowRun(cfg.train.output_dir, cfg.train.mlflow_uri, cfg.train.mlflow_experiment)
+        run.log_metrics(0, eval_metrics(metrics))
+        run.log_artifacts(out_dir, f"eval/{out_dir.name}")
+        run.finish()
     print(report_table(metrics), flush=True)
     print(f"[eval] report: {out_dir / 'report.md'} ({time.perf_counter() - started:.0f}s)", flush=True)
     return {"out": str(out_dir), "metrics": metrics}

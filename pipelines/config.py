@@ -19,6 +19,9 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+PlacementStrategy = Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"]  # Ray's, for each actor role
+
+
 class RegexConfig(StrictModel):
     """The generic format (`data.format: regex`): any text log read by one header regex and a label rule."""
 

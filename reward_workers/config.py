@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from pipelines.config import StrictModel
+from pipelines.config import PlacementStrategy, StrictModel
 
 
 class AnswerPayoffs(StrictModel):
@@ -56,4 +56,7 @@ class RewardConfig(StrictModel):
     )
     num_workers: int = Field(1, ge=1, description="Reward actors; samples are split evenly between them.")
     num_cpus_per_worker: float = Field(0.5, gt=0, description="CPUs reserved by each reward actor.")
+    placement_strategy: PlacementStrategy = Field(
+        "PACK", description="Ray placement-group strategy of the reward actors."
+    )
     timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for a reward batch before failing.")

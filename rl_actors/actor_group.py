@@ -8,7 +8,7 @@ from typing import Any
 
 import ray
 from ray.exceptions import RayActorError
-from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from reward_workers.sharding import split_evenly
@@ -23,8 +23,20 @@ def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
 
 
+def make_placement(roles: Sequence[tuple[float, float]], num_bundles: int, strategy: str) -> PlacementGroup:
+    """A ready placement group whose bundle i holds one actor of each role, given as (CPUs, GPUs): actors of
+    different roles given the same bundle index share a node and, with at most one GPU in the bundle, that GPU."""
+    bundle = {"CPU": sum(cpus for cpus, _ in roles)}
+    gpus = sum(gpus for _, gpus in roles)
+    bundle |= {"GPU": gpus} if gpus else {}
+    group = placement_group([dict(bundle) for _ in range(num_bundles)], strategy=strategy)
+    ray.get(group.ready())
+    return group
+
+
 class ActorGroup:
-    """Spawn `num_workers` actors of a `@ray.remote` class, one per placement-group bundle."""
+    """Spawn `num_workers` actors of a `@ray.remote` class, one per placement-group bundle: bundles of its own, or
+    those of a `shared` group (colocation; the group's owner removes it)."""
 
     def __init__(
         self,
@@ -37,11 +49,11 @@ class ActorGroup:
         kwargs_for_rank: Callable[[int], dict] = lambda rank: {},
         runtime_env: dict | None = None,
         name: str = "group",
+        shared: PlacementGroup | None = None,
     ):
-        bundle = {"CPU": num_cpus, **({"GPU": num_gpus} if num_gpus else {})}
         self.name = name
-        self.placement_group = placement_group([dict(bundle) for _ in range(num_workers)], strategy=strategy)
-        ray.get(self.placement_group.ready())
+        self.owns_placement = shared is None
+        self.placement_group = shared or make_placement([(num_cpus, num_gpus)], num_workers, strategy)
 
         def spawn(rank: int) -> Any:
             return remote_cls.options(
@@ -99,6 +111,12 @@ class ActorGroup:
         """Call one method with the same arguments on every worker; wait for all results."""
         return self.wait(self.call_async(method, *args, **kwargs), on_replace)
 
+    def start_sharded(self, method: str, items: Sequence[Any], *args: Any, **kwargs: Any) -> Pending:
+        """Start one method on every worker, each with one contiguous shard of `items`; `wait` for the results."""
+        bounds = split_evenly(len(items), len(self.workers))
+        calls = [lambda w, s=s, e=e: getattr(w, method).remote(list(items[s:e]), *args, **kwargs) for s, e in bounds]
+        return self.start(calls)
+
     def call_sharded(
         self,
         method: str,
@@ -108,16 +126,20 @@ class ActorGroup:
         **kwargs: Any,
     ) -> list[Any]:
         """Give each worker one contiguous shard of `items`; return the per-worker results in order."""
-        bounds = split_evenly(len(items), len(self.workers))
-        calls = [lambda w, s=s, e=e: getattr(w, method).remote(list(items[s:e]), *args, **kwargs) for s, e in bounds]
-        return self.wait(self.start(calls), on_replace)
+        return self.wait(self.start_sharded(method, items, *args, **kwargs), on_replace)
+
+    def wait_flat(self, pending: Pending, on_replace: Callable[[Any], None] | None = None) -> list[Any]:
+        """`wait` for methods returning lists: one flat list, in rank order (the order of sharded items)."""
+        return [out for result in self.wait(pending, on_replace) for out in result]
 
     def call_sharded_flat(self, method: str, items: Sequence[Any], *args: Any, **kwargs: Any) -> list[Any]:
         """`call_sharded` for methods returning lists: one flat list, in the order of `items`."""
-        return [out for result in self.call_sharded(method, items, *args, **kwargs) for out in result]
+        on_replace = kwargs.pop("on_replace", None)
+        return self.wait_flat(self.start_sharded(method, items, *args, **kwargs), on_replace)
 
     def shutdown(self) -> None:
-        """Kill the workers and free their bundles."""
+        """Kill the workers and free their bundles (if they are the group's own)."""
         for worker in self.workers:
             ray.kill(worker)
-        remove_placement_group(self.placement_group)
+        if self.owns_placement:
+            remove_placement_group(self.placement_group)

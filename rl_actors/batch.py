@@ -42,6 +42,7 @@ class Sample:
     rollout_logprobs: list[float]  # per completion token, at the sampling temperature
     text: str = ""
     finish_reason: str | None = None
+    policy_version: int | None = None  # the adapter version the rollout engine sampled it with
     ref_logprobs: tuple[float, ...] | None = None  # under the KL reference, when KL or a reward needs them
     reward: float | None = None
     advantage: float | None = None

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pipelines.config import StrictModel
+from pipelines.config import PlacementStrategy, StrictModel
 
 
 class ModelConfig(StrictModel):
@@ -52,7 +52,7 @@ class SFTConfig(StrictModel):
 
 
 class ActorResources(StrictModel):
-    """How many actors of a role run, and what each one reserves."""
+    """How many actors of a role run, what each one reserves, and how they spread over nodes."""
 
     num_workers: int = Field(1, ge=1, description="Actors of this role (rollout engines, learner ranks).")
     num_gpus_per_worker: float = Field(0, ge=0, description="GPUs per actor (0 on CPU).")
@@ -62,6 +62,11 @@ class ActorResources(StrictModel):
         ge=1,
         description="torch/OpenMP threads in each actor; None keeps Ray's default (one per reserved CPU). On a "
         "CPU box, where the roles work one after another, give each the node's cores.",
+    )
+    placement_strategy: PlacementStrategy = Field(
+        "PACK",
+        description="Ray placement-group strategy of this role's actors: PACK (few nodes), SPREAD (many nodes), "
+        "STRICT_PACK (one node), STRICT_SPREAD (one actor per node).",
     )
 
 
@@ -83,6 +88,13 @@ class RolloutConfig(ActorResources):
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM GPU memory share.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("float32", description="vLLM dtype.")
     enforce_eager: bool = Field(True, description="Skip CUDA graphs (required on CPU).")
+    colocate_with_learner: bool = Field(
+        False,
+        description="Rollout engine i runs in learner rank i's placement bundle: same node and, with GPUs, the same "
+        "GPU, shared by memory fraction (the two roles' num_gpus_per_worker add up to at most 1, e.g. 0.5 each, and "
+        "gpu_memory_utilization leaves the learner its share). Needs as many rollout workers as learner ranks; "
+        "the learner's placement_strategy places both. False: each role has its own bundles (and GPUs).",
+    )
 
     @field_validator("top_p")
     @classmethod
@@ -134,9 +146,6 @@ class LearnerConfig(ActorResources):
         description="Sequences per forward of the no-grad log-prob passes (KL reference, old policy, sync check).",
     )
     grad_clip: float = Field(1.0, gt=0, description="Gradient-norm clip.")
-    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
-        "PACK", description="Placement-group strategy for all actor groups."
-    )
 
 
 class AlgoConfig(StrictModel):
@@ -203,3 +212,23 @@ class TrainConfig(StrictModel):
         "states) under <output_dir>/checkpoints; `logrl train --resume` continues from the newest. None: never.",
     )
     keep_checkpoints: int = Field(2, ge=1, description="Complete checkpoints kept (the newest N).")
+    overlap_rollout: bool = Field(
+        False,
+        description="Sample step k+1's completions while step k's reference pass, rewards and update run (one-step "
+        "off-policy, as asynchronous GRPO systems do): batch k+1 comes from adapter v_k, one version behind the "
+        "learner (metric rollout/policy_lag). The clipped ratio then uses the learner's recomputed old log-probs; "
+        "set algo.tis_cap to also correct for the sampler being one version behind. Pays off when rollout and "
+        "learner have their own devices; on a small CPU box they share the cores.",
+    )
+    mlflow: bool = Field(
+        False,
+        description="Also log to MLflow: params from this config, metrics per step (SFT and GRPO), the final adapter "
+        "and `logrl eval`'s report as artifacts, all in one MLflow run per output_dir. Needs mlflow-skinny "
+        "(`make install` adds it; see mlflow-requirements.txt).",
+    )
+    mlflow_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI; None: a local SQLite store, no server, at <output_dir>/mlflow/mlflow.db "
+        "with artifacts beside it (browse with `mlflow ui --backend-store-uri sqlite:///<that file>`).",
+    )
+    mlflow_experiment: str = Field("logrl", min_length=1, description="MLflow experiment name.")

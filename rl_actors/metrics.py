@@ -1,4 +1,4 @@
-"""Per-step metrics: one printed line, a JSONL record, and TensorBoard scalars."""
+"""Per-step metrics: one printed line, a JSONL record, TensorBoard scalars and, when configured, MLflow."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rl_actors.tracking import MlflowRun
 
 
 def _is_at_or_after(line: str, stage: str, step: int) -> bool:
@@ -18,9 +22,10 @@ def _is_at_or_after(line: str, stage: str, step: int) -> bool:
 
 
 class MetricsLogger:
-    """Writes every step's metrics to `<dir>/metrics.jsonl` and TensorBoard under `<dir>/tensorboard`."""
+    """Writes every step's metrics to `<dir>/metrics.jsonl`, TensorBoard under `<dir>/tensorboard` and, given an
+    MLflow run, to it as `<stage>/<metric>`."""
 
-    def __init__(self, out_dir: str | Path, stage: str):
+    def __init__(self, out_dir: str | Path, stage: str, mlflow: MlflowRun | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
         self.dir = Path(out_dir)
@@ -29,6 +34,7 @@ class MetricsLogger:
         self.jsonl_path = self.dir / "metrics.jsonl"
         self.tensorboard_dir = self.dir / "tensorboard" / stage
         self.writer = SummaryWriter(str(self.tensorboard_dir))
+        self.mlflow = mlflow
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         """Record one step (non-numeric values go to JSONL only)."""
@@ -39,6 +45,10 @@ class MetricsLogger:
             if isinstance(value, int | float):
                 self.writer.add_scalar(key, value, step)
         self.writer.flush()
+        if self.mlflow is not None:
+            from rl_actors.tracking import numeric_metrics
+
+            self.mlflow.log_metrics(step, numeric_metrics(metrics, self.stage))
         shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items()))
         print(f"[{self.stage} {step}] {shown}", flush=True)
 
@@ -53,8 +63,15 @@ class MetricsLogger:
         os.replace(tmp, self.jsonl_path)
         return len(lines) - len(kept)
 
+    def log_artifacts(self, folder: str | Path, name: str) -> None:
+        """Attach a folder (an adapter, a report) to the MLflow run, if there is one."""
+        if self.mlflow is not None:
+            self.mlflow.log_artifacts(folder, name)
+
     def close(self) -> None:
         self.writer.close()
+        if self.mlflow is not None:
+            self.mlflow.finish()
 
 
 @contextmanager

@@ -13,8 +13,11 @@ from rl_actors.config import ModelConfig, RolloutConfig
 from rl_actors.sequences import assistant_end_id
 
 
-def samples_from_outputs(groups: Sequence[PromptGroup], outputs: Sequence) -> list[Sample]:
-    """vLLM's request outputs (one per group, G completions each) as samples naming their group and index."""
+def samples_from_outputs(
+    groups: Sequence[PromptGroup], outputs: Sequence, policy_version: int | None = None
+) -> list[Sample]:
+    """vLLM's request outputs (one per group, G completions each) as samples naming their group and index, and the
+    adapter version that sampled them."""
     if len(outputs) != len(groups):
         raise ValueError(f"{len(outputs)} vLLM outputs for {len(groups)} prompt groups")
     samples = []
@@ -32,6 +35,7 @@ def samples_from_outputs(groups: Sequence[PromptGroup], outputs: Sequence) -> li
                     rollout_logprobs=logprobs,
                     text=sample.text,
                     finish_reason=sample.finish_reason,
+                    policy_version=policy_version,
                 )
             )
     return samples
@@ -140,7 +144,7 @@ class RolloutEngine:
             lora_request=self.lora,
             use_tqdm=False,
         )
-        return samples_from_outputs(groups, outputs)
+        return samples_from_outputs(groups, outputs, self.adapter_version)
 
     def score(self, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
         """Logprob of each completion token given its prompt, under the current adapter (for sync checks)."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import ray
+from ray.util.placement_group import PlacementGroup, remove_placement_group
 
 from pipelines.config import DataConfig
 from pipelines.prompts import build_messages
@@ -16,7 +18,7 @@ from reward_workers.config import RewardConfig
 from reward_workers.registry import RewardInput
 from reward_workers.rewards.perplexity_reward import NEEDS_REFERENCE_LOGPROBS
 from reward_workers.worker import RewardWorker, score_with_pool_timed
-from rl_actors.actor_group import ActorGroup
+from rl_actors.actor_group import ActorGroup, Pending, make_placement
 from rl_actors.adapters import AdapterSnapshot, adapter_versions, prune_adapter_versions
 from rl_actors.batch import PromptGroup, RolloutBatch, Sample
 from rl_actors.checkpoint import (
@@ -52,6 +54,20 @@ class RLSettings(Protocol):
     reward: RewardConfig
     train: TrainConfig
     data: DataConfig  # its `format` picks the task prompt (template sets have their own)
+
+
+RUN_SECTIONS = ("model", "sft", "rollout", "learner", "algo", "reward", "train", "data")  # logged as MLflow params
+
+
+def metrics_logger(cfg: RLSettings, stage: str) -> MetricsLogger:
+    """The stage's logger; with `train.mlflow` it also logs into the output folder's MLflow run, config as params."""
+    run = None
+    if cfg.train.mlflow:
+        from rl_actors.tracking import MlflowRun, flat_params
+
+        run = MlflowRun(cfg.train.output_dir, cfg.train.mlflow_uri, cfg.train.mlflow_experiment)
+        run.log_params(flat_params({name: getattr(cfg, name).model_dump(mode="json") for name in RUN_SECTIONS}))
+    return MetricsLogger(cfg.train.output_dir, stage, run)
 
 
 def adapters_dir(train_cfg: TrainConfig) -> Path:
@@ -91,9 +107,14 @@ def latest_adapter(output_dir: str | Path) -> dict | None:
 
 
 def make_learners(
-    cfg: RLSettings, sequences_per_step: int, learning_rate: float, init_adapter: str | None
+    cfg: RLSettings,
+    sequences_per_step: int,
+    learning_rate: float,
+    init_adapter: str | None,
+    shared: PlacementGroup | None = None,
 ) -> ActorGroup:
-    """Learner ranks over one placement group, joined into one DeepSpeed process group."""
+    """Learner ranks over one placement group (their own, or `shared` with colocated rollout engines), joined into
+    one DeepSpeed process group."""
     n = cfg.learner.num_workers
     group = ActorGroup(
         LearnerWorker,
@@ -102,6 +123,7 @@ def make_learners(
         num_gpus=cfg.learner.num_gpus_per_worker,
         strategy=cfg.learner.placement_strategy,
         name="learner",
+        shared=shared,
         kwargs_for_rank=lambda rank: dict(
             model_path=cfg.model.path,
             model_cfg=cfg.model,
@@ -129,7 +151,7 @@ def run_sft(cfg: RLSettings, rows: list[dict]) -> Path:
     examples = sft_examples(rows, cfg.sft.fast_mode_fraction, cfg.train.seed, cfg.data.format)
     pairs = [(encode_prompt(tokenizer, e["messages"]), encode_completion(tokenizer, e["completion"])) for e in examples]
     learners = make_learners(cfg, cfg.sft.batch_size, cfg.sft.learning_rate, init_adapter=None)
-    logger = MetricsLogger(cfg.train.output_dir, "sft")
+    logger = metrics_logger(cfg, "sft")
     sampler = PromptSampler([row["label"] for row in rows], cfg.train.seed, cfg.sft.anomalous_share)
     try:
         for step in range(cfg.sft.steps):
@@ -137,10 +159,23 @@ def run_sft(cfg: RLSettings, rows: list[dict]) -> Path:
             results = learners.call_sharded("sft_step", batch)
             logger.log(step, mean_over_ranks(results))
         snapshot = learners.call("snapshot", 0)[0]  # every rank: under ZeRO-3 they gather the LoRA weights
-        return publish_adapter(snapshot, cfg.train, "sft")
+        path = publish_adapter(snapshot, cfg.train, "sft")
+        logger.log_artifacts(path, f"adapter/{path.name}")
+        return path
     finally:
         logger.close()
         learners.shutdown()
+
+
+@dataclass
+class Rollout:
+    """One step's rollout: started on the engines (`pending`), then its whole batch once `finish_rollout` ran."""
+
+    step: int
+    groups: list[PromptGroup]
+    pending: Pending
+    sampler_state: dict  # the prompt sampler before this rollout drew its prompts (what a checkpoint saves)
+    batch: RolloutBatch | None = None
 
 
 class GRPOTrainer:
@@ -158,16 +193,21 @@ class GRPOTrainer:
         ]
         self.sampler = PromptSampler([row["label"] for row in rows], cfg.train.seed, cfg.train.anomalous_share)
         group_size = cfg.rollout.group_size
+        self.colocated = None  # rollout engine i in learner rank i's bundle: one placement group for both
+        if cfg.rollout.colocate_with_learner:
+            roles = [(r.num_cpus_per_worker, r.num_gpus_per_worker) for r in (cfg.learner, cfg.rollout)]
+            self.colocated = make_placement(roles, cfg.learner.num_workers, cfg.learner.placement_strategy)
         self.learner = make_learners(
-            cfg, cfg.train.prompts_per_step * group_size, cfg.learner.learning_rate, init_adapter
+            cfg, cfg.train.prompts_per_step * group_size, cfg.learner.learning_rate, init_adapter, self.colocated
         )
         self.rollout = ActorGroup(
             RolloutWorker,
             cfg.rollout.num_workers,
             num_cpus=cfg.rollout.num_cpus_per_worker,
             num_gpus=cfg.rollout.num_gpus_per_worker,
-            strategy=cfg.learner.placement_strategy,
+            strategy=cfg.rollout.placement_strategy,
             name="rollout",
+            shared=self.colocated,
             kwargs_for_rank=lambda rank: dict(
                 model_path=cfg.model.path,
                 model_cfg=cfg.model,
@@ -180,13 +220,14 @@ class GRPOTrainer:
             RewardWorker,
             cfg.reward.num_workers,
             num_cpus=cfg.reward.num_cpus_per_worker,
-            strategy=cfg.learner.placement_strategy,
+            strategy=cfg.reward.placement_strategy,
             name="reward",
             kwargs_for_rank=lambda rank: dict(cfg=cfg.reward),
         )
-        self.logger = MetricsLogger(cfg.train.output_dir, "grpo")
+        self.logger = metrics_logger(cfg, "grpo")
         self.protected = protected_versions(cfg.train, init_adapter)
         self.version, self.start_step = 0, 0
+        self.ahead: Rollout | None = None  # the next step's rollout, started early (train.overlap_rollout)
         if resume is None:
             self.sync_adapter(0)  # rollouts start from the initial (e.g. SFT) adapter
         else:
@@ -194,18 +235,17 @@ class GRPOTrainer:
 
     # --- the five calls ----------------------------------------------------------------------
     def step(self, step: int) -> dict[str, float]:
-        """One GRPO step; returns its metrics."""
+        """One GRPO step; returns its metrics. With `train.overlap_rollout` the next step's rollout is started as soon
+        as this step's batch is in, and runs while this step scores and learns."""
         metrics: dict[str, float] = {}
         group_size = self.cfg.rollout.group_size
-        groups = self.prompt_groups(step)
-        metrics["prompts"] = [g.prompt_index for g in groups]  # JSONL only: which batch each step trained on
+        rollout = self.ahead if self.ahead is not None and self.ahead.step == step else self.start_rollout(step)
+        self.ahead = None
+        metrics["prompts"] = [g.prompt_index for g in rollout.groups]  # JSONL only: which batch each step trained on
         with timed(metrics, "time/rollout"):
-            batch = RolloutBatch.of(
-                self.rollout.call_sharded_flat(
-                    "generate", groups, seed=self.cfg.train.seed + step, on_replace=self.load_current_adapter
-                )
-            )
-        batch.groups(group_size, expected=[g.group_id for g in groups])  # every group whole, else a named error
+            batch = self.finish_rollout(rollout)
+        if self.cfg.train.overlap_rollout and step + 1 < self.cfg.train.steps:
+            self.ahead = self.start_rollout(step + 1)  # sampled with the current adapter while this step learns
         batch = self.reference_logprobs(batch, metrics)
         with timed(metrics, "time/reward"):
             inputs = [self.reward_input(sample) for sample in batch]
@@ -215,11 +255,31 @@ class GRPOTrainer:
         batch = batch.with_rewards([s["total"] for s in scores]).with_advantages(self.cfg.algo.advantage, group_size)
         with timed(metrics, "time/learn"):
             learner_stats = self.learner.call_sharded("grpo_step", batch.samples)
+        if self.ahead is not None:
+            with timed(metrics, "time/rollout_ahead_wait"):  # what the overlap did not hide
+                self.finish_rollout(self.ahead)
+        trained = self.version  # the learner's adapter version this step's update started from
         with timed(metrics, "time/sync"):
             self.sync_adapter(step + 1)
-        metrics |= self.describe(batch, scores, learner_stats, reward_timings)
+        metrics |= self.describe(batch, scores, learner_stats, reward_timings, trained)
         metrics["sync/max_abs_logprob_diff"] = self.sync_check(batch[0])
         return metrics
+
+    def start_rollout(self, step: int) -> Rollout:
+        """Draw the step's prompts and start sampling them on the rollout engines (returns at once)."""
+        sampler_state = self.sampler.state_dict()
+        groups = self.prompt_groups(step)
+        pending = self.rollout.start_sharded("generate", groups, seed=self.cfg.train.seed + step)
+        return Rollout(step, groups, pending, sampler_state)
+
+    def finish_rollout(self, rollout: Rollout) -> RolloutBatch:
+        """The started rollout's samples, every group whole (else a named error); an engine that died is replaced
+        with the adapter the others sample with, and its shard sampled again."""
+        if rollout.batch is None:
+            samples = self.rollout.wait_flat(rollout.pending, on_replace=self.load_current_adapter)
+            rollout.batch = RolloutBatch.of(samples)
+            rollout.batch.groups(self.cfg.rollout.group_size, expected=[g.group_id for g in rollout.groups])
+        return rollout.batch
 
     def fit(self) -> dict:
         """Run the steps left of `train.steps` (all of them, unless resumed), checkpointing every
@@ -231,7 +291,9 @@ class GRPOTrainer:
             self.logger.log(step, last)
             if checkpoint_due(step + 1, train.checkpoint_every, train.steps):
                 self.checkpoint(step + 1)
-        return {"metrics": last, "adapter": latest_adapter(train.output_dir), "log": str(self.logger.dir)}
+        adapter = latest_adapter(train.output_dir)
+        self.logger.log_artifacts(adapter["path"], f"adapter/{Path(adapter['path']).name}")
+        return {"metrics": last, "adapter": adapter, "log": str(self.logger.dir)}
 
     # --- checkpoints -------------------------------------------------------------------------
     def checkpoint(self, steps_done: int) -> Path:
@@ -239,7 +301,9 @@ class GRPOTrainer:
         folder = checkpoint_dir(checkpoints_dir(self.cfg.train), steps_done)
         (folder / STATE_FILE).unlink(missing_ok=True)  # re-saving a step: incomplete until written again
         self.learner.call("save_checkpoint", str(folder))
-        state = TrainerState(steps_done, self.version, self.sampler.state_dict(), capture_rng())
+        # A rollout started ahead is not saved: the resumed run draws its prompts again and samples them on-policy.
+        sampler = self.ahead.sampler_state if self.ahead is not None else self.sampler.state_dict()
+        state = TrainerState(steps_done, self.version, sampler, capture_rng())
         write_trainer_state(folder, state)
         prune_checkpoints(checkpoints_dir(self.cfg.train), self.cfg.train.keep_checkpoints)
         print(f"[grpo] checkpoint {folder}", flush=True)
@@ -311,8 +375,9 @@ class GRPOTrainer:
         engines = [scored[0] for scored in self.rollout.call("score", pair, on_replace=self.load_current_adapter)]
         return max((abs(a - b) for rollout in engines for a, b in zip(learner, rollout)), default=0.0)
 
-    def describe(self, batch: RolloutBatch, scores, learner_stats, reward_timings) -> dict[str, float]:
-        """Reward by component, answer accuracy, lengths, learner stats averaged over ranks."""
+    def describe(self, batch: RolloutBatch, scores, learner_stats, reward_timings, trained: int) -> dict[str, float]:
+        """Reward by component, answer accuracy, lengths, learner stats averaged over ranks, how far the sampling
+        adapter was behind the `trained` version."""
         n = len(scores)
         out = {f"reward/{k}": sum(s[k] for s in scores) / n for k in scores[0]}
         parsed = [parse_completion(s.text) for s in batch]
@@ -324,6 +389,9 @@ class GRPOTrainer:
         out |= mean_over_ranks([{k: v for k, v in s.items() if k != SAMPLES_KEY} for s in learner_stats])
         out[SAMPLES_KEY] = sum(s.get(SAMPLES_KEY, 0.0) for s in learner_stats)  # every sample, on exactly one rank
         out |= {f"time/reward_{k}": v for k, v in reward_timings.items() if k != "retries"}
+        sampled_with = [s.policy_version for s in batch if s.policy_version is not None]
+        if sampled_with:  # learner versions the sampling adapter was behind: 0 on-policy, 1 with overlap_rollout
+            out["rollout/policy_lag"] = float(trained - min(sampled_with))
         out["adapter/version"] = self.version
         out["faults/replaced_actors"] = float(self.rollout.replaced + self.reward.replaced)  # over the run
         return out
@@ -332,3 +400,5 @@ class GRPOTrainer:
         self.logger.close()
         for group in (self.rollout, self.reward, self.learner):
             group.shutdown()
+        if self.colocated is not None:
+            remove_placement_group(self.colocated)

@@ -70,3 +70,36 @@ def test_gpu_cluster_config_is_zero2_bf16_with_gradient_checkpointing():
     cfg = load_config(DEFAULT_CONFIG.parent / "gpu-cluster.yaml")
     assert (cfg.learner.zero_stage, cfg.learner.dtype, cfg.learner.gradient_checkpointing) == (2, "bfloat16", True)
     assert cfg.learner.num_gpus_per_worker > 0 and cfg.rollout.num_gpus_per_worker > 0
+
+
+def test_each_role_has_its_own_placement_strategy():
+    roles = {"rollout": "SPREAD", "learner": "STRICT_PACK", "reward": "STRICT_SPREAD"}
+    cfg = load_config(DEFAULT_CONFIG, [f"{role}.placement_strategy={value}" for role, value in roles.items()])
+    assert {role: getattr(cfg, role).placement_strategy for role in roles} == roles
+    with pytest.raises(ConfigError, match="reward.placement_strategy"):
+        load_config(DEFAULT_CONFIG, ["reward.placement_strategy=ANYWHERE"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["rollout.num_workers=2"], "one rollout engine per learner rank"),
+        (["rollout.num_gpus_per_worker=0.6", "learner.num_gpus_per_worker=0.5"], "at most 1 \\(got 1.1"),
+        (
+            ["rollout.num_gpus_per_worker=0.5", "learner.num_gpus_per_worker=0.5", "rollout.tensor_parallel_size=2"],
+            "num_gpus_per_worker: 2",  # refused already by the rollout section (TP needs whole GPUs)
+        ),
+    ],
+)
+def test_colocation_that_cannot_fit_names_the_field(overrides, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(DEFAULT_CONFIG, ["rollout.colocate_with_learner=true", *overrides])
+    assert "colocate_with_learner" in str(err.value) or "tensor_parallel" in str(err.value)
+
+
+def test_colocation_sharing_one_gpu_by_halves_is_accepted():
+    cfg = load_config(
+        DEFAULT_CONFIG,
+        ["rollout.colocate_with_learner=true", "rollout.num_gpus_per_worker=0.5", "learner.num_gpus_per_worker=0.5"],
+    )
+    assert cfg.rollout.colocate_with_learner

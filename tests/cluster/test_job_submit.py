@@ -54,6 +54,19 @@ def _stop_group(head: subprocess.Popen) -> None:
         time.sleep(3)  # the group's other members exit after its leader
 
 
+def _check_mlflow_run(run_dir: Path, last_step: dict) -> None:
+    """The job's MLflow run: the config as params, every GRPO metric of the step, the final adapter."""
+    from rl_actors.tracking import MlflowRun
+
+    run = MlflowRun(run_dir)  # the folder's run, from its mlflow_run.json
+    logged = run.client.get_run(run.run_id).data
+    assert logged.params["train.steps"] == "1" and logged.params["rollout.group_size"] == "2"
+    reward = run.client.get_metric_history(run.run_id, "grpo/reward/total")
+    assert [(m.step, m.value) for m in reward] == [(0, last_step["reward/total"])]
+    files = [f.path for f in run.client.list_artifacts(run.run_id, "adapter/v1")]
+    assert "adapter/v1/adapter_config.json" in files
+
+
 def test_train_runs_as_a_ray_job(tmp_path):
     import ray
 
@@ -89,6 +102,7 @@ def test_train_runs_as_a_ray_job(tmp_path):
             "train.steps": 1,
             "train.prompts_per_step": 2,
             "rollout.group_size": 2,
+            "train.mlflow": "true",  # MLflow beside TensorBoard, in a local SQLite store under the run folder
         }
         sets = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
         for _ in range(12):  # on a loaded box the dashboard's job agent can come up well after `ray start` returns
@@ -106,6 +120,7 @@ def test_train_runs_as_a_ray_job(tmp_path):
         assert latest["version"] == 1 and Path(latest["path"], "adapter_config.json").exists()
         steps = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
         assert [s["step"] for s in steps if s["stage"] == "grpo"] == [0]
+        _check_mlflow_run(tmp_path, steps[-1])
     finally:
         _stop_group(head)
         # What `ray stop` also does: forget this head as "the current cluster", or later `ray.init()` calls in this

@@ -25,6 +25,7 @@ def run_cfg(tmp_path_factory, quickstart_config):
         "sft.steps=10",
         "serve.port=8123",
         "algo.kl_reference=init_adapter",  # the KL reference is a frozen copy of the SFT adapter
+        "train.mlflow=true",  # SFT metrics, the SFT adapter and the eval report also go to a local MLflow run
     )
     init_ray(None, cfg.ray.num_cpus)
     yield cfg
@@ -130,6 +131,14 @@ def test_train_sync_and_serve(run_cfg):
         assert name in report
     assert set(json.loads((out / "metrics.json").read_text())["arms"]) == set(evaluation["metrics"]["arms"])
     assert list(out.glob("confusion_*.png")) and (out / "scores.png").stat().st_size > 0
+    from rl_actors.tracking import MlflowRun
+
+    mlflow_run = MlflowRun(cfg.train.output_dir)
+    history = mlflow_run.client.get_metric_history(mlflow_run.run_id, "sft/loss")
+    assert [m.step for m in history] == list(range(cfg.sft.steps))
+    assert mlflow_run.client.get_metric_history(mlflow_run.run_id, "eval/adapter/reason/f1")
+    eval_files = {f.path for f in mlflow_run.client.list_artifacts(mlflow_run.run_id, "eval/eval")}
+    assert {"eval/eval/report.md", "eval/eval/metrics.json"} <= eval_files
 
     # Serve the trained adapter: /detect must answer as `logrl eval` did on the same held-out windows (same prompt
     # renderer, adapter and greedy decoding; only batching differs, which may flip a rare token). Compared on windows

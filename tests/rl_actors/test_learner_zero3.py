@@ -1,4 +1,5 @@
-"""ZeRO-3 learner ranks, two processes over gloo without Ray: uneven shards do not hang, snapshots hold the adapter.
+"""ZeRO-3 learner ranks, two processes over gloo without Ray: uneven shards do not hang, snapshots hold the adapter,
+a checkpoint (LoRA shards + optimizer) restores the weights it saved.
 
 Every weight is partitioned (persistence threshold 0), so each forward gathers shards from both ranks: a rank with
 fewer log-prob forwards than the other, or a snapshot that did not gather, would hang or save empty tensors.
@@ -43,7 +44,7 @@ def _tiny_model(root: Path) -> Path:
     return root
 
 
-def _rank(rank: int, model_dir: str, port: int, results) -> None:
+def _rank(rank: int, model_dir: str, port: int, results, checkpoint: str) -> None:
     """One learner rank: rank 0 gets three pairs, rank 1 none (log-probs) or one (GRPO)."""
     from safetensors.torch import load
 
@@ -83,6 +84,11 @@ def _rank(rank: int, model_dir: str, port: int, results) -> None:
     out["grpo"] = core.grpo_step(samples)
     out["after"] = core.logprobs(pairs[:1])  # the same pair on both ranks: the same gathered weights
     out["final"] = tensors(core.snapshot(1))
+    core.save_checkpoint(checkpoint)  # every rank writes its partition
+    core.grpo_step(samples)
+    out["moved"] = core.logprobs(pairs[:1])
+    core.load_checkpoint(checkpoint)
+    out["restored"] = core.logprobs(pairs[:1])
     results.put((rank, out))
 
 
@@ -102,7 +108,8 @@ def test_zero3_ranks_with_uneven_shards_step_and_snapshot_the_gathered_adapter(t
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     port = _free_port()
-    procs = [context.Process(target=_rank, args=(r, model_dir, port, results)) for r in range(WORLD)]
+    checkpoint = str(tmp_path / "checkpoint")
+    procs = [context.Process(target=_rank, args=(r, model_dir, port, results, checkpoint)) for r in range(WORLD)]
     for proc in procs:
         proc.start()
     outputs = {}
@@ -126,3 +133,6 @@ def test_zero3_ranks_with_uneven_shards_step_and_snapshot_the_gathered_adapter(t
     assert _flat(zero["logprobs"]) == pytest.approx(_flat(zero["reference"]), abs=1e-6)  # LoRA B starts at zero
     assert _flat(zero["after"]) == pytest.approx(_flat(one["after"]), abs=1e-6)
     assert _flat(zero["after"]) != pytest.approx(_flat(zero["logprobs"][:1]), abs=1e-4)  # the step moved the adapter
+    for out in (zero, one):  # a second step moved the weights again; the checkpoint brought back the saved ones
+        assert _flat(out["moved"]) != pytest.approx(_flat(out["after"]), abs=1e-4)
+        assert _flat(out["restored"]) == pytest.approx(_flat(out["after"]), abs=1e-6)

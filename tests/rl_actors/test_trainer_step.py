@@ -24,16 +24,23 @@ def reward_of(group_id: int, sample_index: int) -> float:
 
 
 class FakeRollout:
-    """Two 'workers' whose samples come back interleaved across groups; `drop` loses one sample."""
+    """Two 'workers' whose samples come back interleaved across groups; `drop` loses one sample. Sampling uses the
+    adapter the engines held when it started; `events` records starts (and the learner's updates) in order."""
 
     def __init__(self, drop: tuple[int, int] | None = None):
         self.drop, self.replaced = drop, 0
+        self.version, self.events = 0, []
 
-    def call_sharded_flat(self, method: str, groups: list[PromptGroup], seed: int, on_replace=None) -> list[Sample]:
+    def start_sharded(self, method: str, groups: list[PromptGroup], seed: int):
         assert method == "generate" and all(isinstance(g, PromptGroup) for g in groups)
+        self.events.append(("sample", groups[0].group_id // P, self.version))
+        return groups, self.version
+
+    def wait_flat(self, pending, on_replace=None) -> list[Sample]:
         assert on_replace is not None  # a rollout engine that dies mid-step is replaced, not fatal
+        groups, version = pending
         samples = [
-            Sample(g.group_id, i, g.prompt_index, g.prompt_ids, [9, i], [-0.1, -0.2], text=f"{g.group_id}:{i}")
+            Sample(g.group_id, i, g.prompt_index, g.prompt_ids, [9, i], [-0.1] * 2, f"{g.group_id}:{i}", None, version)
             for g in groups
             for i in range(G)
         ]
@@ -42,22 +49,24 @@ class FakeRollout:
 
 
 class FakeLearner:
-    def __init__(self):
+    def __init__(self, events: list):
         self.received: list[Sample] = []
+        self.events = events
 
     def call_sharded(self, method: str, samples):
         assert method == "grpo_step"
         self.received = list(samples)
+        self.events.append(("learn", samples[0].group_id // P))
         return [{"actor/loss": 0.5}, {"actor/loss": 1.5}]
 
 
-def _trainer(monkeypatch, rollout: FakeRollout) -> GRPOTrainer:
+def _trainer(monkeypatch, rollout: FakeRollout, **train) -> GRPOTrainer:
     def score(workers, inputs, timeout_s, replace):  # the reward pool: a reward read off each completion's text
         return [{"total": reward_of(*map(int, i.completion.split(":"))), "answer": 1.0} for i in inputs], {}
 
     trainer = GRPOTrainer.__new__(GRPOTrainer)  # no actors: stand-ins for the three groups
     trainer.cfg = SimpleNamespace(
-        train=TrainConfig(prompts_per_step=P),
+        train=TrainConfig(prompts_per_step=P, **train),
         rollout=RolloutConfig(group_size=G),
         algo=AlgoConfig(kl_coef=0.0),
         reward=RewardConfig(),
@@ -67,13 +76,13 @@ def _trainer(monkeypatch, rollout: FakeRollout) -> GRPOTrainer:
     trainer.sampler = PromptSampler(["normal", "normal"], seed=0)  # 3 prompts from 2: one is drawn twice
     trainer.rollout, trainer.learner, trainer.reward = (
         rollout,
-        FakeLearner(),
+        FakeLearner(rollout.events),
         SimpleNamespace(workers=[], replaced=0, replace=None),
     )
-    trainer.version = 0
+    trainer.version, trainer.ahead = 0, None
 
     def sync_adapter(version: int) -> None:
-        trainer.version = version
+        trainer.version = rollout.version = version
 
     trainer.sync_adapter, trainer.sync_check = sync_adapter, lambda sample: 0.0
     monkeypatch.setattr(trainer_module, "score_with_pool_timed", score)
@@ -95,6 +104,41 @@ def test_the_learner_gets_advantages_grouped_by_id(monkeypatch):
         assert [s.advantage for s in group] == pytest.approx(estimator(torch.tensor(rewards), G).tolist())
     assert metrics["actor/loss"] == 1.0 and metrics["adapter/version"] == 3
     assert metrics["reward/answer"] == 1.0 and metrics["rollout/completion_tokens"] == 2
+    assert metrics["rollout/policy_lag"] == 0  # sampled with the adapter the update started from
+
+
+def test_overlapped_rollout_samples_the_next_batch_during_the_update_one_version_behind(monkeypatch):
+    steps = 4
+    plain = _trainer(monkeypatch, FakeRollout(), steps=steps)
+    plain_metrics = [plain.step(k) for k in range(steps)]
+    overlap = _trainer(monkeypatch, FakeRollout(), steps=steps, overlap_rollout=True)
+    overlap_metrics = []
+    for k in range(steps):
+        overlap_metrics.append(overlap.step(k))
+        if k == 0:  # a checkpoint now saves the sampler as it was before the next batch was drawn ahead
+            assert overlap.ahead.sampler_state == plain_cursor_after_one_step(monkeypatch, steps)
+    # Step k+1's batch is drawn and sampled before step k's update, with the adapter step k started from.
+    assert overlap.rollout.events == [
+        ("sample", 0, 0),
+        ("sample", 1, 0),
+        ("learn", 0),
+        ("sample", 2, 1),
+        ("learn", 1),
+        ("sample", 3, 2),
+        ("learn", 2),
+        ("learn", 3),  # nothing is sampled past the last step
+    ]
+    assert [m["rollout/policy_lag"] for m in overlap_metrics] == [0, 1, 1, 1]
+    assert [m["rollout/policy_lag"] for m in plain_metrics] == [0, 0, 0, 0]
+    # The same prompt batches, in the same order, as without overlap.
+    assert [m["prompts"] for m in overlap_metrics] == [m["prompts"] for m in plain_metrics]
+    assert overlap.ahead is None and overlap_metrics[-1]["adapter/version"] == steps
+
+
+def plain_cursor_after_one_step(monkeypatch, steps: int) -> dict:
+    trainer = _trainer(monkeypatch, FakeRollout(), steps=steps)
+    trainer.step(0)
+    return trainer.sampler.state_dict()
 
 
 def test_a_lost_sample_stops_the_step_before_the_update(monkeypatch):
