@@ -179,6 +179,7 @@ def main() -> None:
         action="store_true",
         help="also run logrl with train.overlap_rollout (next batch sampled during the update) and print its gain",
     )
+    parser.add_argument("--no-trl", action="store_true", help="skip TRL (e.g. to measure only the overlap gain)")
     parser.add_argument(
         "--overlap-threads",
         type=int,
@@ -217,7 +218,7 @@ def main() -> None:
             f"{args.max_new_tokens} new tokens; prompts {min(prompt_lens)}-{max(prompt_lens)} tokens; no KL",
             flush=True,
         )
-        trl_times = run_trl(model_path, messages, args, out)
+        trl_times = [] if args.no_trl else run_trl(model_path, messages, args, out)
         logrl_times, metrics = run_logrl(model_path, rows, args, out)
         overlap_times, overlap_metrics = [], {}
         if args.overlap:
@@ -231,7 +232,7 @@ def main() -> None:
         steady = (times[1:-1] if overlapped else times[1:]) or times
         return samples / statistics.mean(steady)
 
-    trl_rate, logrl_rate = rate(trl_times), rate(logrl_times)
+    trl_rate, logrl_rate = (rate(trl_times) if trl_times else float("nan")), rate(logrl_times)
     print(f"TRL GRPOTrainer (baseline): steps {[round(t, 2) for t in trl_times]} s -> {trl_rate:.2f} samples/s")
     print(f"logrl GRPOTrainer          : steps {[round(t, 2) for t in logrl_times]} s -> {logrl_rate:.2f} samples/s")
     phases = ("rollout", "reference", "reward", "learn", "sync")

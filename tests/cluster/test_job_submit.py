@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,12 +16,6 @@ import pytest
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_for_head(head: subprocess.Popen, dashboard: str, log: Path, timeout_s: float = 180) -> None:
@@ -67,7 +60,7 @@ def _check_mlflow_run(run_dir: Path, last_step: dict) -> None:
     assert "adapter/v1/adapter_config.json" in files
 
 
-def test_train_runs_as_a_ray_job(tmp_path):
+def test_train_runs_as_a_ray_job(tmp_path, free_port):
     import ray
 
     if ray.is_initialized():
@@ -76,10 +69,10 @@ def test_train_runs_as_a_ray_job(tmp_path):
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # `ray` and `logrl` of this venv
     env.setdefault("RAY_AUTH_MODE", "disabled")  # Ray 2.60 turns token auth on by default
     env.pop("RAY_ADDRESS", None)
-    gcs_port, dashboard_port = _free_port(), _free_port()
+    gcs_port, dashboard_port = free_port(), free_port()
     # Free ports for every fixed-port service too: another Ray on this machine holds the defaults (52365, ...).
     agent_ports = [
-        f"--{name}={_free_port()}"
+        f"--{name}={free_port()}"
         for name in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
                      "metrics-export-port", "ray-client-server-port")
     ]  # fmt: skip

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
-import socket
 from pathlib import Path
 
 import pytest
@@ -96,18 +95,12 @@ def _flat(rows: list[list[float]]) -> list[float]:
     return [x for row in rows for x in row]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
-def test_zero3_ranks_with_uneven_shards_step_and_snapshot_the_gathered_adapter(tmp_path):
+def test_zero3_ranks_with_uneven_shards_step_and_snapshot_the_gathered_adapter(tmp_path, free_port):
     model_dir = str(_tiny_model(tmp_path / "model"))
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    port = _free_port()
+    port = free_port()
     checkpoint = str(tmp_path / "checkpoint")
     procs = [context.Process(target=_rank, args=(r, model_dir, port, results, checkpoint)) for r in range(WORLD)]
     for proc in procs:

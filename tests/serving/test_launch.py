@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from serving import launch
@@ -38,10 +36,8 @@ def test_ray_must_be_initialised(monkeypatch):
         launch.check_capacity(ServeConfig())
 
 
-def test_health_wait_times_out_with_the_last_error():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens once the socket closes
+def test_health_wait_times_out_with_the_last_error(free_port):
+    port = free_port()  # nothing listens on it
     with pytest.raises(TimeoutError, match="not healthy after"):
         launch.wait_until_healthy(f"http://127.0.0.1:{port}", "logrl-detector", timeout_s=1.5)
 

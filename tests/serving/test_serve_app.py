@@ -7,7 +7,6 @@ switch under light load, `logrl tail`, and last, a replica killed under load.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -31,14 +30,8 @@ CPU_VLLM_ENV = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def detector(tiny_model_and_adapter, miner_path, tmp_path_factory):
+def detector(tiny_model_and_adapter, miner_path, tmp_path_factory, free_port):
     import ray
 
     from serving.launch import run_detector, stop_detector
@@ -52,7 +45,7 @@ def detector(tiny_model_and_adapter, miner_path, tmp_path_factory):
 
     # Auth on, with the key stored only as its digest; requests below send the key itself.
     cfg = ServeConfig(
-        port=_free_port(),
+        port=free_port(),
         max_model_len=768,
         max_new_tokens=24,
         fast_max_new_tokens=8,
