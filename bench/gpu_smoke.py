@@ -3,10 +3,10 @@
 For a machine with CUDA torch, transformers, peft and deepspeed but no Ray or vLLM (the learner's core imports
 neither). The base is randomly initialised from an architecture folder (config.json + tokenizer), so no weights
 travel. Per variant: two SFT steps, one GRPO step (reference pass through the disabled adapter, KL on), the
-adapter snapshot's tensors non-empty and finite, and the snapshot reloaded into a plain PEFT model (no DeepSpeed)
-gives the learner's log-probs. Under ZeRO-3 every weight is partitioned (persistence threshold 0), so the
-snapshot only holds the adapter if it gathers it. Exits 1 when a check fails; prints one JSON line per variant and
-writes them all to --out.
+adapter snapshot's tensors non-empty and finite, the snapshot reloaded into a plain PEFT model (no DeepSpeed)
+gives the learner's log-probs, and a learner checkpoint saved, stepped past and loaded restores them. Under ZeRO-3
+every weight is partitioned (persistence threshold 0), so the snapshot only holds the adapter if it gathers it.
+Exits 1 when a check fails; prints one JSON line per variant and writes them all to --out.
 
     python bench/gpu_smoke.py --model .cache/gpu-smoke/model --out smoke.json            # on the GPU box
     python bench/gpu_smoke.py --model .cache/gpu-smoke/model --device cpu --layers 2 --hidden 64   # a CPU dry run
@@ -124,6 +124,21 @@ def snapshot_tensors(snapshot) -> dict[str, torch.Tensor]:
     return load(next(data for name, data in snapshot.files.items() if name.endswith(".safetensors")))
 
 
+def max_gap(a: list[list[float]], b: list[list[float]]) -> float:
+    return max(abs(x - y) for r, q in zip(a, b) for x, y in zip(r, q))
+
+
+def checkpoint_round_trip(core: LearnerCore, samples: list[Sample], pairs, saved: list[list[float]]) -> dict:
+    """Save a learner checkpoint (DeepSpeed's: LoRA weights or their ZeRO-3 partitions, optimizer), step again, load
+    it: how far the extra step moved the log-probs, and how far the reloaded ones are from the saved weights'."""
+    with tempfile.TemporaryDirectory() as tmp:
+        core.save_checkpoint(tmp)
+        core.grpo_step(samples)
+        moved = max_gap(core.logprobs(pairs), saved)
+        core.load_checkpoint(tmp)
+        return {"moved": moved, "restored": max_gap(core.logprobs(pairs), saved)}
+
+
 def run_variant(variant: Variant, base: Path, device: str) -> dict:
     """Two SFT steps, one GRPO step, snapshot and reload on one learner rank; the checks' figures and verdicts."""
     started = time.perf_counter()
@@ -177,8 +192,9 @@ def run_variant(variant: Variant, base: Path, device: str) -> dict:
             "lora_B_norm": float(sum(t.float().norm() for k, t in tensors.items() if "lora_B" in k)),
         }
         reloaded = reloaded_logprobs(base, folder, variant.dtype, device, pairs, core.tokenizer.pad_token_id)
-    gap = max(abs(a - b) for r, q in zip(after, reloaded) for a, b in zip(r, q))
+    gap = max_gap(after, reloaded)
     out["reload_max_abs_logprob_diff"] = gap
+    out["checkpoint"] = checkpoint_round_trip(core, samples, pairs, after)
     if on_gpu:
         out["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
     out["seconds"] = time.perf_counter() - started
@@ -192,6 +208,7 @@ def run_variant(variant: Variant, base: Path, device: str) -> dict:
         and out["snapshot"]["non_finite"] == 0
         and out["snapshot"]["lora_B_norm"] > 0,  # LoRA B starts at zero: non-zero means the updates landed
         "reloaded_logprobs_match": gap <= variant.tolerance,
+        "checkpoint_restores_weights": out["checkpoint"]["moved"] > 1e-3 and out["checkpoint"]["restored"] <= 1e-4,
     }
     out["ok"] = all(out["checks"].values())
     del core
