@@ -197,7 +197,12 @@ class DataConfig(StrictModel):
         description="Token budget of a rendered session (estimated as UTF-8 bytes / 3); when the template groups "
         "do not fit, severe, then rare, then early groups are kept and the rest is announced as not shown.",
     )
-    shard_bytes: int = Field(8 << 20, ge=1024, description="Byte range per Ray Data read task.")
+    shard_bytes: int = Field(
+        64 << 20,
+        ge=1024,
+        description="Byte range per Ray Data read task (about a second of columnar read + parse: enough to pay for "
+        "starting a worker).",
+    )
     drain_sim_threshold: float = Field(0.4, gt=0, lt=1, description="drain3 similarity threshold.")
     drain_depth: int = Field(4, ge=3, description="drain3 parse-tree depth.")
     drain_fit_lines: int | None = Field(

@@ -203,6 +203,14 @@ def _good_rows(batch: pa.Table) -> pa.Table:
     return batch.filter(pc.equal(batch.column("kind"), "")).drop_columns(["text", "kind", "error"])
 
 
+def _dead_letter_texts_only(batch: pa.Table) -> pa.Table:
+    """Blank the raw text of good rows (only dead letters need it): the materialized corpus holds it once, as
+    `content`."""
+    good = pc.equal(batch.column("kind"), "")
+    texts = pc.if_else(good, pa.scalar("", pa.string()), batch.column("text"))
+    return batch.set_column(batch.schema.get_field_index("text"), "text", texts)
+
+
 def write_dead_letters(malformed: ray.data.Dataset, path: Path) -> dict[str, int]:
     """Stream malformed rows to JSONL `{source, offset, kind, reason, text}`; returns how many of each kind."""
     counts: Counter[str] = Counter()
@@ -222,7 +230,8 @@ def write_dead_letters(malformed: ray.data.Dataset, path: Path) -> dict[str, int
 
 
 def read_logs(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, int]]:
-    """Parsed good lines in file order (materialized) and how many lines went to dead letters, per kind."""
+    """Parsed good lines in file order (a view of one materialized read) and how many lines went to dead letters,
+    per kind."""
     # Sessions and the train/test split are chronological: Ray Data must keep shard and batch order.
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     regex = cfg.regex.to_format() if cfg.regex else None
@@ -243,14 +252,15 @@ def read_logs(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, int]]:
         .map_batches(
             parse_batch, fn_kwargs={"fmt": cfg.format, "regex": regex}, batch_format="pyarrow", batch_size=None
         )
-        .materialize()  # one read of the corpus feeds both the dead letters and the good rows
+        .map_batches(_dead_letter_texts_only, batch_format="pyarrow", batch_size=None)
+        .materialize()  # the only materialization: one read of the corpus feeds the dead letters and the good rows
     )
     output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     malformed = parsed.map_batches(_malformed_rows, batch_format="pyarrow")
     dead = write_dead_letters(malformed, output_dir / DEAD_LETTER_FILE)
-    good = parsed.map_batches(_good_rows, batch_format="pyarrow").materialize()
-    return good, dead
+    # A view, not a copy: each pass over the good rows filters the materialized blocks again (cheap, columnar).
+    return parsed.map_batches(_good_rows, batch_format="pyarrow", batch_size=None), dead
 
 
 def read_loglead_events(cfg: DataConfig) -> ray.data.Dataset:
