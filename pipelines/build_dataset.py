@@ -53,7 +53,7 @@ def match_templates(lines: ray.data.Dataset, miner_path: Path, cfg: DataConfig) 
     """Add template_id/template in parallel; each actor loads the frozen miner once."""
     return lines.map_batches(
         TemplateMatcher,
-        fn_constructor_kwargs={"state_path": str(miner_path)},
+        fn_constructor_kwargs={"state_path": str(miner_path), "cache_size": cfg.match_cache_size},
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.match_workers),
         batch_format="pyarrow",
         batch_size=ITER_BATCH_LINES,

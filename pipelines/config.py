@@ -214,6 +214,12 @@ class DataConfig(StrictModel):
         "`bench/ingest.py --agreement` measures the trade-off.",
     )
     match_workers: int = Field(2, ge=1, description="Ray Data actors matching lines against the frozen miner.")
+    match_cache_size: int = Field(
+        1 << 17,
+        ge=0,
+        description="Contents each matcher worker remembers (LRU; exact: the miner is frozen). 0: no cache. Hit rate "
+        "is how often a content repeats verbatim: 32% of the bundled BGL_2k lines, 8% of the HDFS sample's.",
+    )
     output_dir: str = Field("runs/quickstart/data", description="Prompts, miner state and dead letters go here.")
 
     @model_validator(mode="after")
