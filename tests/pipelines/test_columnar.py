@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipelines.columnar_read import RAW_SCHEMA, read_plain_shard
-from pipelines.read_logs import parse_batch, parse_batch_per_line, plan_shards, read_shard
+from pipelines.columnar_read import RAW_SCHEMA, read_plain_shard, splice
+from pipelines.read_logs import (
+    _dead_letter_texts_only,
+    parse_batch,
+    parse_batch_per_line,
+    plan_shards,
+    read_shard,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 GOOD = b"- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL INFO"
@@ -133,3 +140,17 @@ def test_bgl_lines_parse_alike_in_another_format():
     raw = pa.table({"source": ["f"] * 3, "offset": [0, 1, 2], "text": [GOOD.decode(), "", "x y"]})
     for fmt in ("bgl", "thunderbird", "hdfs"):
         assert_same_parse(raw, fmt)
+
+
+def test_splice_restores_the_original_row_order():
+    fast = pa.table({"x": [0, 2, 3]})
+    slow = pa.table({"x": [1, 4]})
+    is_fast = np.array([True, False, True, True, False])
+    assert splice(fast, is_fast, slow).column("x").to_pylist() == [0, 1, 2, 3, 4]
+
+
+def test_only_dead_letters_keep_their_raw_text():
+    batch = pa.table({"text": ["good line", "bad line"], "kind": ["", "bgl: bad date"], "content": ["c", ""]})
+    out = _dead_letter_texts_only(batch)
+    assert out.column_names == batch.column_names
+    assert out.column("text").to_pylist() == ["", "bad line"]
