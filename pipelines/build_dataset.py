@@ -36,8 +36,11 @@ def iter_rows(ds: ray.data.Dataset, columns: list[str] | None = None) -> Iterato
     """Stream rows to the driver in dataset order, a batch at a time (never the whole corpus at once)."""
     if columns:
         ds = ds.select_columns(columns)
-    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=ITER_BATCH_LINES):
-        yield from batch.to_pylist()
+    # Whole blocks as Ray Data stored them (zero-copy), sliced here: re-batching to a row count makes Ray Data's
+    # batcher copy every block into this process's heap (measured: +200 MB peak RSS at 1M lines).
+    for block in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        for batch in block.to_batches(max_chunksize=ITER_BATCH_LINES):
+            yield from batch.to_pylist()
 
 
 def fit_miner(lines: ray.data.Dataset, cfg: DataConfig) -> LogTemplateMiner:
@@ -53,7 +56,7 @@ def match_templates(lines: ray.data.Dataset, miner_path: Path, cfg: DataConfig) 
     """Add template_id/template in parallel; each actor loads the frozen miner once."""
     return lines.map_batches(
         TemplateMatcher,
-        fn_constructor_kwargs={"state_path": str(miner_path)},
+        fn_constructor_kwargs={"state_path": str(miner_path), "cache_size": cfg.match_cache_size},
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.match_workers),
         batch_format="pyarrow",
         batch_size=ITER_BATCH_LINES,

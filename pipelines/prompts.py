@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from pipelines.log_formats import MalformedLine, parse_line
 from pipelines.reasoning_format import neutralize_tags
@@ -110,10 +111,20 @@ def sanitize(text: str | None, max_chars: int = MAX_LINE_CHARS) -> str:
     return text if len(text) <= max_chars else text[: max_chars - 1].rstrip() + "…"
 
 
-def _header(line: dict) -> str:
+# Headers and templates are few per log (that is what templates are), and every line of every session needs its
+# header sanitized: memoized, as both are pure functions of their text.
+@lru_cache(maxsize=1 << 12)
+def _header_of(component: str | None, level: str | None) -> str:
     # No ':' in a header, so a reader can split a prompt line at the first ': ' after the numbers and header.
-    parts = (sanitize(line.get(key), MAX_HEADER_CHARS).replace(":", " ") for key in ("component", "level"))
+    parts = (sanitize(value, MAX_HEADER_CHARS).replace(":", " ") for value in (component, level))
     return " ".join(" ".join(parts).split())
+
+
+_sanitized_template = lru_cache(maxsize=1 << 12)(sanitize)
+
+
+def _header(line: dict) -> str:
+    return _header_of(line.get("component"), line.get("level"))
 
 
 def _has_template(line: dict) -> bool:
@@ -129,9 +140,10 @@ def group_lines(lines: Sequence[dict]) -> list[Group]:
         known = _has_template(line)
         key = (line["template_id"], header) if known else (None, number)
         if key not in numbers:
-            text = line.get("template") if known and line.get("template") is not None else line.get("content")
+            template = line.get("template") if known else None
+            text = _sanitized_template(template) if template is not None else sanitize(line.get("content"))
             severe = str(line.get("level") or "").upper() in SEVERE_LEVELS
-            numbers[key], shown[key] = [], (header, sanitize(text), severe)
+            numbers[key], shown[key] = [], (header, text, severe)
         numbers[key].append(number)
     return [Group(tuple(numbers[key]), *shown[key]) for key in numbers]
 

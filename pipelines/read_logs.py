@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
+from pipelines.columnar_parse import COLUMNAR_FORMATS
+from pipelines.columnar_read import RAW_SCHEMA, read_plain_shard, splice, too_long_row
 from pipelines.config import DataConfig
 from pipelines.label_patch import apply_label_patch, load_label_patch, write_patch_report
 from pipelines.log_formats import MalformedLine, line_parser
@@ -22,7 +24,6 @@ from pipelines.raw_lines import (
     check_text_log,
     decode_line,
     open_log,
-    preview,
     skip_line,
 )
 from pipelines.regex_format import RegexFormat
@@ -49,9 +50,6 @@ PARSED_SCHEMA = pa.schema(
         pa.field("kind", pa.string()),
         pa.field("error", pa.string()),
     ]
-)
-RAW_SCHEMA = pa.schema(
-    [(name, pa.int64() if name == "offset" else pa.string()) for name in ("source", "offset", "text", "kind", "error")]
 )
 PARSED_FIELDS = ("label", "timestamp", "node", "level", "component", "content", "block_ids")
 
@@ -102,8 +100,7 @@ def read_shard(
                     break
                 if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
                     size = len(raw) + skip_line(f)
-                    reason = f"line of {size} bytes is longer than data.max_line_bytes ({max_line_bytes})"
-                    yield _row(source, offset, preview(raw), "line too long", reason)
+                    yield too_long_row(source, offset, raw, size, max_line_bytes)
                     offset += size
                     continue
                 text, kind, error = decode_line(raw, invalid_utf8)
@@ -121,8 +118,15 @@ def read_shard(
 def read_shard_batches(
     shards: pa.Table, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, invalid_utf8: InvalidUtf8 = "dead_letter"
 ) -> Iterator[pa.Table]:
-    """Ray Data stage: shards in, raw line tables out (columnar: row dicts cost ~10x more in Ray)."""
+    """Ray Data stage: shards in, raw line tables out (columnar: row dicts cost ~10x more in Ray).
+
+    Plain files are cut into lines in large chunks (`columnar_read`); a .gz file is read line by line, because
+    where a truncated stream stops depends on how it is read.
+    """
     for shard in shards.to_pylist():
+        if not shard["source"].endswith(".gz"):
+            yield from read_plain_shard(shard, max_line_bytes, invalid_utf8)
+            continue
         rows: list[dict] = []
         for row in read_shard(shard, max_line_bytes, invalid_utf8):
             rows.append(row)
@@ -136,8 +140,36 @@ def read_shard_batches(
 def parse_batch(batch: pa.Table, fmt: str, regex: RegexFormat | None = None) -> pa.Table:
     """Ray Data stage: parse each `text` into the record columns plus `kind`/`error` ("" when the line is fine).
 
-    Rows the reader already rejected (binary, too long, ...) keep their reason and are not parsed.
+    Rows the reader already rejected (binary, too long, ...) keep their reason and are not parsed. Formats with a
+    columnar parser parse the whole batch at once; the rows it cannot vouch for go through `parse_batch_per_line`,
+    so results (dead letters included) are the per-line ones.
     """
+    columnar = COLUMNAR_FORMATS.get(fmt)
+    if columnar is None or batch.num_rows == 0:
+        return parse_batch_per_line(batch, fmt, regex)
+    batch = batch.combine_chunks()
+    fast, columns = columnar(batch.column("text").chunk(0))
+    if "kind" in batch.column_names:
+        read_ok = pc.equal(batch.column("kind"), "").to_numpy(zero_copy_only=False)
+        if not read_ok.all():  # rows the reader rejected: the columnar parser's view of them is dropped
+            keep = read_ok[fast]
+            columns = {name: column.filter(pa.array(keep)) for name, column in columns.items()}
+            fast &= read_ok
+    n = int(fast.sum())
+    good = batch.filter(pa.array(fast))
+    columns |= {"kind": pa.array([""] * n, pa.string()), "error": pa.array([""] * n, pa.string())}
+    arrays = [columns[f.name] if f.name in columns else good.column(f.name) for f in PARSED_SCHEMA]
+    table = pa.Table.from_arrays(
+        [array.cast(f.type) for array, f in zip(arrays, PARSED_SCHEMA, strict=True)], schema=PARSED_SCHEMA
+    )
+    if n == batch.num_rows:
+        return table
+    slow = parse_batch_per_line(batch.filter(pa.array(~fast)), fmt, regex)
+    return splice(table, fast, slow)
+
+
+def parse_batch_per_line(batch: pa.Table, fmt: str, regex: RegexFormat | None = None) -> pa.Table:
+    """`parse_batch` one line at a time with the format's line parser (every format; owns every reason)."""
     parse = line_parser(fmt, regex)
     n = batch.num_rows
     read_kinds = batch.column("kind").to_pylist() if "kind" in batch.column_names else [""] * n
@@ -171,6 +203,14 @@ def _good_rows(batch: pa.Table) -> pa.Table:
     return batch.filter(pc.equal(batch.column("kind"), "")).drop_columns(["text", "kind", "error"])
 
 
+def _dead_letter_texts_only(batch: pa.Table) -> pa.Table:
+    """Blank the raw text of good rows (only dead letters need it): the materialized corpus holds it once, as
+    `content`."""
+    good = pc.equal(batch.column("kind"), "")
+    texts = pc.if_else(good, pa.scalar("", pa.string()), batch.column("text"))
+    return batch.set_column(batch.schema.get_field_index("text"), "text", texts)
+
+
 def write_dead_letters(malformed: ray.data.Dataset, path: Path) -> dict[str, int]:
     """Stream malformed rows to JSONL `{source, offset, kind, reason, text}`; returns how many of each kind."""
     counts: Counter[str] = Counter()
@@ -190,7 +230,8 @@ def write_dead_letters(malformed: ray.data.Dataset, path: Path) -> dict[str, int
 
 
 def read_logs(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, int]]:
-    """Parsed good lines in file order (materialized) and how many lines went to dead letters, per kind."""
+    """Parsed good lines in file order (a view of one materialized read) and how many lines went to dead letters,
+    per kind."""
     # Sessions and the train/test split are chronological: Ray Data must keep shard and batch order.
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     regex = cfg.regex.to_format() if cfg.regex else None
@@ -211,14 +252,15 @@ def read_logs(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, int]]:
         .map_batches(
             parse_batch, fn_kwargs={"fmt": cfg.format, "regex": regex}, batch_format="pyarrow", batch_size=None
         )
-        .materialize()  # one read of the corpus feeds both the dead letters and the good rows
+        .map_batches(_dead_letter_texts_only, batch_format="pyarrow", batch_size=None)
+        .materialize()  # the only materialization: one read of the corpus feeds the dead letters and the good rows
     )
     output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     malformed = parsed.map_batches(_malformed_rows, batch_format="pyarrow")
     dead = write_dead_letters(malformed, output_dir / DEAD_LETTER_FILE)
-    good = parsed.map_batches(_good_rows, batch_format="pyarrow").materialize()
-    return good, dead
+    # A view, not a copy: each pass over the good rows filters the materialized blocks again (cheap, columnar).
+    return parsed.map_batches(_good_rows, batch_format="pyarrow", batch_size=None), dead
 
 
 def read_loglead_events(cfg: DataConfig) -> ray.data.Dataset:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,6 +13,9 @@ from drain3.masking import MaskingInstruction
 from drain3.memory_buffer_persistence import MemoryBufferPersistence
 from drain3.template_miner_config import TemplateMinerConfig
 
+# Per matcher worker: contents that repeat verbatim skip drain3 (masking + tree search). Measured hit rates: 32%
+# of the bundled BGL_2k lines, 8% of the LogLead HDFS sample's messages (block ids make most lines unique).
+MATCH_CACHE_SIZE = 1 << 17
 STATE_FORMAT = "logrl-drain3-miner"
 STATE_VERSION = 1
 UNSEEN_ID = -1
@@ -147,13 +151,15 @@ class LogTemplateMiner:
 class TemplateMatcher:
     """Ray Data `map_batches` stage: adds `template_id` and `template` from a frozen miner loaded once per worker."""
 
-    def __init__(self, state_path: str):
+    def __init__(self, state_path: str, cache_size: int = MATCH_CACHE_SIZE):
         self.miner = LogTemplateMiner.load(state_path)
+        # The miner is frozen, so a content's match never changes: a bounded LRU of contents is exact.
+        self.match = lru_cache(maxsize=cache_size)(self.miner.match) if cache_size else self.miner.match
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         ids, templates = [], []
         for content in batch.column("content").to_pylist():
-            template_id, template = self.miner.match(content)
+            template_id, template = self.match(content)
             ids.append(template_id)
             templates.append(template)
         batch = batch.append_column("template_id", pa.array(ids, type=pa.int64()))

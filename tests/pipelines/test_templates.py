@@ -68,3 +68,16 @@ def test_template_matcher_adds_columns(tmp_path, bgl_miner: LogTemplateMiner):
     ids = out.column("template_id").to_pylist()
     assert ids[0] == bgl_miner.match("data TLB error interrupt")[0] and ids[1] == UNSEEN_ID
     assert out.column("template").to_pylist()[0] == "data TLB error interrupt"
+
+
+def test_template_matcher_cache_is_exact_and_bounded(tmp_path, bgl_miner: LogTemplateMiner, bgl_lines: list[dict]):
+    path = bgl_miner.save(tmp_path / "miner_state.json")
+    contents = [line["content"] for line in bgl_lines] * 2 + [UNSEEN]
+    batch = pa.table({"content": contents})
+    plain = TemplateMatcher(str(path), cache_size=0)(batch)
+    cached = TemplateMatcher(str(path), cache_size=1 << 17)
+    assert cached(batch).equals(plain)
+    info = cached.match.cache_info()
+    assert info.misses == len(set(contents)) and info.hits == len(contents) - len(set(contents))
+    small = TemplateMatcher(str(path), cache_size=10)
+    assert small(batch).equals(plain) and small.match.cache_info().currsize == 10

@@ -1,0 +1,156 @@
+"""The columnar reader and parser give exactly the per-line path's rows, on the bundled data and on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from pipelines.columnar_read import RAW_SCHEMA, read_plain_shard, splice
+from pipelines.read_logs import (
+    _dead_letter_texts_only,
+    parse_batch,
+    parse_batch_per_line,
+    plan_shards,
+    read_shard,
+)
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+GOOD = b"- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL INFO"
+TB = b"- 1131566461 2005.11.09 dn228 Nov 9 12:01:01 dn228/dn228 "
+BAD_BGL = [
+    GOOD + b" instruction cache parity error corrected",
+    GOOD + b" trailing spaces and tab   \t",
+    GOOD,  # no content
+    GOOD + b"   ",
+    b"  " + GOOD + b" leading whitespace",
+    GOOD.replace(b" RAS ", b"\tRAS\t\t") + b" tabs between fields",
+    b"",  # blank
+    b"   \r",  # blank with CR
+    GOOD + b" crlf\r",
+    GOOD + b" two crs\r\r",
+    b"this is not a BGL line",
+    GOOD.replace(b"1117838570", b"11178385701234567") + b" 17-digit timestamp",
+    GOOD.replace(b"1117838570", b"xx17838570") + b" bad timestamp",
+    GOOD.replace(b"2005.06.03", b"2005.6.03") + b" bad date",
+    GOOD.replace(b"- ", b"", 1) + b" unlabelled live line",
+    GOOD.replace(b"2005.06.03", "２００５.06.03".encode()) + b" unicode digits in the date",
+    GOOD + " unicode trailing space\u3000".encode(),
+    GOOD + " \u3000unicode leading space".encode(),
+    GOOD.replace(b" RAS ", " RAS\u2003".encode()) + b" unicode space in the header",
+    GOOD + " caf\u00e9 \u65e5\u672c content".encode(),
+    GOOD + b" \xff\xfe not utf-8",
+    GOOD + b" NUL \x00 byte",
+    b"\x01\x02\x03 binary garbage",
+    GOOD + b" ESC \x1b[31mred\x1b[0m",
+    GOOD + b" form\x0cfeed and vtab\x0b",
+    b"- " + b"y" * 3000,  # too long at max_line_bytes=1024
+    b"x" * 1024,  # exactly max_line_bytes: kept (a bad BGL line)
+    GOOD + b" last line",
+]
+BAD_SYSLOG = [
+    TB + b"crond[2915]: (root) CMD (run-parts /etc/cron.hourly)",
+    TB + b"kernel: ACPI: x",
+    TB + b"sshd(pam_unix)[1234]: session opened",
+    TB + b"no tag here",
+    TB + b"tag:",
+    TB + b"tag:no space",
+    TB + b"[1]: odd",
+    TB + "caf\u00e9[1]: non-ascii tag".encode(),
+    TB + "kernel: caf\u00e9".encode(),
+    TB.replace(b"Nov 9", b"Nov 09") + b"x: leading zero day",
+    TB.replace(b"Nov 9", b"Nov 32") + b"x: day 32",
+    TB.replace(b"Nov 9", b"Nox 9") + b"x: bad month",
+    TB.replace(b"12:01:01", b"12:1:01") + b"x: bad clock",
+    TB.rstrip(),  # no location rest
+    TB + b"trailing  \t ",
+    b"",
+]
+
+
+def write(path: Path, lines: list[bytes], newline: bytes = b"\n") -> Path:
+    path.write_bytes(newline.join(lines))
+    return path
+
+
+def per_line(path: Path, shard_bytes: int, **kwargs) -> list[dict]:
+    shards = plan_shards([str(path)], shard_bytes)
+    return pa.Table.from_pylist([row for s in shards for row in read_shard(s, **kwargs)], schema=RAW_SCHEMA).to_pylist()
+
+
+def columnar(path: Path, shard_bytes: int, chunk_bytes: int, max_line_bytes: int = 65536, **kwargs) -> pa.Table:
+    shards = plan_shards([str(path)], shard_bytes)
+    tables = [t for s in shards for t in read_plain_shard(s, max_line_bytes, chunk_bytes=chunk_bytes, **kwargs)]
+    assert all(t.schema == RAW_SCHEMA for t in tables)
+    return pa.concat_tables(tables)
+
+
+def assert_same_parse(raw: pa.Table, fmt: str) -> None:
+    fast, slow = parse_batch(raw, fmt), parse_batch_per_line(raw, fmt)
+    assert fast.schema == slow.schema
+    assert fast.to_pylist() == slow.to_pylist()
+
+
+@pytest.mark.parametrize(("shard_bytes", "chunk_bytes"), [(1 << 20, 1 << 22), (16384, 4096), (2048, 300)])
+def test_bundled_bgl_reads_and_parses_as_line_by_line(shard_bytes: int, chunk_bytes: int):
+    path = DATA / "bgl" / "BGL_2k.log"
+    raw = columnar(path, shard_bytes, chunk_bytes)
+    assert raw.to_pylist() == per_line(path, shard_bytes)
+    assert_same_parse(raw, "bgl")
+    assert parse_batch(raw, "bgl").column("kind").to_pylist() == [""] * 2000
+
+
+@pytest.mark.parametrize("invalid_utf8", ["dead_letter", "replace"])
+@pytest.mark.parametrize(("shard_bytes", "chunk_bytes"), [(1 << 20, 1 << 22), (1024, 500), (1024, 64)])
+def test_good_and_bad_bgl_lines_read_and_parse_as_line_by_line(tmp_path, invalid_utf8, shard_bytes, chunk_bytes):
+    for newline in (b"\n", b"\r\n"):
+        path = write(tmp_path / "mixed.log", BAD_BGL * 3, newline)
+        options = {"max_line_bytes": 1024, "invalid_utf8": invalid_utf8}
+        raw = columnar(path, shard_bytes, chunk_bytes, **options)
+        expected = per_line(path, shard_bytes, **options)
+        assert raw.to_pylist() == expected
+        kinds = {row["kind"] for row in expected}
+        assert {"line too long", "control byte", "NUL byte"} <= kinds
+        assert ("invalid UTF-8" in kinds) == (invalid_utf8 == "dead_letter")
+        assert_same_parse(raw, "bgl")
+        parsed = parse_batch(raw, "bgl").to_pylist()
+        assert 10 < sum(not row["kind"] for row in parsed) < len(parsed) - 10
+
+
+def test_files_with_and_without_a_final_newline_and_empty_files(tmp_path):
+    for data in (b"", b"\n", b"\n\n", b"a", b"a\n", b"a\nb", b"\r\n\r\n", GOOD + b"\n" + GOOD):
+        path = tmp_path / "edge.log"
+        path.write_bytes(data)
+        assert columnar(path, 1024, 1024).to_pylist() == per_line(path, 1024), data
+
+
+def test_thunderbird_and_spirit_parse_as_line_by_line(tmp_path):
+    path = write(tmp_path / "tb.log", BAD_SYSLOG * 2)
+    raw = columnar(path, 1 << 20, 1 << 20)
+    for fmt in ("thunderbird", "spirit"):
+        assert_same_parse(raw, fmt)
+        rows = parse_batch(raw, fmt).to_pylist()
+        assert rows[0]["component"] == "crond" and rows[0]["content"] == "(root) CMD (run-parts /etc/cron.hourly)"
+        assert rows[3]["component"] is None and rows[3]["content"] == "no tag here"
+
+
+def test_bgl_lines_parse_alike_in_another_format():
+    raw = pa.table({"source": ["f"] * 3, "offset": [0, 1, 2], "text": [GOOD.decode(), "", "x y"]})
+    for fmt in ("bgl", "thunderbird", "hdfs"):
+        assert_same_parse(raw, fmt)
+
+
+def test_splice_restores_the_original_row_order():
+    fast = pa.table({"x": [0, 2, 3]})
+    slow = pa.table({"x": [1, 4]})
+    is_fast = np.array([True, False, True, True, False])
+    assert splice(fast, is_fast, slow).column("x").to_pylist() == [0, 1, 2, 3, 4]
+
+
+def test_only_dead_letters_keep_their_raw_text():
+    batch = pa.table({"text": ["good line", "bad line"], "kind": ["", "bgl: bad date"], "content": ["c", ""]})
+    out = _dead_letter_texts_only(batch)
+    assert out.column_names == batch.column_names
+    assert out.column("text").to_pylist() == ["", "bad line"]
