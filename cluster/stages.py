@@ -226,7 +226,7 @@ def run_eval_stage(
     if cfg.train.mlflow:  # into the training run's MLflow run: the report folder and its headline numbers
         from rl_actors.tracking import MlflowRun, eval_metrics
 
-        run = MlflowRun(cfg.train.output_dir, cfg.train.mlflow_uri, cfg.train.mlflow_experiment)
+        run = MlflowRun.of_training(cfg.train)
         run.log_metrics(0, eval_metrics(metrics))
         run.log_artifacts(out_dir, f"eval/{out_dir.name}")
         run.finish()

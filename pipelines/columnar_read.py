@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.raw_lines import InvalidUtf8, decode_line, preview, skip_line
+from pipelines.raw_lines import InvalidUtf8, decode_line, empty_file_row, preview, raw_row, skip_line
 
 CHUNK_BYTES = 4 << 20
 RAW_SCHEMA = pa.schema(
@@ -27,7 +27,7 @@ _BINARY[[*range(0x00, 0x09), *range(0x0E, 0x1B), *range(0x1C, 0x20), 0x7F]] = Tr
 def too_long_row(source: str, offset: int, head: bytes, size: int, max_line_bytes: int) -> dict:
     """The dead letter of a line of `size` bytes (line ending included) that starts with `head`."""
     reason = f"line of {size} bytes is longer than data.max_line_bytes ({max_line_bytes})"
-    return {"source": source, "offset": offset, "text": preview(head), "kind": "line too long", "error": reason}
+    return raw_row(source, offset, preview(head), "line too long", reason)
 
 
 def _rows_table(rows: list[dict]) -> pa.Table:
@@ -100,8 +100,7 @@ def lines_table(
         if body[index] > max_line_bytes:
             rows.append(too_long_row(source, offset, raw[: max_line_bytes + 1], len(raw), max_line_bytes))
         else:
-            text, kind, error = decode_line(raw, invalid_utf8)
-            rows.append({"source": source, "offset": offset, "text": text, "kind": kind, "error": error})
+            rows.append(raw_row(source, offset, *decode_line(raw, invalid_utf8)))
     return splice(table, ~slow, _rows_table(rows))
 
 
@@ -135,6 +134,4 @@ def read_plain_shard(
                 offset += size
                 pending = b""
     if offset == 0 and shard["start"] == 0:
-        yield _rows_table(
-            [{"source": source, "offset": 0, "text": "", "kind": "empty file", "error": "empty file: no lines"}]
-        )
+        yield _rows_table([empty_file_row(source)])

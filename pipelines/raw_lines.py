@@ -38,6 +38,16 @@ def preview(body: bytes) -> str:
     return body[:PREVIEW_BYTES].decode("utf-8", errors="backslashreplace")
 
 
+def raw_row(source: str, offset: int, text: str, kind: str = "", error: str = "") -> dict:
+    """One raw line row `{source, offset, text, kind, error}`; a good line has kind and error ""."""
+    return {"source": source, "offset": offset, "text": text, "kind": kind, "error": error}
+
+
+def empty_file_row(source: str) -> dict:
+    """The dead letter that reports an empty file (so it is counted, not skipped)."""
+    return raw_row(source, 0, "", "empty file", "empty file: no lines")
+
+
 def decode_line(raw: bytes, invalid_utf8: InvalidUtf8 = "dead_letter") -> tuple[str, str, str]:
     """(text, kind, reason) of one raw line (line ending stripped); kind and reason are "" for a text line."""
     body = raw.rstrip(b"\r\n")

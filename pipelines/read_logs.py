@@ -23,7 +23,9 @@ from pipelines.raw_lines import (
     InvalidUtf8,
     check_text_log,
     decode_line,
+    empty_file_row,
     open_log,
+    raw_row,
     skip_line,
 )
 from pipelines.regex_format import RegexFormat
@@ -79,10 +81,6 @@ def plan_shards(paths: list[str], shard_bytes: int) -> list[dict]:
     return shards
 
 
-def _row(source: str, offset: int, text: str, kind: str = "", error: str = "") -> dict:
-    return {"source": source, "offset": offset, "text": text, "kind": kind, "error": error}
-
-
 def read_shard(
     shard: dict, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, invalid_utf8: InvalidUtf8 = "dead_letter"
 ) -> Iterator[dict]:
@@ -104,15 +102,15 @@ def read_shard(
                     offset += size
                     continue
                 text, kind, error = decode_line(raw, invalid_utf8)
-                yield _row(source, offset, text, kind, error)
+                yield raw_row(source, offset, text, kind, error)
                 offset += len(raw)
         except GZIP_ERRORS as err:
             kind = "truncated gzip" if isinstance(err, EOFError) else "corrupt gzip"
             reason = f"{kind} ({err}): nothing after uncompressed byte {offset} could be read"
-            yield _row(source, offset, "", kind, reason)
+            yield raw_row(source, offset, "", kind, reason)
             return
     if offset == 0 and shard["start"] == 0:
-        yield _row(source, 0, "", "empty file", "empty file: no lines")
+        yield empty_file_row(source)
 
 
 def read_shard_batches(

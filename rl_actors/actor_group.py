@@ -132,9 +132,15 @@ class ActorGroup:
         """`wait` for methods returning lists: one flat list, in rank order (the order of sharded items)."""
         return [out for result in self.wait(pending, on_replace) for out in result]
 
-    def call_sharded_flat(self, method: str, items: Sequence[Any], *args: Any, **kwargs: Any) -> list[Any]:
+    def call_sharded_flat(
+        self,
+        method: str,
+        items: Sequence[Any],
+        *args: Any,
+        on_replace: Callable[[Any], None] | None = None,
+        **kwargs: Any,
+    ) -> list[Any]:
         """`call_sharded` for methods returning lists: one flat list, in the order of `items`."""
-        on_replace = kwargs.pop("on_replace", None)
         return self.wait_flat(self.start_sharded(method, items, *args, **kwargs), on_replace)
 
     def shutdown(self) -> None:

@@ -73,6 +73,11 @@ class MlflowRun:
             out.mkdir(parents=True, exist_ok=True)
             record.write_text(json.dumps({"uri": self.uri, "run_id": self.run_id, "experiment": experiment}) + "\n")
 
+    @classmethod
+    def of_training(cls, train: Any) -> MlflowRun:
+        """The run of a training config's output folder (`TrainConfig`: output_dir, mlflow_uri, mlflow_experiment)."""
+        return cls(train.output_dir, train.mlflow_uri, train.mlflow_experiment)
+
     def _exists(self, run_id: str | None) -> bool:
         from mlflow.exceptions import MlflowException
 

@@ -65,7 +65,7 @@ def metrics_logger(cfg: RLSettings, stage: str) -> MetricsLogger:
     if cfg.train.mlflow:
         from rl_actors.tracking import MlflowRun, flat_params
 
-        run = MlflowRun(cfg.train.output_dir, cfg.train.mlflow_uri, cfg.train.mlflow_experiment)
+        run = MlflowRun.of_training(cfg.train)
         run.log_params(flat_params({name: getattr(cfg, name).model_dump(mode="json") for name in RUN_SECTIONS}))
     return MetricsLogger(cfg.train.output_dir, stage, run)
 
