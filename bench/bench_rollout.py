@@ -40,7 +40,7 @@ def main() -> None:
     cfg = load_config(None, [f"train.output_dir={run}", f"data.output_dir={run / 'data'}"])
     latest = json.loads((run / "latest_adapter.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
-    rows = load_examples(run / "data" / "train.jsonl")[: args.prompts]
+    rows = load_examples(run / "data" / "train")[: args.prompts]
     prompts = [encode_prompt(tokenizer, build_messages(r["prompt"])) for r in rows]
 
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(cfg.model.path), latest["path"]).eval()

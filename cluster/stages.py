@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from cluster.config import LogrlConfig
@@ -53,10 +54,11 @@ def ensure_model(cfg: LogrlConfig, force: bool = False) -> str:
     return cfg.model.path
 
 
-def train_rows(cfg: LogrlConfig) -> list[dict]:
-    from pipelines.build_dataset import load_examples
+def train_rows(cfg: LogrlConfig) -> Sequence[dict]:
+    """The train split, read lazily (rows come from disk a row group at a time as training draws them)."""
+    from pipelines.prompt_store import open_examples
 
-    return load_examples(ensure_data(cfg)["paths"]["train"])
+    return open_examples(ensure_data(cfg)["paths"]["train"])
 
 
 def run_sft_stage(cfg: LogrlConfig) -> Path:

@@ -1,9 +1,11 @@
-"""The data pipeline: logs -> parsed lines -> templates -> sessions -> prompt + reference rationale JSONL files."""
+"""The data pipeline: logs -> parsed lines -> templates -> sessions -> prompt rows with reference rationales, as
+parquet parts of a train and a test folder (`prompt_store`)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import ray
@@ -17,18 +19,27 @@ from pipelines.prompt_rows import (
     make_sessions,
     prompt_row,
     shown_as_itself,
+    split_counts,
+    tally_row,
     window_size_for,
 )
-from pipelines.prompts import shown_line_numbers
-from pipelines.read_logs import DEAD_LETTER_FILE, read_lines
+from pipelines.prompt_store import PartWriter, load_examples, part_name, write_rows
+from pipelines.read_logs import DEAD_LETTER_FILE, check_inputs, good_lines, parsed_lines, read_lines
 from pipelines.sessions import Session, mark_anomaly_lines, stratified_train, template_profile, train_count
+from pipelines.stream_sessions import (
+    SPLITS,
+    ShardJob,
+    clear_outputs,
+    merge_dead_letters,
+    plan_window_shards,
+    run_shards,
+)
 from pipelines.table_formats import read_session_labels
 from pipelines.teacher import RowTeacher, RuleTeacher, Teacher
 from pipelines.templates import UNSEEN_ID, LogTemplateMiner, TemplateMatcher
 
 MINER_STATE_FILE = "miner_state.json"
 SUMMARY_FILE = "summary.json"
-SPLITS = ("train", "test")
 ITER_BATCH_LINES = 4096
 
 
@@ -106,43 +117,56 @@ def _split_sessions(
     return sessions, lambda index: index < n_train
 
 
-def _split_counts() -> dict:
-    keys = ("sessions", "anomalous", "anomalous_without_anomaly_lines", "anomalous_with_anomaly_lines_hidden")
-    return {split: dict.fromkeys(keys, 0) for split in SPLITS}
+@dataclass
+class Built:
+    """What either way of building sessions reports back for the summary and the prompt settings."""
+
+    good_lines: int
+    dead_letters: dict[str, int]
+    templates: int
+    drain_fit_lines: int
+    unmatched_lines: int
+    splits: dict
+    unlabelled_sessions: int = 0
+    indicative: dict[int, str] | None = None
+    expected: dict[int, str] | None = None
 
 
-def _tally_row(counts: dict, row: dict) -> None:
-    """Count a written row: anomalous ones with no anomaly line at all, or with none of them shown."""
-    counts["sessions"] += 1
-    if row["label"] != "anomalous":
-        return
-    counts["anomalous"] += 1
-    if not row["anomaly_lines"]:
-        counts["anomalous_without_anomaly_lines"] += 1
-    elif not set(row["anomaly_lines"]) & shown_line_numbers(row["prompt"]):
-        counts["anomalous_with_anomaly_lines_hidden"] += 1
+def stream_windows(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> Built:
+    """Text logs in fixed windows: fit the miner on the first lines, then one streaming pass writes every shard's
+    rows (`stream_sessions`); the driver sees counts only."""
+    regex = check_inputs(cfg)
+    miner = fit_miner(good_lines(parsed_lines(cfg, regex)), cfg)
+    miner.save(paths["miner_state"])
+    shards, windows = plan_window_shards(cfg.paths, cfg.shard_bytes, cfg.window_size)
+    job = ShardJob(
+        output_dir=cfg.output_dir,
+        miner_path=str(paths["miner_state"]),
+        fmt=cfg.format,
+        regex=regex,
+        window_size=cfg.window_size,
+        n_train=train_count(sum(windows.values()), cfg.train_fraction),
+        max_prompt_tokens=cfg.max_prompt_tokens,
+        teacher=teacher,
+        max_line_bytes=cfg.max_line_bytes,
+        invalid_utf8=cfg.invalid_utf8,
+        match_cache_size=cfg.match_cache_size,
+    )
+    totals = run_shards(shards, job, cfg.match_workers)
+    merge_dead_letters(Path(cfg.output_dir), paths["dead_letter"])
+    n_good = totals["good_lines"]
+    if n_good == 0:
+        raise ValueError(f"data.paths: no usable lines in {cfg.paths} (see {paths['dead_letter']})")
+    fitted = min(cfg.drain_fit_lines or n_good, n_good)
+    return Built(n_good, totals["dead_letters"], miner.n_templates, fitted, totals["unmatched_lines"], totals["splits"])
 
 
-def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dict:
-    """Run the whole pipeline for `cfg`; write prompts, miner, prompt settings, dead letters; return the summary."""
-    check_sessions(cfg)
-    teacher = teacher or RuleTeacher()
-    rewriter, teacher_stats = row_teacher(cfg)  # fails on a bad teacher file before any work
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {split: out / f"{split}.jsonl" for split in SPLITS}
-    paths |= {
-        "dead_letter": out / DEAD_LETTER_FILE,
-        "miner_state": out / MINER_STATE_FILE,
-        "prompt_settings": out / PROMPT_SETTINGS_FILE,
-        "summary": out / SUMMARY_FILE,
-    }
+def build_in_driver(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> Built:
+    """Block sessions and template rows: grouped in the driver (a block's lines are spread over the corpus)."""
     block_labels = read_session_labels(cfg.labels_path) if cfg.format in BLOCK_FORMATS else None
-
     lines, dead_letters = read_lines(cfg)
-    malformed = sum(dead_letters.values())
-    good_lines = lines.count()
-    if good_lines == 0:
+    n_good = lines.count()
+    if n_good == 0:
         raise ValueError(f"data.paths: no usable lines in {cfg.paths} (see {paths['dead_letter']})")
     miner = fit_miner(lines, cfg)
     miner.save(paths["miner_state"])
@@ -152,7 +176,7 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
     rows = _number_rows(_count_unmatched(iter_rows(matched), tally))
     if cfg.format == "templates":
         rows = (shown_as_itself(row) for row in rows)
-    sessions, n_sessions, unlabelled = make_sessions(rows, cfg.format, cfg.window_size, good_lines, block_labels)
+    sessions, n_sessions, unlabelled = make_sessions(rows, cfg.format, cfg.window_size, n_good, block_labels)
     sessions, is_train = _split_sessions(sessions, n_sessions, cfg)
     indicative = expected = None  # line labels mark the anomaly lines; block labels need template statistics
     if block_labels is not None:  # block sessions are a list: reading them here does not consume them
@@ -164,14 +188,40 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         indicative, expected = profile.indicative, profile.expected
         if isinstance(teacher, RuleTeacher):
             teacher.expected = expected
-    counts = _split_counts()
-    with open(paths["train"], "w", encoding="utf-8") as train, open(paths["test"], "w", encoding="utf-8") as test:
+    counts = split_counts()
+    writers = {split: PartWriter(paths[split] / part_name(0)) for split in SPLITS}
+    try:
         for index, session in enumerate(sessions):
             split = "train" if is_train(index) else "test"
             mark_anomaly_lines(session.lines, indicative)
             row = prompt_row(session, split, cfg.max_prompt_tokens, teacher)
-            (train if split == "train" else test).write(json.dumps(row) + "\n")
-            _tally_row(counts[split], row)
+            writers[split].write(row)
+            tally_row(counts[split], row)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    fitted = min(cfg.drain_fit_lines or n_good, n_good)
+    unmatched = tally["unmatched_lines"]
+    return Built(n_good, dead_letters, miner.n_templates, fitted, unmatched, counts, unlabelled, indicative, expected)
+
+
+def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dict:
+    """Run the whole pipeline for `cfg`; write prompts, miner, prompt settings, dead letters; return the summary."""
+    check_sessions(cfg)
+    teacher = teacher or RuleTeacher()
+    rewriter, teacher_stats = row_teacher(cfg)  # fails on a bad teacher file before any work
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {split: out / split for split in SPLITS}
+    paths |= {
+        "dead_letter": out / DEAD_LETTER_FILE,
+        "miner_state": out / MINER_STATE_FILE,
+        "prompt_settings": out / PROMPT_SETTINGS_FILE,
+        "summary": out / SUMMARY_FILE,
+    }
+    clear_outputs(out)
+    streamed = cfg.format not in (*BLOCK_FORMATS, "templates")
+    built = (stream_windows if streamed else build_in_driver)(cfg, teacher, paths)
 
     if rewriter is not None:  # only train rows: they are the SFT targets; test references stay the rule's
         teacher_stats |= apply_row_teacher(paths["train"], rewriter)
@@ -182,30 +232,31 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         window_size=window_size_for(cfg.format, cfg.window_size),
         max_prompt_tokens=cfg.max_prompt_tokens,
         miner_file=MINER_STATE_FILE,
-        anomaly_templates=indicative,
-        expected_templates=expected,
+        anomaly_templates=built.indicative,
+        expected_templates=built.expected,
     )
     settings.save(out)
+    malformed = sum(built.dead_letters.values())
     summary = {
         "format": cfg.format,
         "session": cfg.session,
         "split": cfg.split,
         "teacher": teacher.name if rewriter is None else f"{rewriter.name} (rule where rejected)",
         "teacher_stats": teacher_stats or None,
-        "lines_read": good_lines + malformed,
-        "good_lines": good_lines,
+        "lines_read": built.good_lines + malformed,
+        "good_lines": built.good_lines,
         "malformed": malformed,
-        "dead_letters": dead_letters,
-        "templates": miner.n_templates,
-        "drain_fit_lines": min(cfg.drain_fit_lines or good_lines, good_lines),
-        "anomaly_templates": None if indicative is None else len(indicative),
-        "expected_templates": None if expected is None else len(expected),
-        "unmatched_lines": tally["unmatched_lines"],
-        "unlabelled_sessions": unlabelled,
+        "dead_letters": built.dead_letters,
+        "templates": built.templates,
+        "drain_fit_lines": built.drain_fit_lines,
+        "anomaly_templates": None if built.indicative is None else len(built.indicative),
+        "expected_templates": None if built.expected is None else len(built.expected),
+        "unmatched_lines": built.unmatched_lines,
+        "unlabelled_sessions": built.unlabelled_sessions,
         "label_patch": read_patch_report(out) if cfg.label_patch else None,
         "window_size": settings.window_size if cfg.format not in BLOCK_FORMATS else None,
         "max_prompt_tokens": cfg.max_prompt_tokens,
-        "splits": counts,
+        "splits": built.splits,
         "paths": {name: str(path) for name, path in paths.items()},
     }
     paths["summary"].write_text(json.dumps(summary, indent=2) + "\n")
@@ -229,21 +280,12 @@ def row_teacher(cfg: DataConfig) -> tuple[RowTeacher | None, dict]:
 
 
 def apply_row_teacher(path: Path, teacher: RowTeacher) -> dict:
-    """Replace the reference of each row of a JSONL file the teacher accepts an answer for; the rest keep theirs."""
+    """Replace the reference of each row of a split the teacher accepts an answer for; the rest keep theirs."""
     rows = load_examples(path)
     result = teacher.teach(rows)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
-        for row, reference in zip(rows, result.references, strict=True):
-            out.write(json.dumps(row if reference is None else row | {"reference": reference}) + "\n")
-    tmp.replace(path)
+    refs = result.references
+    write_rows(path, (row if ref is None else row | {"reference": ref} for row, ref in zip(rows, refs, strict=True)))
     return result.summary()
-
-
-def load_examples(path: str | Path) -> list[dict]:
-    """Rows of a train/test JSONL file written by `build_prompt_dataset`."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def raw_session_lines(row: dict, live: bool = False) -> list[str]:

@@ -209,14 +209,19 @@ class DataConfig(StrictModel):
     drain_sim_threshold: float = Field(0.4, gt=0, lt=1, description="drain3 similarity threshold.")
     drain_depth: int = Field(4, ge=3, description="drain3 parse-tree depth.")
     drain_fit_lines: int | None = Field(
-        None,
+        1_000_000,
         ge=1,
-        description="Learn drain3 templates from the first N good lines only, then match every line in parallel "
-        "with the frozen miner. None: learn from every line (drain learning is sequential: one pass through the "
-        "driver). Lines of templates the first N never showed are matched as unseen (summary: unmatched_lines); "
-        "`bench/ingest.py --agreement` measures the trade-off.",
+        description="Learn drain3 templates from the first N good lines only (the rest of the input is not read for "
+        "this), then match every line in parallel with the frozen miner. None: learn from every line (drain learning "
+        "is sequential: a whole extra pass through the driver). Lines of templates the first N never showed are "
+        "matched as unseen (summary: unmatched_lines); `bench/ingest.py --agreement` measures the trade-off.",
     )
-    match_workers: int = Field(2, ge=1, description="Ray Data actors matching lines against the frozen miner.")
+    match_workers: int = Field(
+        2,
+        ge=1,
+        description="Parallel workers matching lines against the frozen miner: for text logs, shard tasks that "
+        "each read, parse, match, cut windows and write prompt rows; for blocks and templates, matcher actors.",
+    )
     match_cache_size: int = Field(
         1 << 17,
         ge=0,
@@ -234,6 +239,11 @@ class DataConfig(StrictModel):
         if self.teacher.kind == "rlog" and self.format != "templates":
             raise ValueError(
                 f"data.teacher.kind rlog explains single templates: it needs format templates, not {self.format}"
+            )
+        if self.split == "stratified" and self.format not in ("templates", *BLOCK_FORMATS):
+            raise ValueError(
+                f"data.split stratified needs every label before the split; {self.format} windows stream in time "
+                "order and are split chronologically (set data.split: chronological)"
             )
         if self.label_patch and self.format != "templates":
             raise ValueError(f"data.label_patch corrects template labels: it needs format templates, not {self.format}")

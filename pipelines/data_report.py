@@ -6,9 +6,9 @@ describes exactly what training will read.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from pipelines.prompt_store import iter_examples
 from pipelines.prompts import TokenCounter, estimate_tokens
 
 REPORT_FILE = "report.md"
@@ -16,9 +16,8 @@ HISTOGRAM_FILE = "prompt_tokens.png"
 
 
 def prompt_lengths(path: str | Path, count_tokens: TokenCounter = estimate_tokens) -> list[int]:
-    """Token counts of every row's prompt in a split file, streamed."""
-    with open(path, encoding="utf-8") as rows:
-        return [count_tokens(json.loads(line)["prompt"]) for line in rows if line.strip()]
+    """Token counts of every row's prompt in a split, streamed (the prompt column only)."""
+    return [count_tokens(row["prompt"]) for row in iter_examples(path, ["prompt"])]
 
 
 def _quantile(sorted_values: list[int], q: float) -> int:

@@ -42,7 +42,7 @@ def parse_spec(spec: str) -> tuple[str, str, str | None]:
 def _text_records(path: str, fmt: str, tally: dict) -> Iterator[dict]:
     """Parsed good lines of a text log (plain or .gz) with their byte offsets; malformed lines are counted."""
     require_file(path, SPEC_FIELD)
-    for raw in read_shard({"source": path, "start": 0, "end": -1}):
+    for line, raw in enumerate(read_shard({"source": path, "start": 0, "end": -1})):
         if raw["kind"]:  # not a text line (binary, too long, truncated .gz, empty file)
             tally["malformed"] += 1
             continue
@@ -51,7 +51,7 @@ def _text_records(path: str, fmt: str, tally: dict) -> Iterator[dict]:
         except MalformedLine:
             tally["malformed"] += 1
             continue
-        yield {"source": raw["source"], "offset": raw["offset"], **record}
+        yield {"source": raw["source"], "offset": raw["offset"], "line": line, **record}
 
 
 def read_eval_records(fmt: str, path: str, miner: LogTemplateMiner) -> tuple[list[dict], int]:

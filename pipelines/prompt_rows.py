@@ -9,12 +9,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipelines.config import BLOCK_FORMATS
-from pipelines.prompts import render_window
+from pipelines.prompts import render_window, shown_line_numbers
 from pipelines.sessions import (
     Session,
     anomaly_lines,
     block_sessions,
     fixed_windows,
+    line_windows,
     order_by_time,
     session_label,
 )
@@ -101,16 +102,37 @@ def make_sessions(
 ) -> tuple[Iterable[Session], int, int]:
     """Sessions in time order, their number (known up front, so a split can stream), and unlabelled blocks.
 
-    Fixed windows stream; blocks come as a list, each block's lines by time and blocks by their first line.
+    Text logs: windows of line numbers (`sessions.line_windows`, rows need `line`); template rows: one session
+    each; both stream. Blocks come as a list, each block's lines by time and blocks by their first line.
     """
+    if fmt == "templates":
+        sessions = (Session(f"w{i:06d}", lines, session_label(lines)) for i, lines in enumerate(fixed_windows(rows, 1)))
+        return sessions, n_lines, 0
     if fmt not in BLOCK_FORMATS:
-        size = window_size_for(fmt, window_size)
-        windows = fixed_windows(rows, size)
-        sessions = (Session(f"w{i:06d}", lines, session_label(lines)) for i, lines in enumerate(windows))
-        return sessions, math.ceil(n_lines / size), 0
+        windows = line_windows(rows, window_size)
+        sessions = (Session(f"w{n:06d}", lines, session_label(lines)) for n, lines in windows)
+        return sessions, math.ceil(n_lines / window_size), 0
     blocks = order_by_time(block_sessions(rows, labels or {}))
     labelled = [block for block in blocks if block.label is not None]
     return labelled, len(labelled), len(blocks) - len(labelled)  # unlabelled blocks are counted, not lost
+
+
+def split_counts() -> dict:
+    """Per split: sessions, anomalous ones, and anomalous ones whose anomaly lines are missing or not shown."""
+    keys = ("sessions", "anomalous", "anomalous_without_anomaly_lines", "anomalous_with_anomaly_lines_hidden")
+    return {split: dict.fromkeys(keys, 0) for split in ("train", "test")}
+
+
+def tally_row(counts: dict, row: dict) -> None:
+    """Count a written row: anomalous ones with no anomaly line at all, or with none of them shown."""
+    counts["sessions"] += 1
+    if row["label"] != "anomalous":
+        return
+    counts["anomalous"] += 1
+    if not row["anomaly_lines"]:
+        counts["anomalous_without_anomaly_lines"] += 1
+    elif not set(row["anomaly_lines"]) & shown_line_numbers(row["prompt"]):
+        counts["anomalous_with_anomaly_lines_hidden"] += 1
 
 
 def prompt_row(session: Session, split: str, max_prompt_tokens: int, teacher: Teacher) -> dict:
@@ -144,7 +166,9 @@ def rows_in_process(path: str | Path, data_format: str, window_lines: int, max_p
 
     path = Path(path)
     raw = path.read_text(encoding="utf-8").split("\n")
-    lines = [dict(parse_line(text, data_format), source=path.name, offset=i) for i, text in enumerate(raw) if text]
+    lines = [
+        dict(parse_line(text, data_format), source=path.name, offset=i, line=i) for i, text in enumerate(raw) if text
+    ]
     miner = LogTemplateMiner.fit(line["content"] for line in lines)
     for line in lines:
         line["template_id"], line["template"] = miner.match(line["content"])

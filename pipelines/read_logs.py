@@ -227,18 +227,23 @@ def write_dead_letters(malformed: ray.data.Dataset, path: Path) -> dict[str, int
     return dict(sorted(counts.items()))
 
 
-def read_logs(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, int]]:
-    """Parsed good lines in file order (a view of one materialized read) and how many lines went to dead letters,
-    per kind."""
-    # Sessions and the train/test split are chronological: Ray Data must keep shard and batch order.
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
+def check_inputs(cfg: DataConfig) -> RegexFormat | None:
+    """Fail naming the file before any work unless every input exists and looks like a log of the format; the
+    regex format's compiled rule (None for the others)."""
     regex = cfg.regex.to_format() if cfg.regex else None
     parse = line_parser(cfg.format, regex)
     for path in cfg.paths:
         require_file(path, "data.paths")
         check_text_log(path, parse, cfg.format)
+    return regex
+
+
+def parsed_lines(cfg: DataConfig, regex: RegexFormat | None) -> ray.data.Dataset:
+    """Every line of the text inputs, parsed (dead letters with `kind`/`error` set), streaming in file order."""
+    # Sessions and the train/test split are chronological: Ray Data must keep shard and batch order.
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
     shards = plan_shards(cfg.paths, cfg.shard_bytes)
-    parsed = (
+    return (
         ray.data.from_items(shards, override_num_blocks=len(shards))
         .map_batches(
             read_shard_batches,
@@ -250,6 +255,20 @@ def read_logs(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, int]]:
         .map_batches(
             parse_batch, fn_kwargs={"fmt": cfg.format, "regex": regex}, batch_format="pyarrow", batch_size=None
         )
+    )
+
+
+def good_lines(parsed: ray.data.Dataset) -> ray.data.Dataset:
+    """The parsed lines that are not dead letters, without the raw text."""
+    return parsed.map_batches(_good_rows, batch_format="pyarrow", batch_size=None)
+
+
+def read_logs(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, int]]:
+    """Parsed good lines in file order (a view of one materialized read) and how many lines went to dead letters,
+    per kind. For block sessions, which group lines across the whole corpus; fixed windows stream instead
+    (`stream_sessions`)."""
+    parsed = (
+        parsed_lines(cfg, check_inputs(cfg))
         .map_batches(_dead_letter_texts_only, batch_format="pyarrow", batch_size=None)
         .materialize()  # the only materialization: one read of the corpus feeds the dead letters and the good rows
     )
@@ -258,7 +277,7 @@ def read_logs(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, int]]:
     malformed = parsed.map_batches(_malformed_rows, batch_format="pyarrow")
     dead = write_dead_letters(malformed, output_dir / DEAD_LETTER_FILE)
     # A view, not a copy: each pass over the good rows filters the materialized blocks again (cheap, columnar).
-    return parsed.map_batches(_good_rows, batch_format="pyarrow", batch_size=None), dead
+    return good_lines(parsed), dead
 
 
 def read_loglead_events(cfg: DataConfig) -> ray.data.Dataset:

@@ -6,6 +6,7 @@ import math
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 from typing import TypeVar
 
 from pipelines.templates import UNSEEN_ID
@@ -36,6 +37,16 @@ def fixed_windows(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
             window = []
     if window:
         yield window
+
+
+def line_windows(rows: Iterable[dict], size: int) -> Iterator[tuple[int, list[dict]]]:
+    """(window number, rows) of rows numbered by their `line` in one file: window n holds lines n*size to
+    (n+1)*size-1, so a line missing from the rows (a dead letter) leaves its window shorter, never shifts the rest.
+    Rows come in file order; a new `source` starts its windows afresh (numbers stay per file)."""
+    if size < 1:
+        raise ValueError("window size must be >= 1")
+    for (_, number), window in groupby(rows, key=lambda row: (row["source"], row["line"] // size)):
+        yield number, list(window)
 
 
 def has_alert_label(line: dict) -> bool:

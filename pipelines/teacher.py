@@ -277,16 +277,21 @@ class RuleTeacher:
 TEACHERS: dict[str, Callable[[], Teacher]] = {RuleTeacher.name: RuleTeacher}
 
 
-def sft_examples(rows: list[dict], fast_fraction: float, seed: int, data_format: str | None = None) -> list[dict]:
-    """Chat SFT examples from prompt rows; a seeded `fast_fraction` of them train the answer-first mode."""
+def sft_example(row: dict, fast: bool, data_format: str | None = None) -> dict:
+    """One chat SFT example: the row's prompt, and its reference as the completion (answer first when `fast`)."""
+    return {
+        "messages": build_messages(row["prompt"], fast, data_format),
+        "completion": render_completion(row["reference"], row["label"], answer_first=fast),
+    }
+
+
+def fast_mode_draws(n: int, fast_fraction: float, seed: int) -> list[bool]:
+    """Which of `n` rows train the answer-first mode: a seeded `fast_fraction` of them."""
     rng = random.Random(seed)
-    examples = []
-    for row in rows:
-        fast = rng.random() < fast_fraction
-        examples.append(
-            {
-                "messages": build_messages(row["prompt"], fast, data_format),
-                "completion": render_completion(row["reference"], row["label"], answer_first=fast),
-            }
-        )
-    return examples
+    return [rng.random() < fast_fraction for _ in range(n)]
+
+
+def sft_examples(rows: Sequence[dict], fast_fraction: float, seed: int, data_format: str | None = None) -> list[dict]:
+    """Chat SFT examples from prompt rows; a seeded `fast_fraction` of them train the answer-first mode."""
+    draws = fast_mode_draws(len(rows), fast_fraction, seed)
+    return [sft_example(row, fast, data_format) for row, fast in zip(rows, draws, strict=True)]

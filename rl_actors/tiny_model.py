@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from pipelines.prompt_store import iter_examples, load_examples
 from pipelines.reasoning_format import SPECIAL_TAGS
 from rl_actors.config import TinyModelConfig
 
@@ -26,11 +26,9 @@ def corpus_texts(example_files: Iterable[str | Path]) -> Iterable[str]:
     yield SYSTEM_PROMPT
     yield FAST_SYSTEM_PROMPT
     for path in example_files:
-        with open(path) as handle:
-            for line in handle:
-                row = json.loads(line)
-                yield row["prompt"]
-                yield row["reference"] + " normal anomalous"
+        for row in iter_examples(path, ["prompt", "reference"]):
+            yield row["prompt"]
+            yield row["reference"] + " normal anomalous"
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int):
@@ -123,7 +121,7 @@ def build_tiny_model(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
     )
     if cfg.pretrain_steps:
-        rows = [json.loads(line) for line in open(example_files[0])]  # the train split only
+        rows = load_examples(example_files[0])  # the train split only
         loss = pretrain(model, tokenizer, rows, cfg, anomalous_share)
         print(f"[model] pretrained {cfg.pretrain_steps} steps, final loss {loss:.3f}")
     out.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -11,9 +13,10 @@ import ray
 from ray.util.placement_group import PlacementGroup, remove_placement_group
 
 from pipelines.config import DataConfig
+from pipelines.prompt_store import row_labels
 from pipelines.prompts import build_messages
 from pipelines.reasoning_format import parse_completion
-from pipelines.teacher import sft_examples
+from pipelines.teacher import fast_mode_draws, sft_example
 from reward_workers.config import RewardConfig
 from reward_workers.registry import RewardInput
 from reward_workers.rewards.perplexity_reward import NEEDS_REFERENCE_LOGPROBS
@@ -41,6 +44,7 @@ from rl_actors.sampling import PromptSampler
 from rl_actors.sequences import encode_completion, encode_prompt
 
 LATEST_FILE = "latest_adapter.json"
+PROMPT_CACHE = 4096  # tokenised prompts kept (a few MB), so training holds no more than that of a large split
 
 
 class RLSettings(Protocol):
@@ -143,19 +147,23 @@ def make_learners(
     return group
 
 
-def run_sft(cfg: RLSettings, rows: list[dict]) -> Path:
+def run_sft(cfg: RLSettings, rows: Sequence[dict]) -> Path:
     """LoRA SFT on teacher completions through the DeepSpeed learner; publishes adapter v0."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
-    examples = sft_examples(rows, cfg.sft.fast_mode_fraction, cfg.train.seed, cfg.data.format)
-    pairs = [(encode_prompt(tokenizer, e["messages"]), encode_completion(tokenizer, e["completion"])) for e in examples]
+    fast = fast_mode_draws(len(rows), cfg.sft.fast_mode_fraction, cfg.train.seed)
+
+    def pair(index: int) -> tuple[list[int], list[int]]:  # tokenised when drawn: rows may be a lazy PromptTable
+        example = sft_example(rows[index], fast[index], cfg.data.format)
+        return encode_prompt(tokenizer, example["messages"]), encode_completion(tokenizer, example["completion"])
+
     learners = make_learners(cfg, cfg.sft.batch_size, cfg.sft.learning_rate, init_adapter=None)
     logger = metrics_logger(cfg, "sft")
-    sampler = PromptSampler([row["label"] for row in rows], cfg.train.seed, cfg.sft.anomalous_share)
+    sampler = PromptSampler(row_labels(rows), cfg.train.seed, cfg.sft.anomalous_share)
     try:
         for step in range(cfg.sft.steps):
-            batch = [pairs[i] for i in sampler.next(min(cfg.sft.batch_size, len(pairs)))]
+            batch = [pair(i) for i in sampler.next(min(cfg.sft.batch_size, len(rows)))]
             results = learners.call_sharded("sft_step", batch)
             logger.log(step, mean_over_ranks(results))
         snapshot = learners.call("snapshot", 0)[0]  # every rank: under ZeRO-3 they gather the LoRA weights
@@ -181,17 +189,20 @@ class Rollout:
 class GRPOTrainer:
     """Owns the loop: generate -> score -> advantages -> update -> sync; the actors only expose methods."""
 
-    def __init__(self, cfg: RLSettings, rows: list[dict], init_adapter: str | None, resume: str | Path | None = None):
+    def __init__(
+        self, cfg: RLSettings, rows: Sequence[dict], init_adapter: str | None, resume: str | Path | None = None
+    ):
         """`init_adapter` is the adapter GRPO started from (also after a resume: it may be the KL reference);
         `resume` a complete checkpoint folder to continue from."""
         from transformers import AutoTokenizer
 
         self.cfg, self.rows = cfg, rows
         tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
-        self.prompt_ids = [
-            encode_prompt(tokenizer, build_messages(row["prompt"], data_format=cfg.data.format)) for row in rows
-        ]
-        self.sampler = PromptSampler([row["label"] for row in rows], cfg.train.seed, cfg.train.anomalous_share)
+        # Tokenised when drawn (rows may be a lazy PromptTable); a prompt drawn again is not encoded twice.
+        self.prompt_ids = lru_cache(maxsize=PROMPT_CACHE)(
+            lambda index: encode_prompt(tokenizer, build_messages(rows[index]["prompt"], data_format=cfg.data.format))
+        )
+        self.sampler = PromptSampler(row_labels(rows), cfg.train.seed, cfg.train.anomalous_share)
         group_size = cfg.rollout.group_size
         self.colocated = None  # rollout engine i in learner rank i's bundle: one placement group for both
         if cfg.rollout.colocate_with_learner:
@@ -325,7 +336,7 @@ class GRPOTrainer:
         """The step's prompts, each a group with an id unique over the run (a prompt drawn twice: two groups)."""
         per_step = self.cfg.train.prompts_per_step
         indices = self.sampler.next(per_step)
-        return [PromptGroup(step * per_step + j, i, self.prompt_ids[i]) for j, i in enumerate(indices)]
+        return [PromptGroup(step * per_step + j, i, self.prompt_ids(i)) for j, i in enumerate(indices)]
 
     def reference_logprobs(self, batch: RolloutBatch, metrics: dict) -> RolloutBatch:
         """The batch with completion logprobs under the KL reference at the sampling temperature, when KL or a

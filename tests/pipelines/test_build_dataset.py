@@ -11,7 +11,7 @@ import pytest
 from pipelines.config import DataConfig
 from pipelines.prompt_rows import ROW_FIELDS
 from pipelines.prompts import render_window, shown_line_numbers
-from pipelines.sessions import anomaly_lines, fixed_windows, session_label
+from pipelines.sessions import anomaly_lines, session_label
 from pipelines.templates import LogTemplateMiner
 
 ROW_KEYS = {
@@ -84,11 +84,12 @@ def test_build_prompt_dataset_on_bundled_bgl(local_ray, tmp_path: Path, bgl_samp
     assert letters[1]["reason"] == "bgl: unix timestamp is not a number: 'xx29437983'"
     assert json.loads(open(summary["paths"]["summary"]).read()) == summary
     out = Path(summary["paths"]["summary"]).parent  # the build's report: the split table as the summary counts it
-    assert "| train | 70 |" in (out / "report.md").read_text() and (out / "prompt_tokens.png").exists()
+    assert "| train | 71 |" in (out / "report.md").read_text() and (out / "prompt_tokens.png").exists()
 
     train, test = load_examples(summary["paths"]["train"]), load_examples(summary["paths"]["test"])
     splits = summary["splits"]
-    assert (len(train), len(test)) == (splits["train"]["sessions"], splits["test"]["sessions"]) == (70, 30)
+    # Windows are 20 lines of the file: 2002 lines make 101 (the last holds 2), two of them a line short.
+    assert (len(train), len(test)) == (splits["train"]["sessions"], splits["test"]["sessions"]) == (71, 30)
     rows = train + test
     assert all(set(row) == ROW_KEYS == set(ROW_FIELDS) for row in rows)
     assert {row["label"] for row in train} == {row["label"] for row in test} == {"normal", "anomalous"}
@@ -96,8 +97,11 @@ def test_build_prompt_dataset_on_bundled_bgl(local_ray, tmp_path: Path, bgl_samp
         row["label"] == "anomalous" for row in rows
     )
 
-    # Chronological order survives sharding and parallel matching: the same windows as a plain in-process run.
-    windows = list(fixed_windows(bgl_lines, 20))
+    # Chronological order survives sharding and parallel matching: the same windows as a plain in-process run,
+    # cut by line number in the file (the two dead letters at lines 700 and 1501 leave their windows short).
+    file_line = [i + (i >= 700) + (i >= 1500) for i in range(len(bgl_lines))]
+    windows = [[line for line, n in zip(bgl_lines, file_line) if n // 20 == w] for w in range(101)]
+    assert [len(window) for window in windows].count(19) == 2 and len(windows[-1]) == 2
     assert [row["label"] for row in rows] == [session_label(window) for window in windows]
     assert [row["prompt"] for row in rows] == [render_window(window, 160) for window in windows]
     assert [row["anomaly_lines"] for row in rows] == [anomaly_lines(window) for window in windows]
@@ -112,7 +116,7 @@ def test_build_prompt_dataset_on_bundled_bgl(local_ray, tmp_path: Path, bgl_samp
     assert settings["miner_file"] == "miner_state.json" and settings["anomaly_lines_from"] == "line_labels"
     # `logrl eval` on the same file renders with the run's miner and settings: the very same rows.
     eval_rows = load_eval_rows(f"bgl:{path}", cfg.output_dir)
-    assert [dict(row, split=split) for row, split in zip(eval_rows, ["train"] * 70 + ["test"] * 30)] == rows
+    assert [dict(row, split=split) for row, split in zip(eval_rows, ["train"] * 71 + ["test"] * 30)] == rows
     assert [row["start_offset"] for row in rows[:2]] == [0, rows[1]["start_offset"]] and rows[1]["start_offset"] > 0
     assert summary["templates"] == LogTemplateMiner.load(summary["paths"]["miner_state"]).n_templates
 
@@ -398,10 +402,18 @@ def test_generic_regex_format_reads_plain_and_gz_logs_through_the_same_path(loca
     letter = json.loads(open(summary["paths"]["dead_letter"]).read())
     assert (letter["source"], letter["offset"]) == (str(plain), sum(len(line) + 1 for line in first[:33]))
     rows = load_examples(summary["paths"]["train"]) + load_examples(summary["paths"]["test"])
-    expected = ["anomalous" if any(i % 17 == 5 for i in range(w, w + 10)) else "normal" for w in range(0, 130, 10)]
-    assert [row["label"] for row in rows] == expected and len(rows) == 13
-    assert rows[7]["source"] == str(packed) and rows[7]["start_offset"] == 0
-    assert (summary["splits"]["train"]["sessions"], summary["splits"]["test"]["sessions"]) == (9, 4)
+
+    def labels(texts: list[str]) -> list[str]:  # windows of 10 lines of a file, the dead letter counted as a line
+        return [
+            "anomalous" if any(" ERROR " in t for t in texts[w : w + 10]) else "normal"
+            for w in range(0, len(texts), 10)
+        ]
+
+    expected = labels(first) + labels(second)  # 71 lines -> 8 windows (the last holds 1), 60 lines -> 6
+    assert [row["label"] for row in rows] == expected and len(rows) == 14
+    assert [row["n_lines"] for row in rows[:8]] == [10, 10, 10, 9, 10, 10, 10, 1]
+    assert rows[8]["source"] == str(packed) and rows[8]["start_offset"] == 0
+    assert (summary["splits"]["train"]["sessions"], summary["splits"]["test"]["sessions"]) == (10, 4)
 
 
 def _template_csv(tmp_path: Path) -> Path:
