@@ -85,7 +85,7 @@ BAD_HDFS = [
     HDFS + b"crlf blk_10\r",
     HDFS + b"tab inside\tblk_11 content",
     HDFS + "content caf\u00e9 \u65e5\u672c end".encode(),  # non-ASCII content naming no block: columnar
-    HDFS + " unicode digits blk_\u0663 blk_4\u0663".encode(),  # Python's \\d takes them: per-line path
+    HDFS + "unicode digits blk_\u0663 blk_4\u0663 end".encode(),  # Python's \d takes them: per-line path
     HDFS + "\u3000unicode leading space blk_13".encode(),
     HDFS + "unicode trailing space blk_14\u3000".encode(),
     HDFS.rstrip(),  # no content
