@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipelines.masking import masking_rules
 from pipelines.regex_format import RegexFormat, line_pattern_problem, timestamp_problem
 
 DataFormat = Literal["bgl", "thunderbird", "spirit", "hdfs", "loglead_hdfs", "templates", "regex"]
@@ -208,6 +209,12 @@ class DataConfig(StrictModel):
     )
     drain_sim_threshold: float = Field(0.4, gt=0, lt=1, description="drain3 similarity threshold.")
     drain_depth: int = Field(4, ge=3, description="drain3 parse-tree depth.")
+    masking_file: str | None = Field(
+        None,
+        description="drain3 masking rules, applied in order before template mining: a YAML list of "
+        "`{name: NUM, pattern: '...'}` entries (a Python regex; matches become <NUM>). None: the built-in rules, "
+        "also shipped as configs/masking/default.yaml. The miner state keeps the rules it was fitted with.",
+    )
     drain_fit_lines: int | None = Field(
         1_000_000,
         ge=1,
@@ -247,4 +254,9 @@ class DataConfig(StrictModel):
             )
         if self.label_patch and self.format != "templates":
             raise ValueError(f"data.label_patch corrects template labels: it needs format templates, not {self.format}")
+        return self
+
+    @model_validator(mode="after")
+    def _masking_file_loads(self) -> DataConfig:
+        masking_rules(self.masking_file)  # errors name data.masking_file, the file and the entry
         return self

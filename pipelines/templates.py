@@ -13,23 +13,14 @@ from drain3.masking import MaskingInstruction
 from drain3.memory_buffer_persistence import MemoryBufferPersistence
 from drain3.template_miner_config import TemplateMinerConfig
 
+from pipelines.masking import DEFAULT_MASKING
+
 # Per matcher worker: contents that repeat verbatim skip drain3 (masking + tree search). Measured hit rates: 32%
 # of the bundled BGL_2k lines, 8% of the LogLead HDFS sample's messages (block ids make most lines unique).
 MATCH_CACHE_SIZE = 1 << 17
 STATE_FORMAT = "logrl-drain3-miner"
 STATE_VERSION = 1
 UNSEEN_ID = -1
-
-# (mask name, regex), applied in order: specific ids first, so a node id or block id is not eaten by NUM.
-DEFAULT_MASKING: tuple[tuple[str, str], ...] = (
-    ("NODE", r"\bR\d\d-M\d(?:-[A-Za-z0-9]+)*(?::J\d\d-U\d\d)?\b"),  # BGL node/card ids: R02-M1-N0-C:J12-U11, R37-M1-N4
-    ("BLK", r"blk_-?\d+"),  # HDFS block ids
-    ("IP", r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?::\d+)?\b"),  # \b-anchored: ~3x faster than lookarounds
-    ("MAC", r"\b[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){3,}\b"),
-    ("HEX", r"\b0[xX][0-9a-fA-F]+\b"),
-    ("HEX", r"\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b"),  # bare hex words with a digit (addresses, registers)
-    ("NUM", r"(?<![A-Za-z0-9_.])[-+]?\d+(?:\.\d+)?(?![A-Za-z0-9_])"),
-)
 
 
 def _drain_config(settings: dict) -> TemplateMinerConfig:

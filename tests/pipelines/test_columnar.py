@@ -6,8 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
+from pipelines.columnar_parse import hdfs_columns
 from pipelines.columnar_read import RAW_SCHEMA, read_plain_shard, splice
 from pipelines.read_logs import (
     _dead_letter_texts_only,
@@ -68,6 +71,57 @@ BAD_SYSLOG = [
     TB + b"trailing  \t ",
     b"",
 ]
+
+HDFS = b"081109 203615 148 INFO dfs.DataNode$PacketResponder: "
+BAD_HDFS = [
+    HDFS + b"PacketResponder 1 for block blk_38865049064139660 terminating",  # one block id
+    HDFS + b"Verification succeeded",  # none
+    HDFS + b"ask 10.250.14.224:50010 to replicate blk_-1608999687919862906 to datanode(s) 10.251.215.16:50010",
+    HDFS + b"ask to delete blk_1 blk_-2 blk_1 blk_3 blk_-2",  # several, repeated: first sightings in order
+    HDFS + b"blk_7 blk_7",
+    HDFS + b"blk_- blk_x blk_4y blk_55",  # `blk_` without digits is no id; digits stop at the first non-digit
+    HDFS + b"blk_-1blk_2",
+    HDFS + b"trailing spaces and tab blk_9   \t",
+    HDFS + b"crlf blk_10\r",
+    HDFS + b"tab inside\tblk_11 content",
+    HDFS + "content caf\u00e9 \u65e5\u672c end".encode(),  # non-ASCII content naming no block: columnar
+    HDFS + "unicode digits blk_\u0663 blk_4\u0663 end".encode(),  # Python's \d takes them: per-line path
+    HDFS + "\u3000unicode leading space blk_13".encode(),
+    HDFS + "unicode trailing space blk_14\u3000".encode(),
+    HDFS.rstrip(),  # no content
+    HDFS + b"   ",
+    b"  " + HDFS + b"leading whitespace",
+    HDFS.replace(b" 148 ", b"\t148\t") + b"tabs between fields blk_15",
+    HDFS.replace(b"148", "\u0661\u0664\u0668".encode()) + b"unicode digits in the pid",
+    HDFS.replace(b"081109", "\uff10\uff18\uff11\uff11\uff10\uff19".encode()) + b"unicode digits in the date",
+    HDFS.replace(b"081109 203615", b"0811092 03615") + b"date and time cut elsewhere",
+    HDFS.replace(b"081109", b"081399") + b"month 13",
+    HDFS.replace(b"081109", b"080230") + b"February 30",
+    HDFS.replace(b"081109", b"000229") + b"leap day",
+    HDFS.replace(b"081109", b"010229") + b"no leap day",
+    HDFS.replace(b"081109", b"690101") + b"1969",
+    HDFS.replace(b"203615", b"235960") + b"second 60",
+    HDFS.replace(b"203615", b"2036") + b"short time",
+    HDFS.replace(b" 148 ", b" pid ") + b"bad pid",
+    HDFS.replace(b"PacketResponder:", b"PacketResponder") + b"no colon",
+    HDFS.replace(b"dfs.DataNode$PacketResponder:", b":") + b"empty component",
+    b"081109 203615 148 INFO",  # too few fields
+    b"",
+    b"   \r",
+    HDFS + b"\xff\xfe not utf-8 blk_16",
+    HDFS + b"NUL \x00 byte",
+    b"\x01\x02\x03 binary garbage",
+    HDFS + b"y" * 3000,  # too long at max_line_bytes=1024
+    HDFS + b"last line blk_17",
+]
+
+
+def bundled_hdfs_lines(limit: int) -> tuple[list[bytes], list[str]]:
+    """Raw HDFS lines rebuilt from the LogLead sample's event columns, and each line's block (`seq_id`)."""
+    events = pq.read_table(DATA / "hdfs_loglead" / "hdfs_events_2percent.parquet").slice(0, limit)
+    columns = [pc.cast(events.column(name), pa.string()) for name in ("date", "time", "id", "level", "component")]
+    texts = pc.binary_join_element_wise(*columns, pc.cast(events.column("m_message"), pa.string()), " ")
+    return [text.encode() for text in texts.to_pylist()], events.column("seq_id").to_pylist()
 
 
 def write(path: Path, lines: list[bytes], newline: bytes = b"\n") -> Path:
@@ -154,3 +208,56 @@ def test_only_dead_letters_keep_their_raw_text():
     out = _dead_letter_texts_only(batch)
     assert out.column_names == batch.column_names
     assert out.column("text").to_pylist() == ["", "bad line"]
+
+
+def test_bundled_hdfs_parses_as_line_by_line(tmp_path):
+    lines, blocks = bundled_hdfs_lines(20000)
+    raw = columnar(write(tmp_path / "hdfs.log", lines), 1 << 20, 1 << 20)
+    fits, _ = hdfs_columns(raw.column("text").combine_chunks())
+    assert fits.all()  # every bundled line takes the columnar path
+    assert_same_parse(raw, "hdfs")
+    parsed = parse_batch(raw, "hdfs")
+    assert parsed.column("block_ids").to_pylist() == [[block] for block in blocks]
+    assert parsed.column("timestamp")[0].as_py() == 1226262930.0  # 2008-11-09 20:35:30 UTC
+
+
+@pytest.mark.parametrize("invalid_utf8", ["dead_letter", "replace"])
+@pytest.mark.parametrize(("shard_bytes", "chunk_bytes"), [(1 << 20, 1 << 22), (1024, 300)])
+def test_good_and_bad_hdfs_lines_parse_as_line_by_line(tmp_path, invalid_utf8, shard_bytes, chunk_bytes):
+    for newline in (b"\n", b"\r\n"):
+        path = write(tmp_path / "mixed.log", BAD_HDFS * 3, newline)
+        raw = columnar(path, shard_bytes, chunk_bytes, max_line_bytes=1024, invalid_utf8=invalid_utf8)
+        assert_same_parse(raw, "hdfs")
+        rows = parse_batch(raw, "hdfs").to_pylist()
+        assert (
+            rows[3]["block_ids"] == ["blk_1", "blk_-2", "blk_3"]
+            and rows[3]["component"] == "dfs.DataNode$PacketResponder"
+        )
+        assert rows[5]["block_ids"] == ["blk_4", "blk_55"] and rows[1]["block_ids"] == []
+        assert 15 < sum(not row["kind"] for row in rows) < len(rows) - 15
+
+
+def test_hdfs_columnar_path_takes_block_id_lists_and_leaves_unicode_digits():
+    texts = pa.array([line.decode("utf-8", "replace") for line in BAD_HDFS])
+    fits, columns = hdfs_columns(texts)
+    taken = dict(zip(np.flatnonzero(fits).tolist(), columns["block_ids"].to_pylist(), strict=True))
+    assert taken[3] == ["blk_1", "blk_-2", "blk_3"] and taken[4] == ["blk_7"] and taken[6] == ["blk_-1", "blk_2"]
+    assert 11 not in taken  # non-ASCII content naming `blk_`: Python's \d also takes Unicode digits
+    assert taken[10] == [] and taken[9] == ["blk_11"]  # Unicode or a tab inside printable-bounded content is fine
+    assert 23 in taken and 24 not in taken  # a leap day that exists, one that does not
+
+
+def test_hdfs_time_stamps_equal_the_per_line_ones_on_every_date():
+    stamps = [f"{yy:02d}0101 000000" for yy in range(100)]
+    stamps += [
+        f"{yy}{mm:02d}{dd:02d} 235959"
+        for yy in ("00", "01", "04", "68", "69", "99")
+        for mm in range(14)
+        for dd in range(33)
+    ]
+    stamps += [f"081109 {hh:02d}{mi:02d}{ss:02d}" for hh in (0, 23, 24) for mi in (0, 59, 60) for ss in (0, 59, 60, 61)]
+    texts = [f"{stamp} 1 INFO c: x" for stamp in stamps]
+    raw = pa.table({"source": ["f"] * len(texts), "offset": list(range(len(texts))), "text": texts})
+    assert_same_parse(raw, "hdfs")
+    kinds = parse_batch(raw, "hdfs").column("kind").to_pylist()
+    assert 1500 < kinds.count("") < len(kinds) and set(kinds) == {"", "hdfs: bad date/time"}
