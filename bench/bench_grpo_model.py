@@ -7,7 +7,8 @@ Measured in one run, in this order, on the same prompts (P prompts x G samples, 
   logrl: `GRPOTrainer` (vLLM rollout, reward actors, DeepSpeed learner, adapter sync) from a fresh adapter,
      one warm-up step, then one timed step; its phase split comes from the step's metrics.
 Prints ratios against A and B (above 1: logrl is faster). Prompts come from the bundled BGL sample (rendered like the
-data pipeline does) or from a prepared train split (`--rows`, the folder or a JSONL file): the shortest that fit, alternating labels.
+data pipeline does) or from a prepared train split (`--rows`: its folder, or a JSONL file): the shortest that fit,
+alternating labels.
     python bench/bench_grpo_model.py --model smollm2-135m --prompts 4 --group-size 4 --max-new-tokens 48
     python bench/bench_grpo_model.py --model runs/hdfs/tiny-model --prompts 1 --group-size 2 --max-new-tokens 8
 """
@@ -143,7 +144,7 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m", help="registered base model name or a model folder")
-    parser.add_argument("--rows", type=Path, help="a prepared train split folder or JSONL file (default: the bundled BGL sample)")
+    parser.add_argument("--rows", type=Path, help="prepared train split folder or JSONL (default: bundled BGL)")
     parser.add_argument("--prompts", type=int, default=4)
     parser.add_argument("--group-size", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=48)

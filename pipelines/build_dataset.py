@@ -13,6 +13,7 @@ import ray
 from pipelines.config import BLOCK_FORMATS, DataConfig
 from pipelines.data_report import write_data_report
 from pipelines.label_patch import read_patch_report
+from pipelines.masking import masking_rules
 from pipelines.prompt_rows import (
     PROMPT_SETTINGS_FILE,
     PromptSettings,
@@ -60,7 +61,8 @@ def fit_miner(lines: ray.data.Dataset, cfg: DataConfig) -> LogTemplateMiner:
     if cfg.drain_fit_lines is not None:
         lines = lines.limit(cfg.drain_fit_lines)
     contents = (row["content"] for row in iter_rows(lines, ["content"]))
-    return LogTemplateMiner.fit(contents, sim_threshold=cfg.drain_sim_threshold, depth=cfg.drain_depth)
+    masking = masking_rules(cfg.masking_file)
+    return LogTemplateMiner.fit(contents, sim_threshold=cfg.drain_sim_threshold, depth=cfg.drain_depth, masking=masking)
 
 
 def match_templates(lines: ray.data.Dataset, miner_path: Path, cfg: DataConfig) -> ray.data.Dataset:
