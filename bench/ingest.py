@@ -24,9 +24,11 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -93,16 +95,18 @@ def agreement(fit_sizes: list[int]) -> None:
             print(f"{name:<18} {len(contents):>7} {size:>9} {bounded.n_templates:>9} {same:>13.2%} {unseen:>7.2%}")
 
 
-def pipeline(path: str, cpus: int, out: str, fit_lines: int | None = None, match_cache: bool = True) -> dict:
+def pipeline(
+    path: str, cpus: int, out: str, fit_lines: int | None = None, full_fit: bool = False, match_cache: bool = True
+) -> dict:
     from cluster.environment import apply_defaults, init_ray
     from pipelines.build_dataset import build_prompt_dataset
     from pipelines.config import DataConfig
 
     apply_defaults()
     init_ray(None, cpus)
-    cfg = DataConfig(
-        paths=[path], format="bgl", window_size=20, train_fraction=0.7, output_dir=out, drain_fit_lines=fit_lines
-    )
+    cfg = DataConfig(paths=[path], format="bgl", window_size=20, train_fraction=0.7, output_dir=out)
+    if fit_lines or full_fit:
+        cfg.drain_fit_lines = fit_lines  # None: learn from every line
     if not match_cache:
         cfg.match_cache_size = 0
     started = time.perf_counter()
@@ -110,20 +114,51 @@ def pipeline(path: str, cpus: int, out: str, fit_lines: int | None = None, match
     return {"seconds": time.perf_counter() - started, "lines": summary["good_lines"], "templates": summary["templates"]}
 
 
+class MemoryPeaks:
+    """Polls this process's anonymous (heap) and shared-memory RSS, and how much of /dev/shm (where Ray's object
+    store lives on Linux) is in use beyond what it was at the start; keeps the peaks, in MB."""
+
+    def __init__(self, interval_s: float = 0.2):
+        self.peaks = {"heap_mb": 0.0, "shm_mapped_mb": 0.0, "dev_shm_mb": 0.0}
+        self._shm_start = shutil.disk_usage("/dev/shm").used
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, args=(interval_s,), daemon=True)
+        self._thread.start()
+
+    def _poll(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+            now = {
+                "heap_mb": int(status["RssAnon"].split()[0]) / 1024,
+                "shm_mapped_mb": int(status["RssShmem"].split()[0]) / 1024,
+                "dev_shm_mb": (shutil.disk_usage("/dev/shm").used - self._shm_start) / 2**20,
+            }
+            self.peaks = {key: max(value, now[key]) for key, value in self.peaks.items()}
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        return self.peaks
+
+
 def child(args) -> None:
-    """One measurement in this process; prints a JSON line with its own peak RSS."""
+    """One measurement in this process; prints a JSON line with its own peak RSS (and its parts)."""
     sys.path.insert(0, str(ROOT))
+    peaks = MemoryPeaks()
     if args.which.startswith("logrl"):
-        result = pipeline(args.path, args.cpus, args.out, args.fit_lines, match_cache=args.which == "logrl")
+        fit_lines = None if args.full_fit else args.fit_lines
+        result = pipeline(args.path, args.cpus, args.out, fit_lines, args.full_fit, match_cache=args.which == "logrl")
     else:
         result = baseline(args.path, args.which == "drain3+mask")
+    result |= peaks.stop()
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def measure(which: str, path: Path, cpus: int, out: Path, fit_lines: int | None) -> dict:
+def measure(which: str, path: Path, cpus: int, out: Path, fit_lines: int | None, full_fit: bool) -> dict:
     command = [sys.executable, __file__, "--child", which, "--path", str(path), "--cpus", str(cpus), "--out", str(out)]
     command += ["--fit-lines", str(fit_lines)] if fit_lines else []
+    command += ["--full-fit"] if full_fit else []
     done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(ROOT)})
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
@@ -136,7 +171,10 @@ def main() -> None:
     parser.add_argument("--lines", default="250000,1000000", help="corpus sizes, comma-separated")
     parser.add_argument("--cpus", type=int, default=8, help="logical CPUs of the local Ray")
     parser.add_argument("--mask", action="store_true", help="also run drain3 with logrl's masking rules")
-    parser.add_argument("--fit-lines", type=int, help="logrl learns drain3 templates from the first N lines only")
+    parser.add_argument(
+        "--fit-lines", type=int, help="logrl learns drain3 templates from the first N lines (default: the config's)"
+    )
+    parser.add_argument("--full-fit", action="store_true", help="logrl learns drain3 templates from every line")
     parser.add_argument("--agreement", help="fit sizes, comma-separated: template agreement with a full fit")
     parser.add_argument(
         "--no-cache",
@@ -158,21 +196,28 @@ def main() -> None:
         return
     folder = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     kinds = ["drain3", *(["drain3+mask"] if args.mask else []), "logrl", *(["logrl-nocache"] if args.no_cache else [])]
-    fit = f"first {args.fit_lines} lines" if args.fit_lines else "every line"
+    sys.path.insert(0, str(ROOT))
+    from pipelines.config import DataConfig
+
+    fit_lines = args.fit_lines or DataConfig.model_fields["drain_fit_lines"].default
+    fit = "every line" if args.full_fit else f"the first {fit_lines} lines"
     cores = len(os.sched_getaffinity(0))
     print(f"machine: {cores} usable cores; local Ray with {args.cpus} logical CPUs; logrl fits drain3 on {fit}")
     print(
-        f"{'lines':>9} {'run':<12} {'seconds':>8} {'lines/s':>9} {'templates':>9} {'peak RSS MB':>11} ratio vs drain3"
+        f"{'lines':>9} {'run':<12} {'seconds':>8} {'lines/s':>9} {'templates':>9} {'peak RSS MB':>11} "
+        f"{'heap':>6} {'shm':>6} {'/dev/shm':>8} ratio vs drain3"
     )
     for size in [int(x) for x in args.lines.split(",")]:
         path = corpus(size, folder)
-        results = {kind: measure(kind, path, args.cpus, folder / f"out-{size}", args.fit_lines) for kind in kinds}
+        out = folder / f"out-{size}"
+        results = {kind: measure(kind, path, args.cpus, out, args.fit_lines, args.full_fit) for kind in kinds}
         base = results["drain3"]["lines"] / results["drain3"]["seconds"]
         for kind, r in results.items():
             rate = r["lines"] / r["seconds"]
             print(
                 f"{size:>9} {kind:<12} {r['seconds']:8.1f} {rate:9.0f} {r['templates']:>9} "
-                f"{r['peak_rss_mb']:11.0f} {rate / base:.2f}x",
+                f"{r['peak_rss_mb']:11.0f} {r['heap_mb']:6.0f} {r['shm_mapped_mb']:6.0f} {r['dev_shm_mb']:8.0f} "
+                f"{rate / base:.2f}x",
                 flush=True,
             )
         path.unlink()

@@ -4,6 +4,7 @@ parquet parts of a train and a test folder (`prompt_store`)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ from pipelines.stream_sessions import (
 )
 from pipelines.table_formats import read_session_labels
 from pipelines.teacher import RowTeacher, RuleTeacher, Teacher
-from pipelines.templates import UNSEEN_ID, LogTemplateMiner, TemplateMatcher
+from pipelines.templates import UNSEEN_ID, LogTemplateMiner, TemplateMatcher, mask_contents
 
 MINER_STATE_FILE = "miner_state.json"
 SUMMARY_FILE = "summary.json"
@@ -56,13 +57,17 @@ def iter_rows(ds: ray.data.Dataset, columns: list[str] | None = None) -> Iterato
 
 
 def fit_miner(lines: ray.data.Dataset, cfg: DataConfig) -> LogTemplateMiner:
-    """Fit drain3 on the good lines' contents (all, or the first `drain_fit_lines`), streamed in log order (drain
-    learning is sequential)."""
-    if cfg.drain_fit_lines is not None:
-        lines = lines.limit(cfg.drain_fit_lines)
-    contents = (row["content"] for row in iter_rows(lines, ["content"]))
+    """Fit drain3 on the good lines' contents (all, or the first `drain_fit_lines`), streamed in log order: the
+    read tasks mask them in parallel, the driver only learns (drain learning is sequential)."""
     masking = masking_rules(cfg.masking_file)
-    return LogTemplateMiner.fit(contents, sim_threshold=cfg.drain_sim_threshold, depth=cfg.drain_depth, masking=masking)
+    masked = lines.map_batches(mask_contents, fn_kwargs={"masking": masking}, batch_format="pyarrow", batch_size=None)
+    if cfg.drain_fit_lines is not None:
+        masked = masked.limit(cfg.drain_fit_lines)
+    contents = (
+        text for block in masked.iter_batches(batch_format="pyarrow", batch_size=None) for text in block[0].to_pylist()
+    )
+    settings = {"sim_threshold": cfg.drain_sim_threshold, "depth": cfg.drain_depth, "masking": masking}
+    return LogTemplateMiner.fit_masked(contents, **settings)
 
 
 def match_templates(lines: ray.data.Dataset, miner_path: Path, cfg: DataConfig) -> ray.data.Dataset:
@@ -132,15 +137,19 @@ class Built:
     unlabelled_sessions: int = 0
     indicative: dict[int, str] | None = None
     expected: dict[int, str] | None = None
+    seconds: dict[str, float] | None = None  # per stage of the streaming build: fit, plan, shards
 
 
 def stream_windows(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> Built:
     """Text logs in fixed windows: fit the miner on the first lines, then one streaming pass writes every shard's
     rows (`stream_sessions`); the driver sees counts only."""
     regex = check_inputs(cfg)
+    started = time.perf_counter()
     miner = fit_miner(good_lines(parsed_lines(cfg, regex)), cfg)
     miner.save(paths["miner_state"])
+    fitted_at = time.perf_counter()
     shards, windows = plan_window_shards(cfg.paths, cfg.shard_bytes, cfg.window_size)
+    planned_at = time.perf_counter()
     job = ShardJob(
         output_dir=cfg.output_dir,
         miner_path=str(paths["miner_state"]),
@@ -156,11 +165,15 @@ def stream_windows(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) ->
     )
     totals = run_shards(shards, job, cfg.match_workers)
     merge_dead_letters(Path(cfg.output_dir), paths["dead_letter"])
+    seconds = {"fit": fitted_at - started, "plan": planned_at - fitted_at, "shards": time.perf_counter() - planned_at}
     n_good = totals["good_lines"]
     if n_good == 0:
         raise ValueError(f"data.paths: no usable lines in {cfg.paths} (see {paths['dead_letter']})")
     fitted = min(cfg.drain_fit_lines or n_good, n_good)
-    return Built(n_good, totals["dead_letters"], miner.n_templates, fitted, totals["unmatched_lines"], totals["splits"])
+    unmatched = totals["unmatched_lines"]
+    built = Built(n_good, totals["dead_letters"], miner.n_templates, fitted, unmatched, totals["splits"])
+    built.seconds = {stage: round(value, 2) for stage, value in seconds.items()}
+    return built
 
 
 def build_in_driver(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> Built:
@@ -259,6 +272,7 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         "window_size": settings.window_size if cfg.format not in BLOCK_FORMATS else None,
         "max_prompt_tokens": cfg.max_prompt_tokens,
         "splits": built.splits,
+        "stage_seconds": built.seconds,
         "paths": {name: str(path) for name, path in paths.items()},
     }
     paths["summary"].write_text(json.dumps(summary, indent=2) + "\n")

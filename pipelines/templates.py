@@ -80,6 +80,25 @@ class LogTemplateMiner:
             miner._miner.add_log_message(content)
         return miner
 
+    @classmethod
+    def fit_masked(
+        cls,
+        masked_contents: Iterable[str],
+        sim_threshold: float = 0.4,
+        depth: int = 4,
+        masking: Iterable[tuple[str, str]] = DEFAULT_MASKING,
+    ) -> LogTemplateMiner:
+        """`fit` on contents already masked with the same rules (`mask_contents`, run in parallel workers): drain3's
+        own `add_log_message` is exactly mask-then-learn, so the tree is the same; the driver only learns."""
+        miner = cls(sim_threshold=sim_threshold, depth=depth, masking=masking)
+        for masked in masked_contents:
+            miner._miner.drain.add_log_message(masked)
+        return miner
+
+    def mask(self, content: str) -> str:
+        """A content as drain3 sees it under this miner's masking rules."""
+        return self._miner.masker.mask(content)
+
     @property
     def n_templates(self) -> int:
         return len(self._miner.drain.id_to_cluster)
@@ -155,3 +174,16 @@ class TemplateMatcher:
             templates.append(template)
         batch = batch.append_column("template_id", pa.array(ids, type=pa.int64()))
         return batch.append_column("template", pa.array(templates, type=pa.string()))
+
+
+_MASKERS: dict[tuple, LogTemplateMiner] = {}
+
+
+def mask_contents(batch: pa.Table, masking: tuple[tuple[str, str], ...]) -> pa.Table:
+    """Ray Data stage: only the `masked` column, each content under `masking` (what drain learns from)."""
+    key = tuple(map(tuple, masking))
+    if key not in _MASKERS:
+        _MASKERS.clear()
+        _MASKERS[key] = LogTemplateMiner(masking=key)
+    mask = _MASKERS[key].mask
+    return pa.table({"masked": pa.array([mask(text) for text in batch.column("content").to_pylist()], pa.string())})

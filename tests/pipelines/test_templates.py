@@ -81,3 +81,19 @@ def test_template_matcher_cache_is_exact_and_bounded(tmp_path, bgl_miner: LogTem
     assert info.misses == len(set(contents)) and info.hits == len(contents) - len(set(contents))
     small = TemplateMatcher(str(path), cache_size=10)
     assert small(batch).equals(plain) and small.match.cache_info().currsize == 10
+
+
+def test_fitting_on_contents_masked_elsewhere_learns_the_same_tree(bgl_lines: list[dict], bgl_miner: LogTemplateMiner):
+    from pipelines.templates import mask_contents
+
+    contents = [line["content"] for line in bgl_lines]
+    masking = tuple(tuple(rule) for rule in bgl_miner.settings["masking"])
+    masked = []
+    for start in range(0, len(contents), 300):  # in batches, as the read tasks mask them
+        batch = pa.table({"content": contents[start : start + 300]})
+        masked += mask_contents(batch, masking).column("masked").to_pylist()
+    assert masked != contents and len(masked) == len(contents)
+    miner = LogTemplateMiner.fit_masked(masked, masking=masking)
+    assert miner.templates() == bgl_miner.templates()
+    assert miner.state_bytes() == bgl_miner.state_bytes()
+    assert [miner.match(c) for c in contents] == [bgl_miner.match(c) for c in contents]
