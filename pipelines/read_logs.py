@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import ray
 
 from pipelines.columnar_parse import COLUMNAR_FORMATS
-from pipelines.columnar_read import RAW_SCHEMA, read_plain_shard, splice, too_long_row
+from pipelines.columnar_read import read_gzip_shard, read_plain_shard, splice, too_long_row
 from pipelines.config import DataConfig
 from pipelines.label_patch import apply_label_patch, load_label_patch, write_patch_report
 from pipelines.log_formats import MalformedLine, line_parser
@@ -118,21 +118,11 @@ def read_shard_batches(
 ) -> Iterator[pa.Table]:
     """Ray Data stage: shards in, raw line tables out (columnar: row dicts cost ~10x more in Ray).
 
-    Plain files are cut into lines in large chunks (`columnar_read`); a .gz file is read line by line, because
-    where a truncated stream stops depends on how it is read.
+    Plain files and .gz files alike are cut into lines in large chunks (`columnar_read`); a .gz file is one shard.
     """
     for shard in shards.to_pylist():
-        if not shard["source"].endswith(".gz"):
-            yield from read_plain_shard(shard, max_line_bytes, invalid_utf8)
-            continue
-        rows: list[dict] = []
-        for row in read_shard(shard, max_line_bytes, invalid_utf8):
-            rows.append(row)
-            if len(rows) == READ_BATCH_LINES:
-                yield pa.Table.from_pylist(rows, schema=RAW_SCHEMA)
-                rows = []
-        if rows:
-            yield pa.Table.from_pylist(rows, schema=RAW_SCHEMA)
+        read = read_gzip_shard if shard["source"].endswith(".gz") else read_plain_shard
+        yield from read(shard, max_line_bytes, invalid_utf8)
 
 
 def parse_batch(batch: pa.Table, fmt: str, regex: RegexFormat | None = None) -> pa.Table:

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.columnar_parse import hdfs_columns
-from pipelines.columnar_read import RAW_SCHEMA, read_plain_shard, splice
+from pipelines.columnar_read import RAW_SCHEMA, read_gzip_shard, read_plain_shard, splice
 from pipelines.read_logs import (
     _dead_letter_texts_only,
     parse_batch,
@@ -261,3 +261,59 @@ def test_hdfs_time_stamps_equal_the_per_line_ones_on_every_date():
     assert_same_parse(raw, "hdfs")
     kinds = parse_batch(raw, "hdfs").column("kind").to_pylist()
     assert 1500 < kinds.count("") < len(kinds) and set(kinds) == {"", "hdfs: bad date/time"}
+
+
+def gzip_columnar(path: Path, read_bytes: int, max_line_bytes: int = 1024, **kwargs) -> list[dict]:
+    shard = {"source": str(path), "start": 0, "end": -1}
+    tables = list(read_gzip_shard(shard, max_line_bytes, read_bytes=read_bytes, **kwargs))
+    assert all(t.schema == RAW_SCHEMA for t in tables)
+    return pa.concat_tables(tables).to_pylist()
+
+
+def gzip_per_line(path: Path, max_line_bytes: int = 1024, **kwargs) -> list[dict]:
+    rows = read_shard({"source": str(path), "start": 0, "end": -1}, max_line_bytes, **kwargs)
+    return pa.Table.from_pylist(list(rows), schema=RAW_SCHEMA).to_pylist()
+
+
+@pytest.mark.parametrize("read_bytes", [64, 1000, 1 << 18])
+@pytest.mark.parametrize("invalid_utf8", ["dead_letter", "replace"])
+def test_gzip_reads_in_chunks_as_line_by_line(tmp_path, read_bytes: int, invalid_utf8: str):
+    import gzip
+
+    body = b"\n".join(BAD_BGL * 3)
+    cases = {
+        "whole.gz": gzip.compress(body),
+        "final-newline.gz": gzip.compress(body + b"\n"),
+        "members.gz": gzip.compress(body[:5000]) + gzip.compress(body[5000:]),  # `cat a.gz b.gz`
+        "padded.gz": gzip.compress(body) + b"\0" * 20,  # zero padding after a member, as tape archives leave
+        "empty.gz": gzip.compress(b""),
+        "zero-bytes.gz": b"",
+    }
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        got = gzip_columnar(path, read_bytes, invalid_utf8=invalid_utf8)
+        assert got == gzip_per_line(path, invalid_utf8=invalid_utf8), name
+        assert_same_parse(pa.Table.from_pylist(got, schema=RAW_SCHEMA), "bgl")
+
+
+def test_a_cut_or_corrupt_gzip_keeps_every_whole_line_before_the_break(tmp_path):
+    import gzip
+    import zlib
+
+    body = b"".join(GOOD + b" event %d\n" % i for i in range(4000))
+    packed = gzip.compress(body)
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    readable = zlib.decompressobj(31).decompress(cut.read_bytes())  # all that any reader can get back
+    rows = gzip_columnar(cut, 4096)
+    whole = readable[: readable.rindex(b"\n") + 1]
+    assert [row["kind"] for row in rows] == [""] * whole.count(b"\n") + ["truncated gzip"]
+    assert rows[-1]["offset"] == len(whole) and "nothing after uncompressed byte" in rows[-1]["error"]
+    assert rows[-2]["text"].encode() + b"\n" == whole[whole.rindex(b"\n", 0, len(whole) - 1) + 1 :]
+    corrupt = tmp_path / "corrupt.gz"
+    corrupt.write_bytes(packed[:2000] + bytes(200) + packed[2200:])
+    rows = gzip_columnar(corrupt, 4096)
+    assert rows[-1]["kind"] == "corrupt gzip"  # deflate may decode garbage before a check fails, as gzip does
+    assert [row["text"].encode() for row in rows[:100]] == body.split(b"\n")[:100]
+    assert gzip_per_line(corrupt)[-1]["kind"] == "corrupt gzip"  # where garbage stops differs by read size
