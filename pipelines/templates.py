@@ -75,10 +75,8 @@ class LogTemplateMiner:
         masking: Iterable[tuple[str, str]] = DEFAULT_MASKING,
     ) -> LogTemplateMiner:
         """Learn templates from contents in order (drain is sequential: each line updates the tree)."""
-        miner = cls(sim_threshold=sim_threshold, depth=depth, masking=masking)
-        for content in contents:
-            miner._miner.add_log_message(content)
-        return miner
+        mask = cls(masking=masking).mask
+        return cls.fit_masked((mask(content) for content in contents), sim_threshold, depth, masking)
 
     @classmethod
     def fit_masked(
