@@ -76,7 +76,7 @@ def test_train_sync_and_serve(run_cfg):
         # and re-scoring a rollout in-process gives the numbers the actors returned.
         actor_timings = ray.get(trainer.reward.workers[0].timings.remote())
         assert set(cfg.reward.weights) <= set(actor_timings)
-        prompt_ids = trainer.prompt_ids[0]
+        prompt_ids = trainer.prompt_ids(0)
         completion = ray.get(trainer.rollout.workers[0].generate.remote([(0, prompt_ids)], seed=1))[0]
         sample = trainer.reward_input(trainer.reference_logprobs(RolloutBatch.of([completion]), {})[0])
         assert sample.prompt == rows[0]["prompt"] and sample.ref_logprobs  # perplexity is weighted in quickstart
