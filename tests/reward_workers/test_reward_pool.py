@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from reward_samples import CONCISE, completion, sample
@@ -79,6 +80,19 @@ def test_all_workers_dead_raises(ray_cluster) -> None:
         score_with_pool(workers, SAMPLES, timeout_s=30)
 
 
+def killed_for_sure(actor, timeout_s: float = 30.0) -> None:
+    """Kill an actor and return once calls to it fail (bounded)."""
+    ray.kill(actor)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.timings.remote(), timeout=timeout_s)
+        except ray.exceptions.RayActorError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"actor still answers {timeout_s:.0f} s after ray.kill")
+
+
 def test_a_killed_actor_in_a_group_is_replaced_and_its_shard_redone(ray_cluster) -> None:
     from reward_workers.worker import RewardWorker, score_with_pool_timed
     from rl_actors.actor_group import ActorGroup
@@ -98,7 +112,7 @@ def test_a_killed_actor_in_a_group_is_replaced_and_its_shard_redone(ray_cluster)
         readied = []
         out = group.call_sharded("score", SAMPLES[:2], on_replace=readied.append)
         assert out == [RewardScorer(cfg).score(SAMPLES[:2])] and readied == [group.workers[0]] and group.replaced == 2
-        ray.kill(group.workers[0])
+        killed_for_sure(group.workers[0])  # ray.kill is asynchronous: a call right after it may still get through
         with pytest.raises(ray.exceptions.RayActorError):  # without `on_replace` a death is the caller's to handle
             group.call("score", SAMPLES[:1])
     finally:
