@@ -1,7 +1,7 @@
 """The Ray Data stages of block sessions (`stream_blocks`): what runs in workers, one batch, group or part at a time.
 
 Lines -> `block_lines` (dead letters and counts to side files, match, one row per block id a line names) ->
-hash shuffle by block id -> `block_session` (one session row per block) -> intermediate parquet parts ->
+hash shuffle by block id -> `block_sessions_of` (one session row per block) -> intermediate parquet parts ->
 `ranked_sessions` (the driver's time ranks attached) -> shuffle by output part -> `render_part` (prompt rows).
 """
 
@@ -136,46 +136,66 @@ def shared_labels(ref: ray.ObjectRef) -> dict[str, str]:
     return _LABELS[key]
 
 
-SESSION_SCHEMA_FIELDS = [
-    pa.field("block_id", pa.string()),
-    pa.field("label", pa.string()),
-    pa.field("first_ts", pa.float64()),
-    pa.field("first_file", pa.int64()),
-    pa.field("first_offset", pa.int64()),
-    pa.field("first_slot", pa.int64()),
-    pa.field("template_ids", pa.list_(pa.int64())),
-    pa.field("templates", pa.list_(pa.string())),
-]
+def block_sessions_of(partition: pa.Table, labels: list[ray.ObjectRef]) -> pa.Table:
+    """Ray Data stage after the shuffle by block id (all rows of a block in one partition): one session row per
+    block, built for the whole partition at once.
 
-
-def block_session(group: pa.Table, labels: list[ray.ObjectRef]) -> pa.Table:
-    """map_groups: one block's rows -> its session row. Lines by time, then input order (`sessions.order_by_time`:
-    a line without time sorts last); the block's time is its first line's (inf: none), its place among blocks with
-    the same time is where it first appears (line, then slot). An unlabelled block keeps no lines: it is counted."""
-    block_id = group.column("block_id")[0].as_py()
-    label = shared_labels(labels[0]).get(block_id)
-    keyed = group.append_column("ts", pc.fill_null(group.column("timestamp"), math.inf))
-    lines = keyed.sort_by([("ts", "ascending"), ("file_index", "ascending"), ("offset", "ascending")])
-    first = keyed.sort_by([("file_index", "ascending"), ("offset", "ascending"), ("slot", "ascending")]).slice(0, 1)
-    templates: dict[int, str] = {}
-    for template_id, text in zip(lines.column("template_id").to_pylist(), lines.column("template").to_pylist()):
-        if template_id is not None and template_id != UNSEEN_ID:
-            templates.setdefault(template_id, text or "")
-    kept = lines.select(LINE_FIELDS).slice(0, lines.num_rows if label is not None else 0).combine_chunks()
+    - `lines`: the block's lines by time, then input order (`sessions.order_by_time`: no time sorts last); an
+      unlabelled block keeps none (it is only counted);
+    - `first_ts` (its first line's time; inf: none) and where it first appears (`first_file`, `first_offset`,
+      `first_slot`: the line, then the place in the line's block ids), which orders blocks of the same time;
+    - `template_ids` / `templates`: the templates of its lines, each once, unseen ones left out.
+    """
+    keyed = partition.append_column("ts", pc.fill_null(partition.column("timestamp"), math.inf))
+    lines = keyed.sort_by(
+        [("block_id", "ascending"), *((name, "ascending") for name in ("ts", "file_index", "offset"))]
+    )
+    blocks = lines.column("block_id").combine_chunks()
+    changes = pc.not_equal(blocks.slice(1), blocks.slice(0, max(len(blocks) - 1, 0)))
+    starts = np.concatenate([[0], np.flatnonzero(changes.to_numpy(zero_copy_only=False)) + 1]).astype(np.int64)
+    starts = starts[starts < len(blocks)]
+    sizes = np.diff(np.append(starts, len(blocks)))
+    block_ids = blocks.take(pa.array(starts))
+    found = shared_labels(labels[0])
+    verdicts = pa.array([found.get(block_id) for block_id in block_ids.to_pylist()], pa.string())
+    labelled = pc.is_valid(verdicts).to_numpy(zero_copy_only=False)
+    by_appearance = [("block_id", "ascending"), *((name, "ascending") for name in ("file_index", "offset", "slot"))]
+    firsts = keyed.sort_by(by_appearance).select(["file_index", "offset", "slot"]).take(pa.array(starts))
+    kept = lines.select(LINE_FIELDS).filter(pa.array(np.repeat(labelled, sizes))).combine_chunks()
     structs = pa.StructArray.from_arrays([column.combine_chunks() for column in kept.columns], names=LINE_FIELDS)
-    values = [
-        [block_id],
-        [label],
-        [lines.column("ts")[0].as_py()],
-        [first.column("file_index")[0].as_py()],
-        [first.column("offset")[0].as_py()],
-        [first.column("slot")[0].as_py()],
-        [list(templates)],
-        [list(templates.values())],
-    ]
-    columns = [pa.array(value, f.type) for value, f in zip(values, SESSION_SCHEMA_FIELDS, strict=True)]
-    columns.append(pa.ListArray.from_arrays(pa.array([0, kept.num_rows], pa.int32()), structs))
-    return pa.Table.from_arrays(columns, names=[*(f.name for f in SESSION_SCHEMA_FIELDS), "lines"])
+    line_offsets = np.concatenate([[0], np.cumsum(np.where(labelled, sizes, 0))])
+    template_ids, templates = _templates_per_block(lines, sizes)
+    return pa.table(
+        {
+            "block_id": block_ids,
+            "label": verdicts,
+            "first_ts": lines.column("ts").take(pa.array(starts)),
+            "first_file": firsts.column("file_index"),
+            "first_offset": firsts.column("offset"),
+            "first_slot": firsts.column("slot"),
+            "template_ids": template_ids,
+            "templates": templates,
+            "lines": pa.ListArray.from_arrays(pa.array(line_offsets, pa.int32()), structs),
+        }
+    )
+
+
+def _templates_per_block(lines: pa.Table, sizes: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """Per block (consecutive runs of `sizes` rows), its known template ids and texts, each once, by first line."""
+    block_of_row = np.repeat(np.arange(len(sizes)), sizes)
+    ids = pc.fill_null(lines.column("template_id"), UNSEEN_ID).to_numpy()
+    rows = np.flatnonzero(ids != UNSEEN_ID)
+    pairs = block_of_row[rows] * (int(ids.max(initial=0)) + 1) + ids[rows]
+    _, first = np.unique(pairs, return_index=True)
+    firsts = np.sort(rows[first])  # the rows are grouped by block, so the firsts stay grouped by block
+    offsets = pa.array(
+        np.concatenate([[0], np.cumsum(np.bincount(block_of_row[firsts], minlength=len(sizes)))]), pa.int32()
+    )
+    texts = pc.fill_null(lines.column("template").take(pa.array(firsts, pa.int64())), "").combine_chunks()
+    return (
+        pa.ListArray.from_arrays(offsets, pa.array(ids[firsts], pa.int64())),
+        pa.ListArray.from_arrays(offsets, texts),
+    )
 
 
 @ray.remote(num_cpus=1)

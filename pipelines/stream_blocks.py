@@ -2,7 +2,7 @@
 
 The miner is fitted on the first lines, as for fixed windows. Then read tasks parse, match and explode lines by
 block id (`block_stages.block_lines`; dead letters and counts go to side files), and a hash shuffle by block id
-makes each block one session row (`block_stages.block_session`) in an intermediate parquet folder. After that:
+makes each block one session row (`block_stages.block_sessions_of`) in an intermediate parquet folder. Then:
 
 - the driver reads only each session's label and time key, ranks the labelled sessions in time order and cuts
   the split (a float, three ints and a label per session while ranking; then a rank per session);
@@ -39,7 +39,7 @@ from pipelines.block_stages import (
     LineJob,
     RenderJob,
     block_lines,
-    block_session,
+    block_sessions_of,
     loglead_row_groups,
     part_template_counts,
     ranked_sessions,
@@ -86,8 +86,8 @@ def stream_blocks(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> 
     with any_order():
         (
             lines.map_batches(block_lines, fn_kwargs={"job": job}, batch_format="pyarrow", batch_size=None)
-            .groupby("block_id", num_partitions=partitions)
-            .map_groups(block_session, fn_kwargs={"labels": [labels_ref]}, batch_format="pyarrow")
+            .repartition(partitions, keys=["block_id"])  # hash shuffle: all lines of a block meet in one block
+            .map_batches(block_sessions_of, fn_kwargs={"labels": [labels_ref]}, batch_format="pyarrow", batch_size=None)
             .write_parquet(str(folder))
         )
     totals = line_totals(out / STATS_DIR)
