@@ -30,7 +30,7 @@ from pipelines.templates import UNSEEN_ID
 
 STATS_DIR = ".block_stats"
 LOGLEAD_BATCH_ROWS = 1 << 16
-SESSIONS_PER_PART = 4096  # prompt rows per output part (8 row groups)
+SESSIONS_PER_PART = 2048  # prompt rows per output part (4 row groups)
 LINE_FIELDS = [*LINE_SCHEMA.names, "template_id", "template"]
 # A session's place in time: its first line's time (none: last), then where the block first appears in the input.
 KEY_COLUMNS = ["first_ts", "first_file", "first_offset", "first_slot"]

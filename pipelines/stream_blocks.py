@@ -60,6 +60,11 @@ SESSIONS_DIR = ".block_sessions"
 PARTITION_LINES = 1 << 19  # LogLead rows per shuffle partition (text logs: one partition per read shard)
 
 
+def shuffle_partitions(estimate: int) -> int:
+    """Partitions of the shuffle by block id: one per read shard's worth of lines, and at least one per CPU."""
+    return max(estimate, int(ray.cluster_resources().get("CPU", 1)), 1)
+
+
 def stream_blocks(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> Built:
     """Block-labelled logs (`hdfs` text, `loglead_hdfs` events) -> prompt rows, grouped and sorted by Ray Data."""
     labels = read_session_labels(cfg.labels_path)  # a bad labels file fails before any work
@@ -103,7 +108,7 @@ def stream_blocks(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> 
         teacher.expected = profile.expected
     lap("profile")
     render = RenderJob(str(out), trains, profile.indicative, cfg.max_prompt_tokens, teacher)
-    splits = render_sessions(parts, ranks, render, partitions)
+    splits = render_sessions(parts, ranks, render)
     shutil.rmtree(folder)
     lap("render")
 
@@ -119,7 +124,7 @@ def block_input(cfg: DataConfig) -> tuple[ray.data.Dataset, int]:
     """The input lines in order (text logs parsed, dead letters included), and how many shuffle partitions."""
     if cfg.format != "loglead_hdfs":
         regex = check_inputs(cfg)
-        return parsed_lines(cfg, regex), max(1, len(plan_shards(cfg.paths, cfg.shard_bytes)))
+        return parsed_lines(cfg, regex), shuffle_partitions(len(plan_shards(cfg.paths, cfg.shard_bytes)))
     for path in cfg.paths:
         check_loglead_events(path)
     ray.data.DataContext.get_current().execution_options.preserve_order = True  # the fit reads the first lines
@@ -128,7 +133,7 @@ def block_input(cfg: DataConfig) -> tuple[ray.data.Dataset, int]:
     lines = ray.data.from_items(items, override_num_blocks=max(1, len(items))).map_batches(
         read_loglead_row_groups, batch_size=1, batch_format="pyarrow"
     )
-    return lines, max(1, math.ceil(rows / PARTITION_LINES))
+    return lines, shuffle_partitions(math.ceil(rows / PARTITION_LINES))
 
 
 @contextmanager
@@ -188,8 +193,9 @@ def train_profile(parts: list[Path], ranks: list[np.ndarray], trains: np.ndarray
     return counts.profile(cfg.anomaly_template_max_normal_share, cfg.expected_template_share)
 
 
-def render_sessions(parts: list[Path], ranks: list[np.ndarray], job: RenderJob, partitions: int) -> dict:
-    """Shuffle the labelled sessions by output part and render them; the splits' counts."""
+def render_sessions(parts: list[Path], ranks: list[np.ndarray], job: RenderJob) -> dict:
+    """Shuffle the labelled sessions by output part (a partition each: parts render in parallel) and render them;
+    the splits' counts."""
     totals = split_counts()
     n_parts = math.ceil(len(job.trains) / SESSIONS_PER_PART)
     if not n_parts:
@@ -199,7 +205,7 @@ def render_sessions(parts: list[Path], ranks: list[np.ndarray], job: RenderJob, 
         rendered = (
             ray.data.from_items(items, override_num_blocks=len(items))
             .map_batches(ranked_sessions, fn_kwargs={"ranks": [ray.put(ranks)]}, batch_size=1, batch_format="pyarrow")
-            .groupby("part", num_partitions=min(partitions, n_parts))
+            .groupby("part", num_partitions=n_parts)
             .map_groups(render_part, fn_kwargs={"job": job}, batch_format="pyarrow")
         )
         batches = list(rendered.iter_batches(batch_format="pyarrow", batch_size=None))  # one small row per part
