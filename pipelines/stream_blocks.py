@@ -67,6 +67,9 @@ def shuffle_partitions(estimate: int) -> int:
 
 def stream_blocks(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> Built:
     """Block-labelled logs (`hdfs` text, `loglead_hdfs` events) -> prompt rows, grouped and sorted by Ray Data."""
+    twice = sorted({path for path in cfg.paths if cfg.paths.count(path) > 1})
+    if twice:  # lines are known by (file index, offset): a file read twice would mix its copies' side files
+        raise ValueError(f"data.paths: {twice} listed more than once")
     labels = read_session_labels(cfg.labels_path)  # a bad labels file fails before any work
     out = Path(cfg.output_dir)
     folder = out / SESSIONS_DIR

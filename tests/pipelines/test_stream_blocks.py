@@ -191,3 +191,17 @@ def test_hdfs_text_streams_the_blocks_of_one_process(local_ray, tmp_path: Path):
     written = [json.loads(row) for row in open(summary["paths"]["dead_letter"])]
     assert [(letter["source"], letter["offset"], letter["kind"]) for letter in written] == letters
     assert summary["malformed"] == len(letters) == 3 and summary["dead_letters"] == {"hdfs: bad date/time": 3}
+
+
+def test_an_input_listed_twice_fails_before_any_work(tmp_path: Path):
+    from pipelines.build_dataset import build_prompt_dataset
+
+    cfg = DataConfig(
+        paths=[str(EVENTS), str(EVENTS)],
+        format="loglead_hdfs",
+        session="block",
+        labels_path=str(LABELS),
+        output_dir=str(tmp_path / "out"),
+    )
+    with pytest.raises(ValueError, match="data.paths: .*hdfs_events_2percent.parquet.* listed more than once"):
+        build_prompt_dataset(cfg)
