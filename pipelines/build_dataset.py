@@ -27,7 +27,7 @@ from pipelines.prompt_rows import (
 )
 from pipelines.prompt_store import PartWriter, load_examples, part_name, write_rows
 from pipelines.read_logs import DEAD_LETTER_FILE, check_inputs, good_lines, parsed_lines, read_lines
-from pipelines.sessions import Session, mark_anomaly_lines, stratified_train, template_profile, train_count
+from pipelines.sessions import Session, mark_anomaly_lines, stratified_train, train_count
 from pipelines.stream_sessions import (
     SPLITS,
     ShardJob,
@@ -36,7 +36,6 @@ from pipelines.stream_sessions import (
     plan_window_shards,
     run_shards,
 )
-from pipelines.table_formats import read_session_labels
 from pipelines.teacher import RowTeacher, RuleTeacher, Teacher
 from pipelines.templates import UNSEEN_ID, LogTemplateMiner, TemplateMatcher, mask_contents
 
@@ -98,17 +97,6 @@ def _count_unmatched(rows: Iterable[dict], tally: dict) -> Iterator[dict]:
     """Pass rows through, counting lines the fitted miner could not match (should stay 0: it saw every line)."""
     for row in rows:
         tally["unmatched_lines"] += row["template_id"] == UNSEEN_ID
-        yield row
-
-
-def _number_rows(rows: Iterable[dict]) -> Iterator[dict]:
-    """Give rows without a position (LogLead events: offset -1) their row index within their source file."""
-    seen: dict[str, int] = {}
-    for row in rows:
-        index = seen.get(row["source"], 0)
-        seen[row["source"]] = index + 1
-        if row["offset"] < 0:
-            row["offset"] = index
         yield row
 
 
@@ -177,8 +165,7 @@ def stream_windows(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) ->
 
 
 def build_in_driver(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> Built:
-    """Block sessions and template rows: grouped in the driver (a block's lines are spread over the corpus)."""
-    block_labels = read_session_labels(cfg.labels_path) if cfg.format in BLOCK_FORMATS else None
+    """Template rows (a small CSV, one session per row): read, fitted, matched and split in the driver."""
     lines, dead_letters = read_lines(cfg)
     n_good = lines.count()
     if n_good == 0:
@@ -188,27 +175,15 @@ def build_in_driver(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -
     matched = match_templates(lines, paths["miner_state"], cfg)
 
     tally = {"unmatched_lines": 0}
-    rows = _number_rows(_count_unmatched(iter_rows(matched), tally))
-    if cfg.format == "templates":
-        rows = (shown_as_itself(row) for row in rows)
-    sessions, n_sessions, unlabelled = make_sessions(rows, cfg.format, cfg.window_size, n_good, block_labels)
+    rows = (shown_as_itself(row) for row in _count_unmatched(iter_rows(matched), tally))
+    sessions, n_sessions, _ = make_sessions(rows, cfg.format, cfg.window_size, n_good)
     sessions, is_train = _split_sessions(sessions, n_sessions, cfg)
-    indicative = expected = None  # line labels mark the anomaly lines; block labels need template statistics
-    if block_labels is not None:  # block sessions are a list: reading them here does not consume them
-        profile = template_profile(
-            (session for index, session in enumerate(sessions) if is_train(index)),
-            cfg.anomaly_template_max_normal_share,
-            cfg.expected_template_share,
-        )
-        indicative, expected = profile.indicative, profile.expected
-        if isinstance(teacher, RuleTeacher):
-            teacher.expected = expected
     counts = split_counts()
     writers = {split: PartWriter(paths[split] / part_name(0)) for split in SPLITS}
     try:
         for index, session in enumerate(sessions):
             split = "train" if is_train(index) else "test"
-            mark_anomaly_lines(session.lines, indicative)
+            mark_anomaly_lines(session.lines, None)
             row = prompt_row(session, split, cfg.max_prompt_tokens, teacher)
             writers[split].write(row)
             tally_row(counts[split], row)
@@ -216,8 +191,7 @@ def build_in_driver(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -
         for writer in writers.values():
             writer.close()
     fitted = min(cfg.drain_fit_lines or n_good, n_good)
-    unmatched = tally["unmatched_lines"]
-    return Built(n_good, dead_letters, miner.n_templates, fitted, unmatched, counts, unlabelled, indicative, expected)
+    return Built(n_good, dead_letters, miner.n_templates, fitted, tally["unmatched_lines"], counts)
 
 
 def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dict:
@@ -235,8 +209,12 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         "summary": out / SUMMARY_FILE,
     }
     clear_outputs(out)
-    streamed = cfg.format not in (*BLOCK_FORMATS, "templates")
-    built = (stream_windows if streamed else build_in_driver)(cfg, teacher, paths)
+    if cfg.format in BLOCK_FORMATS:
+        from pipelines.stream_blocks import stream_blocks  # it builds on this module's fit_miner and Built
+
+        built = stream_blocks(cfg, teacher, paths)
+    else:
+        built = (build_in_driver if cfg.format == "templates" else stream_windows)(cfg, teacher, paths)
 
     if rewriter is not None:  # only train rows: they are the SFT targets; test references stay the rule's
         teacher_stats |= apply_row_teacher(paths["train"], rewriter)

@@ -31,9 +31,6 @@ from pipelines.raw_lines import (
 from pipelines.regex_format import RegexFormat
 from pipelines.table_formats import (
     LINE_SCHEMA,
-    LOGLEAD_COLUMNS,
-    check_loglead_events,
-    loglead_lines,
     read_template_records,
     require_file,
 )
@@ -255,8 +252,8 @@ def good_lines(parsed: ray.data.Dataset) -> ray.data.Dataset:
 
 def read_logs(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, int]]:
     """Parsed good lines in file order (a view of one materialized read) and how many lines went to dead letters,
-    per kind. For block sessions, which group lines across the whole corpus; fixed windows stream instead
-    (`stream_sessions`)."""
+    per kind. For benches of the read and match stages: fixed windows (`stream_sessions`) and block sessions
+    (`stream_blocks`) stream instead."""
     parsed = (
         parsed_lines(cfg, check_inputs(cfg))
         .map_batches(_dead_letter_texts_only, batch_format="pyarrow", batch_size=None)
@@ -270,29 +267,13 @@ def read_logs(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, int]]:
     return good_lines(parsed), dead
 
 
-def read_loglead_events(cfg: DataConfig) -> ray.data.Dataset:
-    """LogLead events parquet files as line records, in file order (offset -1: the driver numbers rows)."""
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
-    for path in cfg.paths:
-        check_loglead_events(path)
-    parts = [
-        ray.data.read_parquet(path)
-        .select_columns(list(LOGLEAD_COLUMNS))
-        .map_batches(loglead_lines, fn_kwargs={"source": path}, batch_format="pyarrow")
-        for path in cfg.paths
-    ]
-    return (parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]).materialize()
-
-
 def read_lines(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, int]]:
     """Good line records of any configured format, in input order, and how many lines went to dead letters, per kind.
 
     Template CSVs get `data.label_patch` applied as they are read; its report is left in the output folder.
     """
     patch_report = None
-    if cfg.format == "loglead_hdfs":
-        lines = read_loglead_events(cfg)
-    elif cfg.format == "templates":
+    if cfg.format == "templates":
         records = [record for path in cfg.paths for record in read_template_records(path)]
         if cfg.label_patch:
             patch_report = apply_label_patch(records, load_label_patch(cfg.label_patch))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import groupby
 from typing import TypeVar
 
@@ -105,30 +105,59 @@ class TemplateProfile:
     expected: dict[int, str]
 
 
+@dataclass
+class TemplateCounts:
+    """Per template, its text and how many normal and anomalous training sessions hold it; what a
+    `TemplateProfile` is decided from. Counts of disjoint session sets add up (`merge`)."""
+
+    texts: dict[int, str] = field(default_factory=dict)
+    in_normal: dict[int, int] = field(default_factory=dict)
+    in_anomalous: dict[int, int] = field(default_factory=dict)
+    n_normal: int = 0
+
+    def add(self, label: str | None, templates: dict[int, str]) -> None:
+        """Count one session by its label and its templates (id -> text, each once)."""
+        for template_id, text in templates.items():
+            self.texts.setdefault(template_id, text)
+        self.n_normal += label == "normal"
+        counter = self.in_normal if label == "normal" else self.in_anomalous if label == "anomalous" else {}
+        for template_id in templates:
+            counter[template_id] = counter.get(template_id, 0) + 1
+
+    def merge(self, other: TemplateCounts) -> None:
+        for template_id, text in other.texts.items():
+            self.texts.setdefault(template_id, text)
+        for mine, theirs in ((self.in_normal, other.in_normal), (self.in_anomalous, other.in_anomalous)):
+            for template_id, count in theirs.items():
+                mine[template_id] = mine.get(template_id, 0) + count
+        self.n_normal += other.n_normal
+
+    def profile(self, max_normal_share: float = 0.01, expected_share: float = 0.99) -> TemplateProfile:
+        normal_share = {t: self.in_normal.get(t, 0) / max(self.n_normal, 1) for t in self.texts}
+        texts = self.texts
+        indicative = {t: texts[t] for t in sorted(self.in_anomalous) if normal_share[t] <= max_normal_share}
+        expected = {t: texts[t] for t in sorted(texts) if self.n_normal and normal_share[t] >= expected_share}
+        return TemplateProfile(indicative, expected)
+
+
+def session_templates(lines: Iterable[dict]) -> dict[int, str]:
+    """The templates a session's lines were matched to (id -> text, in order of first line), unseen ones left out."""
+    templates: dict[int, str] = {}
+    for line in lines:
+        template_id = line.get("template_id")
+        if template_id is not None and template_id != UNSEEN_ID:
+            templates.setdefault(template_id, line.get("template") or "")
+    return templates
+
+
 def template_profile(
     train_sessions: Iterable[Session], max_normal_share: float = 0.01, expected_share: float = 0.99
 ) -> TemplateProfile:
     """Count, per template, the normal and anomalous training sessions it occurs in."""
-    texts: dict[int, str] = {}
-    in_normal: dict[int, int] = {}
-    in_anomalous: dict[int, int] = {}
-    n_normal = 0
+    counts = TemplateCounts()
     for session in train_sessions:
-        seen = set()
-        for line in session.lines:
-            template_id = line.get("template_id")
-            if template_id is None or template_id == UNSEEN_ID:
-                continue
-            texts.setdefault(template_id, line.get("template") or "")
-            seen.add(template_id)
-        n_normal += session.label == "normal"
-        counter = in_normal if session.label == "normal" else in_anomalous if session.label == "anomalous" else {}
-        for template_id in seen:
-            counter[template_id] = counter.get(template_id, 0) + 1
-    normal_share = {t: in_normal.get(t, 0) / max(n_normal, 1) for t in texts}
-    indicative = {t: texts[t] for t in sorted(in_anomalous) if normal_share[t] <= max_normal_share}
-    expected = {t: texts[t] for t in sorted(texts) if n_normal and normal_share[t] >= expected_share}
-    return TemplateProfile(indicative, expected)
+        counts.add(session.label, session_templates(session.lines))
+    return counts.profile(max_normal_share, expected_share)
 
 
 def anomaly_templates(train_sessions: Iterable[Session], max_normal_share: float = 0.0) -> dict[int, str]:
