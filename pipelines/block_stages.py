@@ -44,6 +44,7 @@ class LineJob:
     miner_path: str
     match_cache_size: int
     paths: list[str]
+    time_window_s: int | None = None  # session: time: sessions are time windows, not block ids
 
 
 def loglead_row_groups(paths: list[str]) -> list[dict]:
@@ -93,6 +94,8 @@ def block_lines(batch: pa.Table, job: LineJob) -> pa.Table:
         stats = {"good_lines": matched.num_rows, "unmatched_lines": unmatched, "dead_letters": letters}
         (out / STATS_DIR).mkdir(parents=True, exist_ok=True)
         (out / STATS_DIR / f"{name}.json").write_text(json.dumps(stats))
+    if job.time_window_s is not None:
+        return key_by_time(matched, job.paths, job.time_window_s)
     return explode_blocks(matched, job.paths)
 
 
@@ -122,6 +125,17 @@ def explode_blocks(lines: pa.Table, paths: list[str]) -> pa.Table:
     rows = rows.append_column("file_index", files.cast(pa.int64()))
     rows = rows.append_column("block_id", pc.list_flatten(block_ids).cast(pa.string()))
     return rows.append_column("slot", pa.array(slots, pa.int64()))
+
+
+def key_by_time(lines: pa.Table, paths: list[str], seconds: int) -> pa.Table:
+    """Rows as `explode_blocks` gives them, keyed by time window instead: `block_id` "t<start>", the window's start
+    in unix seconds (the time rounded down to a multiple of `seconds`); a line without a time joins no window."""
+    rows = lines.filter(pc.is_valid(lines.column("timestamp")))
+    starts = np.floor(rows.column("timestamp").to_numpy() / seconds).astype(np.int64) * seconds
+    files = pc.index_in(rows.column("source"), value_set=pa.array(paths, pa.string()))
+    rows = rows.append_column("file_index", files.cast(pa.int64()))
+    rows = rows.append_column("block_id", pc.binary_join_element_wise("t", pa.array(starts).cast(pa.string()), ""))
+    return rows.append_column("slot", pa.array(np.zeros(rows.num_rows, np.int64)))
 
 
 _LABELS: dict[str, dict[str, str]] = {}
@@ -156,8 +170,14 @@ def block_sessions_of(partition: pa.Table, labels: list[ray.ObjectRef]) -> pa.Ta
     starts = starts[starts < len(blocks)]
     sizes = np.diff(np.append(starts, len(blocks)))
     block_ids = blocks.take(pa.array(starts))
-    found = shared_labels(labels[0])
-    verdicts = pa.array([found.get(block_id) for block_id in block_ids.to_pylist()], pa.string())
+    if labels:
+        found = shared_labels(labels[0])
+        verdicts = pa.array([found.get(block_id) for block_id in block_ids.to_pylist()], pa.string())
+    else:  # time windows: anomalous if a line carries an alert label (`sessions.session_label`)
+        line_labels = lines.column("label")
+        alert = pc.and_(pc.is_valid(line_labels), pc.not_equal(pc.fill_null(line_labels, "-"), "-"))
+        alerts = np.add.reduceat(alert.to_numpy(zero_copy_only=False).astype(np.int64), starts) if len(starts) else []
+        verdicts = pa.array(["anomalous" if n else "normal" for n in alerts], pa.string())
     labelled = pc.is_valid(verdicts).to_numpy(zero_copy_only=False)
     by_appearance = [("block_id", "ascending"), *((name, "ascending") for name in ("file_index", "offset", "slot"))]
     firsts = keyed.sort_by(by_appearance).select(["file_index", "offset", "slot"]).take(pa.array(starts))

@@ -84,6 +84,8 @@ def check_sessions(cfg: DataConfig) -> None:
     """Fail before reading anything when the session kind cannot produce labels for this format."""
     if cfg.format == "templates":
         return  # each template row is a session of its own
+    if cfg.session == "time" and cfg.format in BLOCK_FORMATS:
+        raise ValueError(f"session: time needs line labels: {cfg.format} labels blocks (use session: block)")
     if (cfg.session == "block") != (cfg.format in BLOCK_FORMATS):
         raise ValueError(
             f"{cfg.format} labels {'blocks' if cfg.format in BLOCK_FORMATS else 'lines'}: use session: block for "
@@ -209,7 +211,8 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         "summary": out / SUMMARY_FILE,
     }
     clear_outputs(out)
-    if cfg.format in BLOCK_FORMATS:
+    timed = cfg.session == "time" and cfg.format != "templates"
+    if cfg.format in BLOCK_FORMATS or timed:
         from pipelines.stream_blocks import stream_blocks  # it builds on this module's fit_miner and Built
 
         built = stream_blocks(cfg, teacher, paths)
@@ -227,6 +230,7 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         miner_file=MINER_STATE_FILE,
         anomaly_templates=built.indicative,
         expected_templates=built.expected,
+        time_window_s=cfg.time_window_s if timed else None,
     )
     settings.save(out)
     malformed = sum(built.dead_letters.values())
@@ -247,7 +251,8 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         "unmatched_lines": built.unmatched_lines,
         "unlabelled_sessions": built.unlabelled_sessions,
         "label_patch": read_patch_report(out) if cfg.label_patch else None,
-        "window_size": settings.window_size if cfg.format not in BLOCK_FORMATS else None,
+        "window_size": settings.window_size if cfg.format not in BLOCK_FORMATS and not timed else None,
+        "time_window_s": settings.time_window_s,
         "max_prompt_tokens": cfg.max_prompt_tokens,
         "splits": built.splits,
         "stage_seconds": built.seconds,

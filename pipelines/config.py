@@ -164,8 +164,16 @@ class DataConfig(StrictModel):
         description="A line with bytes that are not UTF-8: a dead letter, or kept with U+FFFD in their place.",
     )
     teacher: TeacherConfig = Field(default_factory=TeacherConfig, description="Reference rationale writer.")
-    session: Literal["fixed", "block"] = Field(
-        "fixed", description="fixed line windows, or block sessions (hdfs/loglead_hdfs); templates ignore it."
+    session: Literal["fixed", "block", "time"] = Field(
+        "fixed",
+        description="fixed: windows of window_size lines; time: windows of time_window_s seconds (line-labelled "
+        "text logs with time stamps); block: block sessions (hdfs/loglead_hdfs); templates ignore it.",
+    )
+    time_window_s: int = Field(
+        60,
+        ge=1,
+        description="Seconds per session of session: time (a line's window starts at its time rounded down to a "
+        "multiple of this, in unix seconds; a line without a time joins no window).",
     )
     label_patch: str | None = Field(
         None,
@@ -247,7 +255,13 @@ class DataConfig(StrictModel):
             raise ValueError(
                 f"data.teacher.kind rlog explains single templates: it needs format templates, not {self.format}"
             )
-        if self.split == "stratified" and self.format not in ("templates", *BLOCK_FORMATS):
+        if (
+            self.session == "time"
+            and self.regex is not None
+            and "timestamp" not in re.compile(self.regex.line).groupindex
+        ):
+            raise ValueError("data.session time needs time stamps: data.regex.line has no `timestamp` group")
+        if self.split == "stratified" and self.format not in ("templates", *BLOCK_FORMATS) and self.session == "fixed":
             raise ValueError(
                 f"data.split stratified needs every label before the split; {self.format} windows stream in time "
                 "order and are split chronologically (set data.split: chronological)"

@@ -83,7 +83,9 @@ def load_eval_rows(spec: str, run_data_dir: str | Path, teacher: Teacher | None 
     miner = LogTemplateMiner.load(require_file(Path(run_data_dir) / settings.miner_file, "miner_file"))
     labels = read_session_labels(labels_path, f"{SPEC_FIELD} labels") if labels_path else None
     records, malformed = read_eval_records(fmt, path, miner)
-    sessions, _, unlabelled = make_sessions(records, fmt, settings.window_size, len(records), labels)
+    sessions, _, unlabelled = make_sessions(
+        records, fmt, settings.window_size, len(records), labels, settings.time_window_s
+    )
     indicative = (settings.anomaly_templates or {}) if fmt in BLOCK_FORMATS else None
     teacher = teacher or RuleTeacher(settings.expected_templates)
     rows = []

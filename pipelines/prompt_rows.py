@@ -18,6 +18,7 @@ from pipelines.sessions import (
     line_windows,
     order_by_time,
     session_label,
+    time_windows,
 )
 from pipelines.teacher import Teacher
 
@@ -51,6 +52,7 @@ class PromptSettings:
     anomaly_templates: dict[int, str] | None = None
     expected_templates: dict[int, str] | None = None
     token_counter: str = TOKEN_COUNTER
+    time_window_s: int | None = None  # set for session: time (then window_size does not apply)
 
     def save(self, directory: str | Path) -> Path:
         """Write `prompt_settings.json` into `directory`; returns its path."""
@@ -81,6 +83,7 @@ class PromptSettings:
                 anomaly_templates=None if by_labels else templates,
                 expected_templates={int(i["id"]): i["template"] for i in payload.get("expected_templates", [])},
                 token_counter=payload.get("token_counter", TOKEN_COUNTER),
+                time_window_s=payload.get("time_window_s"),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{path}: bad prompt settings ({type(err).__name__}: {err})") from None
@@ -98,13 +101,23 @@ def window_size_for(fmt: str, window_size: int) -> int:
 
 
 def make_sessions(
-    rows: Iterable[dict], fmt: str, window_size: int, n_lines: int, labels: dict[str, str] | None = None
+    rows: Iterable[dict],
+    fmt: str,
+    window_size: int,
+    n_lines: int,
+    labels: dict[str, str] | None = None,
+    time_window_s: int | None = None,
 ) -> tuple[Iterable[Session], int, int]:
     """Sessions in time order, their number (known up front, so a split can stream), and unlabelled blocks.
 
     Text logs: windows of line numbers (`sessions.line_windows`, rows need `line`); template rows: one session
     each; both stream. Blocks come as a list, each block's lines by time and blocks by their first line.
     """
+    if time_window_s is not None:
+        timed = [
+            Session(f"t{start}", lines, session_label(lines)) for start, lines in time_windows(rows, time_window_s)
+        ]
+        return timed, len(timed), 0
     if fmt == "templates":
         sessions = (Session(f"w{i:06d}", lines, session_label(lines)) for i, lines in enumerate(fixed_windows(rows, 1)))
         return sessions, n_lines, 0

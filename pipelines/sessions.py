@@ -49,6 +49,17 @@ def line_windows(rows: Iterable[dict], size: int) -> Iterator[tuple[int, list[di
         yield number, list(window)
 
 
+def time_windows(rows: Iterable[dict], seconds: int) -> list[tuple[int, list[dict]]]:
+    """(window start, rows) of rows grouped by time: a row's window starts at its `timestamp` rounded down to a
+    multiple of `seconds`; rows in a window by time, then input order; windows by start; rows without a time join
+    none."""
+    windows: dict[int, list[dict]] = {}
+    for row in rows:
+        if row.get("timestamp") is not None:
+            windows.setdefault(math.floor(row["timestamp"] / seconds) * seconds, []).append(row)
+    return [(start, sorted(windows[start], key=lambda row: row["timestamp"])) for start in sorted(windows)]
+
+
 def has_alert_label(line: dict) -> bool:
     """Whether a line's own label (line-labelled formats) is an alert category."""
     return line.get("label") not in NORMAL_LABELS

@@ -71,7 +71,8 @@ def stream_blocks(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> 
     twice = sorted({path for path in cfg.paths if cfg.paths.count(path) > 1})
     if twice:  # lines are known by (file index, offset): a file read twice would mix its copies' side files
         raise ValueError(f"data.paths: {twice} listed more than once")
-    labels = read_session_labels(cfg.labels_path)  # a bad labels file fails before any work
+    timed = cfg.session == "time"  # time windows of line-labelled logs: no labels file, no template profile
+    labels = None if timed else read_session_labels(cfg.labels_path)  # a bad labels file fails before any work
     out = Path(cfg.output_dir)
     folder = out / SESSIONS_DIR
     for stale in (folder, out / STATS_DIR):
@@ -90,13 +91,14 @@ def stream_blocks(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> 
     miner.save(paths["miner_state"])
     lap("fit")
     job = LineJob(str(out), str(paths["miner_state"]), cfg.match_cache_size, list(cfg.paths))
-    labels_ref = ray.put(labels)
+    job.time_window_s = cfg.time_window_s if timed else None
+    labels_refs = [] if timed else [ray.put(labels)]
     del labels  # the workers read them from the object store
     with any_order():
         (
             lines.map_batches(block_lines, fn_kwargs={"job": job}, batch_format="pyarrow", batch_size=None)
             .repartition(partitions, keys=["block_id"])  # hash shuffle: all lines of a block meet in one block
-            .map_batches(block_sessions_of, fn_kwargs={"labels": [labels_ref]}, batch_format="pyarrow", batch_size=None)
+            .map_batches(block_sessions_of, fn_kwargs={"labels": labels_refs}, batch_format="pyarrow", batch_size=None)
             .write_parquet(str(folder))
         )
     totals = line_totals(out / STATS_DIR)
@@ -107,7 +109,7 @@ def stream_blocks(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> 
     parts = sorted(folder.glob("*.parquet"))
     ranks, trains, unlabelled = rank_sessions(parts, cfg)
     lap("split")
-    profile = train_profile(parts, ranks, trains, cfg)
+    profile = TemplateProfile(None, None) if timed else train_profile(parts, ranks, trains, cfg)
     if isinstance(teacher, RuleTeacher):
         teacher.expected = profile.expected
     lap("profile")

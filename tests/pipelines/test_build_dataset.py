@@ -37,6 +37,7 @@ SETTINGS_KEYS = {
     "expected_templates",
     "anomaly_lines_from",
     "token_counter",
+    "time_window_s",
 }
 
 
@@ -138,6 +139,55 @@ def test_a_bounded_drain_fit_learns_from_the_first_lines_only(
     assert [template_id for row in rows for template_id in row["template_ids"]] == expected
     assert summary["unmatched_lines"] == expected.count(UNSEEN_ID) > 0  # counted, and every line kept
     assert (summary["drain_fit_lines"], summary["good_lines"], summary["templates"]) == (300, 2000, miner.n_templates)
+
+
+@pytest.mark.ray
+def test_time_windows_group_lines_by_the_hour_across_shards(local_ray, tmp_path: Path, bgl_sample: Path, bgl_lines):
+    import math
+
+    from pipelines.build_dataset import build_prompt_dataset, load_examples
+    from pipelines.eval_data import load_eval_rows
+
+    cfg = DataConfig(
+        paths=[str(bgl_sample)],
+        session="time",
+        time_window_s=3600,
+        output_dir=str(tmp_path / "out"),
+        max_prompt_tokens=160,
+        shard_bytes=16384,
+    )
+    summary = build_prompt_dataset(cfg)
+    # Independently: each line's hour, lines of an hour in time order (then file order), hours in order.
+    hours: dict[int, list[dict]] = {}
+    for line in bgl_lines:
+        hours.setdefault(math.floor(line["timestamp"] / 3600) * 3600, []).append(line)
+    expected = [(start, sorted(hours[start], key=lambda line: line["timestamp"])) for start in sorted(hours)]
+    train, test = load_examples(summary["paths"]["train"]), load_examples(summary["paths"]["test"])
+    rows = train + test
+    assert len(rows) == len(expected) == 456 and (len(train), len(test)) == (319, 137)
+    assert [row["id"] for row in rows] == [f"t{start}" for start, _ in expected]
+    assert [row["label"] for row in rows] == [session_label(lines) for _, lines in expected]
+    assert [row["n_lines"] for row in rows] == [len(lines) for _, lines in expected]
+    assert [row["prompt"] for row in rows] == [render_window(lines, 160) for _, lines in expected]
+    assert [row["anomaly_lines"] for row in rows] == [anomaly_lines(lines) for _, lines in expected]
+    anomalous = sum(session_label(lines) == "anomalous" for _, lines in expected)
+    assert summary["splits"]["train"]["anomalous"] + summary["splits"]["test"]["anomalous"] == anomalous > 0
+    assert (summary["good_lines"], summary["time_window_s"], summary["window_size"]) == (2000, 3600, None)
+    settings = json.loads(open(summary["paths"]["prompt_settings"]).read())
+    assert settings["time_window_s"] == 3600 and settings["anomaly_lines_from"] == "line_labels"
+    eval_rows = load_eval_rows(f"bgl:{bgl_sample}", cfg.output_dir)  # `logrl eval` cuts the same windows
+    assert [dict(row, split=r["split"]) for row, r in zip(eval_rows, rows, strict=True)] == rows
+
+
+def test_time_windows_need_line_labels_and_time_stamps(tmp_path: Path):
+    from pipelines.build_dataset import build_prompt_dataset
+
+    with pytest.raises(ValueError, match="session: time needs line labels"):
+        build_prompt_dataset(
+            DataConfig(paths=["x"], format="hdfs", session="time", labels_path="l", output_dir=str(tmp_path))
+        )
+    with pytest.raises(ValueError, match="no `timestamp` group"):
+        DataConfig(paths=["x"], format="regex", session="time", regex={"line": r"(?P<content>.*)"})
 
 
 HDFS_LINES = [

@@ -16,6 +16,7 @@ from pipelines.sessions import (
     order_by_time,
     session_label,
     stratified_train,
+    time_windows,
     train_count,
 )
 from pipelines.templates import UNSEEN_ID
@@ -113,3 +114,17 @@ def test_template_profile_tolerates_rare_normal_occurrences_and_finds_expected_e
     assert strict.indicative == {4: "t4"}
     assert tolerant.indicative == {3: "t3", 4: "t4"}
     assert tolerant.expected == {1: "t1", 2: "t2"}  # t2 is in 199 of 200 normal sessions
+
+
+def test_time_windows_round_times_down_and_keep_rows_without_time_out():
+    rows = [
+        {"timestamp": 125.0, "i": 0},
+        {"timestamp": 61.0, "i": 1},
+        {"timestamp": None, "i": 2},
+        {"timestamp": 119.9, "i": 3},
+        {"timestamp": 120.0, "i": 4},
+        {"timestamp": 60.0, "i": 5},
+        {"timestamp": 120.0, "i": 6},
+    ]
+    windows = [(start, [row["i"] for row in lines]) for start, lines in time_windows(rows, 60)]
+    assert windows == [(60, [5, 1, 3]), (120, [4, 6, 0])]  # by time, ties in input order
