@@ -17,15 +17,6 @@ DEFAULT_MASKING: tuple[tuple[str, str], ...] = (
     ("HEX", r"\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b"),  # bare hex words with a digit (addresses, registers)
     ("NUM", r"(?<![A-Za-z0-9_.])[-+]?\d+(?:\.\d+)?(?![A-Za-z0-9_])"),
 )
-# Substrings that every match of a built-in rule contains (read off its pattern): a content holding none of them
-# cannot match, so the regex is not run on it. A rule from a masking file has no guard (always run).
-RULE_NEEDS: dict[str, tuple[str, ...]] = {
-    DEFAULT_MASKING[0][1]: ("-M",),  # NODE: R<dd>-M<d>...
-    DEFAULT_MASKING[1][1]: ("blk_",),  # BLK
-    DEFAULT_MASKING[2][1]: (".",),  # IP: a dotted quad
-    DEFAULT_MASKING[3][1]: (":",),  # MAC: colon-separated pairs
-    DEFAULT_MASKING[4][1]: ("0x", "0X"),  # HEX with a 0x prefix
-}
 MASK_NAME = re.compile(r"[A-Z][A-Z0-9_]*")  # drain3 writes it as <NAME> in templates
 
 

@@ -13,7 +13,7 @@ from drain3.masking import MaskingInstruction
 from drain3.memory_buffer_persistence import MemoryBufferPersistence
 from drain3.template_miner_config import TemplateMinerConfig
 
-from pipelines.masking import DEFAULT_MASKING, RULE_NEEDS
+from pipelines.masking import DEFAULT_MASKING
 
 # Per matcher worker: contents that repeat verbatim skip drain3 (masking + tree search). Measured hit rates: 32%
 # of the bundled BGL_2k lines, 8% of the LogLead HDFS sample's messages (block ids make most lines unique).
@@ -21,20 +21,6 @@ MATCH_CACHE_SIZE = 1 << 17
 STATE_FORMAT = "logrl-drain3-miner"
 STATE_VERSION = 1
 UNSEEN_ID = -1
-
-
-class GuardedMasking(MaskingInstruction):
-    """drain3's regex masking instruction, passed over on a content that lacks every substring a match needs
-    (`masking.RULE_NEEDS`): the same result, without scanning the line (masking is most of drain3's cost here)."""
-
-    def __init__(self, pattern: str, mask_with: str):
-        super().__init__(pattern, mask_with)
-        self.needs = RULE_NEEDS.get(pattern, ())
-
-    def mask(self, content: str, mask_prefix: str, mask_suffix: str) -> str:
-        if self.needs and not any(needle in content for needle in self.needs):
-            return content
-        return super().mask(content, mask_prefix, mask_suffix)
 
 
 def _drain_config(settings: dict) -> TemplateMinerConfig:
@@ -45,7 +31,7 @@ def _drain_config(settings: dict) -> TemplateMinerConfig:
     config.drain_max_children = settings["max_children"]
     config.drain_max_clusters = None  # an LRU would evict templates and mutate state on lookup
     config.parametrize_numeric_tokens = True
-    config.masking_instructions = [GuardedMasking(pattern, name) for name, pattern in settings["masking"]]
+    config.masking_instructions = [MaskingInstruction(pattern, name) for name, pattern in settings["masking"]]
     config.snapshot_compress_state = True
     return config
 
