@@ -25,7 +25,7 @@ from drain3.template_miner_config import TemplateMinerConfig  # noqa: E402
 from pipelines.build_dataset import match_templates  # noqa: E402
 from pipelines.config import DataConfig  # noqa: E402
 from pipelines.log_formats import parse_line  # noqa: E402
-from pipelines.read_logs import read_logs  # noqa: E402
+from pipelines.read_logs import check_inputs, good_lines, parsed_lines  # noqa: E402
 from pipelines.templates import LogTemplateMiner  # noqa: E402
 
 SAMPLE = ROOT / "data" / "bgl" / "BGL_2k.log"
@@ -63,7 +63,7 @@ def ray_pipeline(path: Path, state_path: Path, out: Path, workers: int, shard_by
     """logrl: sharded read + parse + frozen matching in `workers` actors, streamed to the driver."""
     cfg = DataConfig(paths=[str(path)], output_dir=str(out), shard_bytes=shard_bytes, match_workers=workers)
     start = time.perf_counter()
-    lines, _ = read_logs(cfg)
+    lines = good_lines(parsed_lines(cfg, check_inputs(cfg)))
     matched = match_templates(lines, state_path, cfg)
     count = sum(batch.num_rows for batch in matched.iter_batches(batch_format="pyarrow", batch_size=None))
     return time.perf_counter() - start, count

@@ -23,7 +23,7 @@ import ray
 from pipelines.prompt_rows import prompt_row, split_counts, tally_row
 from pipelines.prompt_store import PartWriter, part_name
 from pipelines.sessions import Session, TemplateCounts, mark_anomaly_lines
-from pipelines.stream_sessions import LETTERS_DIR, SPLITS, frozen_matcher
+from pipelines.stream_sessions import LETTERS_DIR, SPLITS, dead_letter_lines, frozen_matcher
 from pipelines.table_formats import LINE_SCHEMA, LOGLEAD_COLUMNS, loglead_lines
 from pipelines.teacher import Teacher
 from pipelines.templates import UNSEEN_ID
@@ -106,10 +106,9 @@ def write_letters(bad: pa.Table, path: Path) -> Counter[str]:
         return counts
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as out:
-        for row in bad.select(["source", "offset", "kind", "error", "text"]).to_pylist():
-            letter = {k: row[k] for k in ("source", "offset", "kind")} | {"reason": row["error"], "text": row["text"]}
-            out.write(json.dumps(letter) + "\n")
-            counts[row["kind"]] += 1
+        for kind, line in dead_letter_lines(bad):
+            out.write(line)
+            counts[kind] += 1
     return counts
 
 

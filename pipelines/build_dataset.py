@@ -26,7 +26,7 @@ from pipelines.prompt_rows import (
     window_size_for,
 )
 from pipelines.prompt_store import PartWriter, load_examples, part_name, write_rows
-from pipelines.read_logs import DEAD_LETTER_FILE, check_inputs, good_lines, parsed_lines, read_lines
+from pipelines.read_logs import DEAD_LETTER_FILE, check_inputs, good_lines, parsed_lines, read_template_lines
 from pipelines.sessions import Session, mark_anomaly_lines, stratified_train, train_count
 from pipelines.stream_sessions import (
     SPLITS,
@@ -168,7 +168,7 @@ def stream_windows(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) ->
 
 def build_in_driver(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> Built:
     """Template rows (a small CSV, one session per row): read, fitted, matched and split in the driver."""
-    lines, dead_letters = read_lines(cfg)
+    lines, dead_letters = read_template_lines(cfg)
     n_good = lines.count()
     if n_good == 0:
         raise ValueError(f"data.paths: no usable lines in {cfg.paths} (see {paths['dead_letter']})")

@@ -1,10 +1,9 @@
-"""Read inputs into an ordered Ray Dataset of parsed lines; malformed lines go to a dead-letter file, counted."""
+"""Read inputs into ordered Ray Datasets of parsed lines (malformed ones kept as dead letters with their reason),
+and template CSVs into line records."""
 
 from __future__ import annotations
 
-import json
 import os
-from collections import Counter
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -180,38 +179,8 @@ def parse_batch_per_line(batch: pa.Table, fmt: str, regex: RegexFormat | None = 
     return pa.Table.from_arrays(arrays, schema=PARSED_SCHEMA)
 
 
-def _malformed_rows(batch: pa.Table) -> pa.Table:
-    return batch.filter(pc.not_equal(batch.column("kind"), ""))
-
-
 def _good_rows(batch: pa.Table) -> pa.Table:
     return batch.filter(pc.equal(batch.column("kind"), "")).drop_columns(["text", "kind", "error"])
-
-
-def _dead_letter_texts_only(batch: pa.Table) -> pa.Table:
-    """Blank the raw text of good rows (only dead letters need it): the materialized corpus holds it once, as
-    `content`."""
-    good = pc.equal(batch.column("kind"), "")
-    texts = pc.if_else(good, pa.scalar("", pa.string()), batch.column("text"))
-    return batch.set_column(batch.schema.get_field_index("text"), "text", texts)
-
-
-def write_dead_letters(malformed: ray.data.Dataset, path: Path) -> dict[str, int]:
-    """Stream malformed rows to JSONL `{source, offset, kind, reason, text}`; returns how many of each kind."""
-    counts: Counter[str] = Counter()
-    with open(path, "w", encoding="utf-8") as out:
-        for batch in malformed.iter_batches(batch_format="pyarrow", batch_size=READ_BATCH_LINES):
-            for row in batch.select(["source", "offset", "kind", "error", "text"]).to_pylist():
-                letter = {
-                    "source": row["source"],
-                    "offset": row["offset"],
-                    "kind": row["kind"],
-                    "reason": row["error"],
-                    "text": row["text"],
-                }
-                out.write(json.dumps(letter) + "\n")
-                counts[row["kind"]] += 1
-    return dict(sorted(counts.items()))
 
 
 def check_inputs(cfg: DataConfig) -> RegexFormat | None:
@@ -250,36 +219,15 @@ def good_lines(parsed: ray.data.Dataset) -> ray.data.Dataset:
     return parsed.map_batches(_good_rows, batch_format="pyarrow", batch_size=None)
 
 
-def read_logs(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, int]]:
-    """Parsed good lines in file order (a view of one materialized read) and how many lines went to dead letters,
-    per kind. For benches of the read and match stages: fixed windows (`stream_sessions`) and block sessions
-    (`stream_blocks`) stream instead."""
-    parsed = (
-        parsed_lines(cfg, check_inputs(cfg))
-        .map_batches(_dead_letter_texts_only, batch_format="pyarrow", batch_size=None)
-        .materialize()  # the only materialization: one read of the corpus feeds the dead letters and the good rows
-    )
-    output_dir = Path(cfg.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    malformed = parsed.map_batches(_malformed_rows, batch_format="pyarrow")
-    dead = write_dead_letters(malformed, output_dir / DEAD_LETTER_FILE)
-    # A view, not a copy: each pass over the good rows filters the materialized blocks again (cheap, columnar).
-    return good_lines(parsed), dead
-
-
-def read_lines(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, int]]:
-    """Good line records of any configured format, in input order, and how many lines went to dead letters, per kind.
-
-    Template CSVs get `data.label_patch` applied as they are read; its report is left in the output folder.
-    """
+def read_template_lines(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, int]]:
+    """The rows of template CSVs as line records, in input order, with `data.label_patch` applied as they are read
+    (its report is left in the output folder), and the dead letters per kind (none: a bad table fails whole).
+    Text logs stream instead (`stream_sessions`, `stream_blocks`)."""
     patch_report = None
-    if cfg.format == "templates":
-        records = [record for path in cfg.paths for record in read_template_records(path)]
-        if cfg.label_patch:
-            patch_report = apply_label_patch(records, load_label_patch(cfg.label_patch))
-        lines = ray.data.from_arrow(pa.Table.from_pylist(records, schema=LINE_SCHEMA))
-    else:
-        return read_logs(cfg)
+    records = [record for path in cfg.paths for record in read_template_records(path)]
+    if cfg.label_patch:
+        patch_report = apply_label_patch(records, load_label_patch(cfg.label_patch))
+    lines = ray.data.from_arrow(pa.Table.from_pylist(records, schema=LINE_SCHEMA))
     # Tables have no malformed lines (bad input fails as a whole), but every run writes the same files.
     output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -209,10 +209,16 @@ class ShardSessions:
         if self.letters is None:
             self.letters_path.parent.mkdir(parents=True, exist_ok=True)
             self.letters = open(self.letters_path, "w", encoding="utf-8")  # noqa: SIM115 (closed in run)
-        for row in bad.select(["source", "offset", "kind", "error", "text"]).to_pylist():
-            letter = {k: row[k] for k in ("source", "offset", "kind")} | {"reason": row["error"], "text": row["text"]}
-            self.letters.write(json.dumps(letter) + "\n")
-            self.stats["dead_letters"][row["kind"]] += 1
+        for kind, line in dead_letter_lines(bad):
+            self.letters.write(line)
+            self.stats["dead_letters"][kind] += 1
+
+
+def dead_letter_lines(bad: pa.Table) -> Iterator[tuple[str, str]]:
+    """(kind, JSONL line `{source, offset, kind, reason, text}`) of each malformed row."""
+    for row in bad.select(["source", "offset", "kind", "error", "text"]).to_pylist():
+        letter = {k: row[k] for k in ("source", "offset", "kind")} | {"reason": row["error"], "text": row["text"]}
+        yield row["kind"], json.dumps(letter) + "\n"
 
 
 def shard_sessions(shards: pa.Table, job: ShardJob) -> Iterator[pa.Table]:

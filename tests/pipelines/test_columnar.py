@@ -13,7 +13,6 @@ import pytest
 from pipelines.columnar_parse import hdfs_columns
 from pipelines.columnar_read import RAW_SCHEMA, read_gzip_shard, read_plain_shard, splice
 from pipelines.read_logs import (
-    _dead_letter_texts_only,
     parse_batch,
     parse_batch_per_line,
     plan_shards,
@@ -201,13 +200,6 @@ def test_splice_restores_the_original_row_order():
     slow = pa.table({"x": [1, 4]})
     is_fast = np.array([True, False, True, True, False])
     assert splice(fast, is_fast, slow).column("x").to_pylist() == [0, 1, 2, 3, 4]
-
-
-def test_only_dead_letters_keep_their_raw_text():
-    batch = pa.table({"text": ["good line", "bad line"], "kind": ["", "bgl: bad date"], "content": ["c", ""]})
-    out = _dead_letter_texts_only(batch)
-    assert out.column_names == batch.column_names
-    assert out.column("text").to_pylist() == ["", "bad line"]
 
 
 def test_bundled_hdfs_parses_as_line_by_line(tmp_path):
