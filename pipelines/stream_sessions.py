@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,9 +23,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
+from pipelines.columnar_read import gzip_pieces
 from pipelines.prompt_rows import prompt_row, split_counts, tally_row
 from pipelines.prompt_store import PartWriter, part_files, part_name
-from pipelines.raw_lines import InvalidUtf8, skip_line
+from pipelines.raw_lines import GZIP_ERRORS, InvalidUtf8, skip_line
 from pipelines.read_logs import parse_batch, plan_shards, read_shard_batches
 from pipelines.regex_format import RegexFormat
 from pipelines.sessions import Session, line_windows, mark_anomaly_lines, session_label
@@ -56,22 +56,16 @@ def count_lines(shard: dict) -> int:
 
 
 def count_gzip_lines(path: str) -> int:
-    """Whole lines of a .gz file (all members); a truncated or corrupt stream counts the lines before the break."""
-    count, last, ended = 0, b"\n", True
-    decoder = zlib.decompressobj(31)
-    with open(path, "rb") as handle:
-        try:
-            while piece := handle.read(COUNT_CHUNK_BYTES):
-                while piece:
-                    data = decoder.decompress(piece)
-                    count += data.count(b"\n")
-                    last = data[-1:] or last
-                    piece, ended = b"", decoder.eof
-                    if decoder.eof and decoder.unused_data:  # the next gzip member
-                        piece, decoder = decoder.unused_data, zlib.decompressobj(31)
-        except zlib.error:
-            ended = False
-    return count + (ended and last != b"\n")
+    """Whole lines of a .gz file as the reader gets them (`columnar_read.gzip_pieces`); a truncated or corrupt
+    stream counts the lines before the break."""
+    count, last = 0, b"\n"
+    try:
+        for piece in gzip_pieces(path):
+            count += piece.count(b"\n")
+            last = piece[-1:]
+    except GZIP_ERRORS:
+        return count
+    return count + (last != b"\n")
 
 
 @ray.remote(num_cpus=1)
