@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -77,3 +78,21 @@ def answer_token_budget(encode: Callable[[str], Sequence[int]]) -> int:
         for pad in ("", " ", "\n")
     )
     return max(len(encode(f"{ANSWER_OPEN}{text}{ANSWER_CLOSE}")) - prefix for text in spellings)
+
+
+def verdict_score(top_logprobs: dict[str, float] | Sequence[tuple[str, float]]) -> float | None:
+    """P(anomalous) from the log-probs of the first answer token (fast mode: the token after the `<answer>` prefill).
+
+    Every listed token whose text (stripped, lowercased) is a non-empty prefix of `anomalous` adds its probability
+    to the anomalous mass, of `normal` to the normal mass (the verdicts start with different letters, so no token
+    counts for both); the score is anomalous / (anomalous + normal). None when no listed token starts a verdict.
+    """
+    pairs = top_logprobs.items() if isinstance(top_logprobs, dict) else top_logprobs
+    mass = dict.fromkeys(VERDICTS, 0.0)
+    for token, logprob in pairs:
+        text = token.strip().lower()
+        for verdict in VERDICTS:
+            if text and verdict.startswith(text):
+                mass[verdict] += math.exp(logprob)
+    total = mass["normal"] + mass["anomalous"]
+    return mass["anomalous"] / total if total > 0 else None

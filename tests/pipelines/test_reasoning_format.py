@@ -77,3 +77,14 @@ def test_answer_token_budget_is_measured_on_the_tokenizer():
 
     # longest accepted spelling: "\nanomalous\n" (11 characters) + "</answer>" (1 token)
     assert answer_token_budget(one_token_per_tag) == 12
+
+
+def test_verdict_score_sums_prefix_tokens_per_verdict():
+    import math
+
+    from pipelines.reasoning_format import verdict_score
+
+    top = {"an": math.log(0.3), "anomalous": math.log(0.1), "normal": math.log(0.4), " norm": math.log(0.1), "x": 0.0}
+    assert verdict_score(top) == pytest.approx(0.4 / 0.9)
+    assert verdict_score([("Normal", math.log(0.5))]) == 0.0
+    assert verdict_score({"<": 0.0, " ": 0.0}) is None
