@@ -96,3 +96,18 @@ def verdict_score(top_logprobs: dict[str, float] | Sequence[tuple[str, float]]) 
                 mass[verdict] += math.exp(logprob)
     total = mass["normal"] + mass["anomalous"]
     return mass["anomalous"] / total if total > 0 else None
+
+
+def verdict_position(token_texts: Sequence[str], prefix: str = "") -> int | None:
+    """Index of the completion token that starts the verdict: the first token beginning at or after the end of
+    the first `<answer>` in `prefix + completion` (fast mode's prefill is the `prefix`). None if there is none."""
+    text = prefix
+    offsets = []
+    for token in token_texts:
+        offsets.append(len(text))
+        text += token
+    opened = text.find(ANSWER_OPEN)
+    if opened < 0:
+        return None
+    start = opened + len(ANSWER_OPEN)
+    return next((i for i, offset in enumerate(offsets) if offset >= start and token_texts[i].strip()), None)

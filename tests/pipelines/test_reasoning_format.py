@@ -88,3 +88,12 @@ def test_verdict_score_sums_prefix_tokens_per_verdict():
     assert verdict_score(top) == pytest.approx(0.4 / 0.9)
     assert verdict_score([("Normal", math.log(0.5))]) == 0.0
     assert verdict_score({"<": 0.0, " ": 0.0}) is None
+
+
+def test_verdict_position_finds_the_first_token_after_answer_open():
+    from pipelines.reasoning_format import verdict_position
+
+    assert verdict_position(["<think>", "x", "</think>", "<", "answer", ">", "an", "omal", "ous"]) == 6
+    assert verdict_position(["an", "omal"], prefix="<answer>") == 0
+    assert verdict_position([" ", "normal"], prefix="<answer>") == 1
+    assert verdict_position(["<think>x</think>"]) is None
