@@ -23,7 +23,8 @@ import ray
 from pipelines.prompt_rows import prompt_row, split_counts, tally_row
 from pipelines.prompt_store import PartWriter, part_name
 from pipelines.sessions import Session, TemplateCounts, mark_anomaly_lines
-from pipelines.stream_sessions import LETTERS_DIR, SPLITS, dead_letter_lines, frozen_matcher
+from pipelines.splits import SPLITS
+from pipelines.stream_sessions import LETTERS_DIR, dead_letter_lines, frozen_matcher
 from pipelines.table_formats import LINE_SCHEMA, LOGLEAD_COLUMNS, loglead_lines
 from pipelines.teacher import Teacher
 from pipelines.templates import UNSEEN_ID
@@ -241,10 +242,11 @@ def ranked_sessions(items: pa.Table, ranks: list[ray.ObjectRef]) -> Iterator[pa.
 
 @dataclass
 class RenderJob:
-    """What every output part needs: where it goes, which ranks train, how to mark and render."""
+    """What every output part needs: where it goes, each rank's split (`splits.SPLIT_CODES`), how to mark and
+    render."""
 
     output_dir: str
-    trains: np.ndarray
+    splits: np.ndarray
     indicative: dict[int, str]
     max_prompt_tokens: int
     teacher: Teacher
@@ -252,7 +254,7 @@ class RenderJob:
 
 def render_part(group: pa.Table, job: RenderJob) -> pa.Table:
     """map_groups: one output part's sessions -> prompt rows in time order, as part files of train/ and test/
-    named by the part's number; returns the part's counts (as JSON)."""
+    named by the part's number (and validation/); returns the part's counts (as JSON)."""
     group = group.sort_by("rank")
     number = group.column("part")[0].as_py()
     counts = split_counts()
@@ -260,7 +262,7 @@ def render_part(group: pa.Table, job: RenderJob) -> pa.Table:
     try:
         columns = (group.column(name).to_pylist() for name in ("rank", "block_id", "label", "lines"))
         for rank, block_id, label, lines in zip(*columns, strict=True):
-            split = "train" if job.trains[rank] else "test"
+            split = SPLITS[job.splits[rank]]
             mark_anomaly_lines(lines, job.indicative)
             row = prompt_row(Session(block_id, lines, label), split, job.max_prompt_tokens, job.teacher)
             writers[split].write(row)

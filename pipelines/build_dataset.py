@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import ray
 
 from pipelines.config import BLOCK_FORMATS, DataConfig
 from pipelines.data_report import write_data_report
 from pipelines.label_patch import read_patch_report
 from pipelines.masking import masking_rules
+from pipelines.novelty import split_novelty
 from pipelines.prompt_rows import (
     PROMPT_SETTINGS_FILE,
     PromptSettings,
@@ -27,11 +29,19 @@ from pipelines.prompt_rows import (
 )
 from pipelines.prompt_store import PartWriter, load_examples, part_name, write_rows
 from pipelines.read_logs import DEAD_LETTER_FILE, check_inputs, good_lines, parsed_lines, read_template_lines
-from pipelines.sessions import Session, mark_anomaly_lines, stratified_train, train_count
-from pipelines.stream_sessions import (
+from pipelines.sessions import mark_anomaly_lines, session_label
+from pipelines.splits import (
     SPLITS,
+    TRAIN,
+    chronological_bounds,
+    held_out_templates,
+    stratified_splits,
+    template_holdout_split,
+)
+from pipelines.stream_sessions import (
     ShardJob,
     clear_outputs,
+    lines_before_window,
     merge_dead_letters,
     plan_window_shards,
     run_shards,
@@ -102,18 +112,6 @@ def _count_unmatched(rows: Iterable[dict], tally: dict) -> Iterator[dict]:
         yield row
 
 
-def _split_sessions(
-    sessions: Iterable[Session], n_sessions: int, cfg: DataConfig
-) -> tuple[Iterable[Session], Callable[[int], bool]]:
-    """Sessions (still streaming where the split allows) and whether the session at an index trains."""
-    if cfg.split == "stratified":
-        sessions = list(sessions)
-        trains = stratified_train([session.label for session in sessions], cfg.train_fraction, cfg.seed)
-        return sessions, trains.__getitem__
-    n_train = train_count(n_sessions, cfg.train_fraction)
-    return sessions, lambda index: index < n_train
-
-
 @dataclass
 class Built:
     """What either way of building sessions reports back for the summary and the prompt settings."""
@@ -131,60 +129,79 @@ class Built:
 
 
 def stream_windows(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> Built:
-    """Text logs in fixed windows: fit the miner on the first lines, then one streaming pass writes every shard's
-    rows (`stream_sessions`); the driver sees counts only."""
+    """Text logs in fixed windows: plan the shards (line counts), fit the miner on the training period's first
+    lines, then one streaming pass writes every shard's rows (`stream_sessions`); the driver sees counts only."""
     regex = check_inputs(cfg)
     started = time.perf_counter()
-    miner = fit_miner(good_lines(parsed_lines(cfg, regex)), cfg)
+    shards, windows, lines = plan_window_shards(cfg.paths, cfg.shard_bytes, cfg.window_size)
+    n_windows = sum(windows.values())
+    bounds = chronological_bounds(n_windows, cfg.train_fraction, cfg.validation_fraction)
+    planned_at = time.perf_counter()
+    period = parsed_lines(cfg, regex)
+    if cfg.split != "template_holdout":  # the miner learns from the training windows' lines only
+        period = period.limit(lines_before_window(bounds[0], windows, lines, cfg.window_size))
+    miner = fit_miner(good_lines(period), cfg)
     miner.save(paths["miner_state"])
     fitted_at = time.perf_counter()
-    shards, windows = plan_window_shards(cfg.paths, cfg.shard_bytes, cfg.window_size)
-    planned_at = time.perf_counter()
     job = ShardJob(
         output_dir=cfg.output_dir,
         miner_path=str(paths["miner_state"]),
         fmt=cfg.format,
         regex=regex,
         window_size=cfg.window_size,
-        n_train=train_count(sum(windows.values()), cfg.train_fraction),
+        bounds=bounds,
         max_prompt_tokens=cfg.max_prompt_tokens,
         teacher=teacher,
         max_line_bytes=cfg.max_line_bytes,
         invalid_utf8=cfg.invalid_utf8,
         match_cache_size=cfg.match_cache_size,
+        held_out=held_out_for(miner, cfg) if cfg.split == "template_holdout" else None,
+        validation_fraction=cfg.validation_fraction,
+        seed=cfg.seed,
     )
     totals = run_shards(shards, job, cfg.match_workers)
     merge_dead_letters(Path(cfg.output_dir), paths["dead_letter"])
-    seconds = {"fit": fitted_at - started, "plan": planned_at - fitted_at, "shards": time.perf_counter() - planned_at}
+    seconds = {"plan": planned_at - started, "fit": fitted_at - planned_at, "shards": time.perf_counter() - fitted_at}
     n_good = totals["good_lines"]
     if n_good == 0:
         raise ValueError(f"data.paths: no usable lines in {cfg.paths} (see {paths['dead_letter']})")
-    fitted = min(cfg.drain_fit_lines or n_good, n_good)
     unmatched = totals["unmatched_lines"]
-    built = Built(n_good, totals["dead_letters"], miner.n_templates, fitted, unmatched, totals["splits"])
+    built = Built(n_good, totals["dead_letters"], miner.n_templates, miner.fitted_lines, unmatched, totals["splits"])
     built.seconds = {stage: round(value, 2) for stage, value in seconds.items()}
     return built
 
 
 def build_in_driver(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> Built:
-    """Template rows (a small CSV, one session per row): read, fitted, matched and split in the driver."""
-    lines, dead_letters = read_template_lines(cfg)
-    n_good = lines.count()
+    """Template rows (a small CSV, one session per row): read, split, fitted on the training rows, matched and
+    written in the driver."""
+    table, dead_letters = read_template_lines(cfg)
+    n_good = table.num_rows
     if n_good == 0:
         raise ValueError(f"data.paths: no usable lines in {cfg.paths} (see {paths['dead_letter']})")
-    miner = fit_miner(lines, cfg)
+    labels = [session_label([{"label": label}]) for label in table.column("label").to_pylist()]
+    splits = None
+    if cfg.split != "template_holdout":  # the miner learns from the training rows only
+        splits = stratified_splits(labels, cfg.train_fraction, cfg.validation_fraction, cfg.seed)
+        fitted_on = table.filter(pa.array([split == TRAIN for split in splits]))
+    else:  # templates to hold out are the miner's: it learns from every row (no labels reach it)
+        fitted_on = table
+    miner = fit_miner(ray.data.from_arrow(fitted_on), cfg)
     miner.save(paths["miner_state"])
-    matched = match_templates(lines, paths["miner_state"], cfg)
+    held_out = held_out_for(miner, cfg)
+    matched = match_templates(ray.data.from_arrow(table), paths["miner_state"], cfg)
 
     tally = {"unmatched_lines": 0}
     rows = (shown_as_itself(row) for row in _count_unmatched(iter_rows(matched), tally))
-    sessions, n_sessions, _ = make_sessions(rows, cfg.format, cfg.window_size, n_good)
-    sessions, is_train = _split_sessions(sessions, n_sessions, cfg)
+    sessions, _, _ = make_sessions(rows, cfg.format, cfg.window_size, n_good)
     counts = split_counts()
     writers = {split: PartWriter(paths[split] / part_name(0)) for split in SPLITS}
     try:
         for index, session in enumerate(sessions):
-            split = "train" if is_train(index) else "test"
+            if splits is not None:
+                split = splits[index]
+            else:
+                ids = [line["template_id"] for line in session.lines]
+                split = template_holdout_split(session.id, ids, held_out, cfg.validation_fraction, cfg.seed)
             mark_anomaly_lines(session.lines, None)
             row = prompt_row(session, split, cfg.max_prompt_tokens, teacher)
             writers[split].write(row)
@@ -192,8 +209,14 @@ def build_in_driver(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -
     finally:
         for writer in writers.values():
             writer.close()
-    fitted = min(cfg.drain_fit_lines or n_good, n_good)
-    return Built(n_good, dead_letters, miner.n_templates, fitted, tally["unmatched_lines"], counts)
+    return Built(n_good, dead_letters, miner.n_templates, miner.fitted_lines, tally["unmatched_lines"], counts)
+
+
+def held_out_for(miner: LogTemplateMiner, cfg: DataConfig) -> frozenset[int]:
+    """The templates `data.split: template_holdout` keeps out of training (none for the other splits)."""
+    if cfg.split != "template_holdout":
+        return frozenset()
+    return held_out_templates(miner.template_sizes(), cfg.holdout_template_share, cfg.holdout_max_line_share, cfg.seed)
 
 
 def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dict:
@@ -255,6 +278,7 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         "time_window_s": settings.time_window_s,
         "max_prompt_tokens": cfg.max_prompt_tokens,
         "splits": built.splits,
+        "unseen_in_training": split_novelty(paths),
         "stage_seconds": built.seconds,
         "paths": {name: str(path) for name, path in paths.items()},
     }

@@ -182,12 +182,32 @@ class DataConfig(StrictModel):
         "match when the CSVs are read; summary.json reports labels changed and entries that matched nothing.",
     )
     window_size: int = Field(20, ge=1, description="Lines per fixed window.")
-    split: Literal["chronological", "stratified"] = Field(
+    split: Literal["chronological", "stratified", "template_holdout"] = Field(
         "chronological",
         description="chronological: earliest sessions train; stratified: seeded split per label "
-        "(required for templates, which have no time order).",
+        "(required for templates, which have no time order); template_holdout: a seeded share of the templates "
+        "(`holdout_template_share`) and every session showing one of them are test, the rest train (fixed windows "
+        "and templates).",
     )
-    seed: int = Field(0, description="Seed of the stratified split.")
+    seed: int = Field(0, description="Seed of the stratified split, the validation draw and the template holdout.")
+    validation_fraction: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Share of the training sessions held out as a validation split (written to `validation/`, never "
+        "trained on): `logrl eval` chooses decision thresholds on it, never on test. chronological: the latest "
+        "training sessions; stratified: seeded per label; template_holdout: a seeded draw per session.",
+    )
+    holdout_template_share: float = Field(
+        0.2, gt=0, lt=1, description="split template_holdout: share of the eligible templates held out of training."
+    )
+    holdout_max_line_share: float = Field(
+        0.01,
+        gt=0,
+        le=1,
+        description="split template_holdout: only templates with at most this share of the fitted lines can be "
+        "held out (a routine template in every window would send every window to test).",
+    )
     anomaly_template_max_normal_share: float = Field(
         0.01,
         ge=0,
@@ -265,6 +285,11 @@ class DataConfig(StrictModel):
             raise ValueError(
                 f"data.split stratified needs every label before the split; {self.format} windows stream in time "
                 "order and are split chronologically (set data.split: chronological)"
+            )
+        if self.split == "template_holdout" and (self.format in BLOCK_FORMATS or self.session == "time"):
+            raise ValueError(
+                "data.split template_holdout works on fixed windows and template sets; block and time sessions "
+                "take chronological or stratified"
             )
         if self.label_patch and self.format != "templates":
             raise ValueError(f"data.label_patch corrects template labels: it needs format templates, not {self.format}")

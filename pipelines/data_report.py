@@ -40,6 +40,22 @@ def split_rows(summary: dict, lengths: dict[str, list[int]]) -> list[str]:
     return rows
 
 
+def novelty_rows(summary: dict) -> list[str]:
+    """The held-out splits' lines and sessions showing templates the training split never shows."""
+    novelty = summary.get("unseen_in_training") or {}
+    if not novelty:
+        return []
+    rows = [
+        "## Templates unseen in training",
+        "",
+        "| split | lines | of templates unseen in training | sessions | showing one |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, c in novelty.items():
+        rows.append(f"| {name} | {c['lines']} | {c['unseen_lines']} | {c['sessions']} | {c['unseen_sessions']} |")
+    return [*rows, ""]
+
+
 def render_report(summary: dict, lengths: dict[str, list[int]]) -> str:
     """The Markdown report of one build."""
     lines = [
@@ -56,6 +72,7 @@ def render_report(summary: dict, lengths: dict[str, list[int]]) -> str:
         "",
         *split_rows(summary, lengths),
         "",
+        *novelty_rows(summary),
         "## Dead letters by kind",
         "",
     ]

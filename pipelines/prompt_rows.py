@@ -20,6 +20,7 @@ from pipelines.sessions import (
     session_label,
     time_windows,
 )
+from pipelines.splits import SPLITS
 from pipelines.teacher import Teacher
 
 PROMPT_SETTINGS_FILE = "prompt_settings.json"
@@ -133,7 +134,7 @@ def make_sessions(
 def split_counts() -> dict:
     """Per split: sessions, anomalous ones, and anomalous ones whose anomaly lines are missing or not shown."""
     keys = ("sessions", "anomalous", "anomalous_without_anomaly_lines", "anomalous_with_anomaly_lines_hidden")
-    return {split: dict.fromkeys(keys, 0) for split in ("train", "test")}
+    return {split: dict.fromkeys(keys, 0) for split in SPLITS}
 
 
 def tally_row(counts: dict, row: dict) -> None:

@@ -131,16 +131,25 @@ def _has_template(line: dict) -> bool:
     return line.get("template_id") is not None and line["template_id"] != UNSEEN_ID
 
 
+def _group_key(line: dict, header: str, number: int) -> tuple:
+    """Lines group by (template, header); a line the miner never saw groups with lines of the same masked content
+    (its `template`, id -1); a line with no template at all (unparsable) stays alone."""
+    if _has_template(line):
+        return (line["template_id"], header)
+    if line.get("template_id") == UNSEEN_ID and line.get("template"):
+        return (UNSEEN_ID, line["template"], header)
+    return (None, number)
+
+
 def group_lines(lines: Sequence[dict]) -> list[Group]:
-    """Every (template, header) group of a session in order of first appearance; unknown templates never merge."""
+    """Every (template, header) group of a session in order of first appearance; unparsable lines never merge."""
     numbers: dict[tuple, list[int]] = {}
     shown: dict[tuple, tuple[str, str, bool]] = {}
     for number, line in enumerate(lines, start=1):
         header = _header(line)
-        known = _has_template(line)
-        key = (line["template_id"], header) if known else (None, number)
+        key = _group_key(line, header, number)
         if key not in numbers:
-            template = line.get("template") if known else None
+            template = line.get("template") if key[0] is not None else None
             text = _sanitized_template(template) if template is not None else sanitize(line.get("content"))
             severe = str(line.get("level") or "").upper() in SEVERE_LEVELS
             numbers[key], shown[key] = [], (header, text, severe)

@@ -219,7 +219,7 @@ def good_lines(parsed: ray.data.Dataset) -> ray.data.Dataset:
     return parsed.map_batches(_good_rows, batch_format="pyarrow", batch_size=None)
 
 
-def read_template_lines(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, int]]:
+def read_template_lines(cfg: DataConfig) -> tuple[pa.Table, dict[str, int]]:
     """The rows of template CSVs as line records, in input order, with `data.label_patch` applied as they are read
     (its report is left in the output folder), and the dead letters per kind (none: a bad table fails whole).
     Text logs stream instead (`stream_sessions`, `stream_blocks`)."""
@@ -227,7 +227,7 @@ def read_template_lines(cfg: DataConfig) -> tuple[ray.data.Dataset, dict[str, in
     records = [record for path in cfg.paths for record in read_template_records(path)]
     if cfg.label_patch:
         patch_report = apply_label_patch(records, load_label_patch(cfg.label_patch))
-    lines = ray.data.from_arrow(pa.Table.from_pylist(records, schema=LINE_SCHEMA))
+    lines = pa.Table.from_pylist(records, schema=LINE_SCHEMA)
     # Tables have no malformed lines (bad input fails as a whole), but every run writes the same files.
     output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -51,8 +51,9 @@ from pipelines.config import DataConfig
 from pipelines.label_patch import write_patch_report
 from pipelines.prompt_rows import split_counts
 from pipelines.read_logs import check_inputs, good_lines, parsed_lines, plan_shards
-from pipelines.sessions import TemplateCounts, TemplateProfile, stratified_train, train_count
-from pipelines.stream_sessions import merge_dead_letters
+from pipelines.sessions import TemplateCounts, TemplateProfile
+from pipelines.splits import SPLIT_CODES, TEST, TRAIN, VALIDATION, chronological_bounds, stratified_splits
+from pipelines.stream_sessions import count_lines_task, merge_dead_letters
 from pipelines.table_formats import check_loglead_events, read_session_labels
 from pipelines.teacher import RuleTeacher, Teacher
 
@@ -86,8 +87,11 @@ def stream_blocks(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> 
         seconds[stage] = round(time.perf_counter() - clock, 2)
         clock = time.perf_counter()
 
-    lines, partitions = block_input(cfg)
-    miner = fit_miner(lines if cfg.format == "loglead_hdfs" else good_lines(lines), cfg)
+    lines, partitions, n_lines = block_input(cfg)
+    # The training period, approximately: sessions split by their first time, lines arrive in log order.
+    training_lines = math.ceil(n_lines * cfg.train_fraction)
+    period = lines.limit(training_lines)
+    miner = fit_miner(period if cfg.format == "loglead_hdfs" else good_lines(period), cfg)
     miner.save(paths["miner_state"])
     lap("fit")
     job = LineJob(str(out), str(paths["miner_state"]), cfg.match_cache_size, list(cfg.paths))
@@ -107,30 +111,35 @@ def stream_blocks(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> 
         raise ValueError(f"data.paths: no usable lines in {cfg.paths} (see {paths['dead_letter']})")
     lap("group")
     parts = sorted(folder.glob("*.parquet"))
-    ranks, trains, unlabelled = rank_sessions(parts, cfg)
+    ranks, splits, unlabelled = rank_sessions(parts, cfg)
     lap("split")
+    trains = splits == SPLIT_CODES[TRAIN]
     profile = TemplateProfile(None, None) if timed else train_profile(parts, ranks, trains, cfg)
     if isinstance(teacher, RuleTeacher):
         teacher.expected = profile.expected
     lap("profile")
-    render = RenderJob(str(out), trains, profile.indicative, cfg.max_prompt_tokens, teacher)
-    splits = render_sessions(parts, ranks, render)
+    render = RenderJob(str(out), splits, profile.indicative, cfg.max_prompt_tokens, teacher)
+    counts = render_sessions(parts, ranks, render)
     shutil.rmtree(folder)
     lap("render")
 
     n_good = totals["good_lines"]
-    fitted = min(cfg.drain_fit_lines or n_good, n_good)
-    built = Built(n_good, totals["dead_letters"], miner.n_templates, fitted, totals["unmatched_lines"], splits)
+    built = Built(
+        n_good, totals["dead_letters"], miner.n_templates, miner.fitted_lines, totals["unmatched_lines"], counts
+    )
     built.unlabelled_sessions, built.indicative, built.expected = unlabelled, profile.indicative, profile.expected
     built.seconds = seconds
     return built
 
 
-def block_input(cfg: DataConfig) -> tuple[ray.data.Dataset, int]:
-    """The input lines in order (text logs parsed, dead letters included), and how many shuffle partitions."""
+def block_input(cfg: DataConfig) -> tuple[ray.data.Dataset, int, int]:
+    """The input lines in order (text logs parsed, dead letters included), how many shuffle partitions, and how
+    many lines (text: counted in parallel Ray tasks; LogLead: from the parquet metadata)."""
     if cfg.format != "loglead_hdfs":
         regex = check_inputs(cfg)
-        return parsed_lines(cfg, regex), shuffle_partitions(len(plan_shards(cfg.paths, cfg.shard_bytes)))
+        shards = plan_shards(cfg.paths, cfg.shard_bytes)
+        n_lines = sum(ray.get([count_lines_task.remote(shard) for shard in shards]))
+        return parsed_lines(cfg, regex), shuffle_partitions(len(shards)), n_lines
     for path in cfg.paths:
         check_loglead_events(path)
     ray.data.DataContext.get_current().execution_options.preserve_order = True  # the fit reads the first lines
@@ -139,7 +148,7 @@ def block_input(cfg: DataConfig) -> tuple[ray.data.Dataset, int]:
     lines = ray.data.from_items(items, override_num_blocks=max(1, len(items))).map_batches(
         read_loglead_row_groups, batch_size=1, batch_format="pyarrow"
     )
-    return lines, shuffle_partitions(math.ceil(rows / PARTITION_LINES))
+    return lines, shuffle_partitions(math.ceil(rows / PARTITION_LINES)), rows
 
 
 @contextmanager
@@ -169,10 +178,10 @@ def line_totals(folder: Path) -> dict:
 
 
 def rank_sessions(parts: list[Path], cfg: DataConfig) -> tuple[list[np.ndarray], np.ndarray, int]:
-    """Per intermediate part, each session's rank in time order (-1: unlabelled); per rank, whether it trains;
+    """Per intermediate part, each session's rank in time order (-1: unlabelled); per rank, its split code;
     how many sessions are unlabelled. Reads only the label and the time key of each session."""
     if not parts:
-        return [], np.zeros(0, bool), 0
+        return [], np.zeros(0, np.int8), 0
     keys = [pq.read_table(part, columns=["label", *KEY_COLUMNS]) for part in parts]
     table = pa.concat_tables(keys)
     labelled = pc.is_valid(table.column("label")).to_numpy(zero_copy_only=False)
@@ -182,11 +191,15 @@ def rank_sessions(parts: list[Path], cfg: DataConfig) -> tuple[list[np.ndarray],
     ranks[np.flatnonzero(labelled)[order]] = np.arange(len(order))
     if cfg.split == "stratified":
         labels = in_time.column("label").take(pa.array(order)).to_pylist()
-        trains = np.array(stratified_train(labels, cfg.train_fraction, cfg.seed), bool)
+        names = stratified_splits(labels, cfg.train_fraction, cfg.validation_fraction, cfg.seed)
+        splits = np.array([SPLIT_CODES[name] for name in names], np.int8)
     else:
-        trains = np.arange(len(order)) < train_count(len(order), cfg.train_fraction)
+        first_validation, first_test = chronological_bounds(len(order), cfg.train_fraction, cfg.validation_fraction)
+        splits = np.full(len(order), SPLIT_CODES[TRAIN], np.int8)
+        splits[first_validation:first_test] = SPLIT_CODES[VALIDATION]
+        splits[first_test:] = SPLIT_CODES[TEST]
     bounds = np.cumsum([key.num_rows for key in keys])[:-1]
-    return np.split(ranks, bounds), trains, table.num_rows - len(order)
+    return np.split(ranks, bounds), splits, table.num_rows - len(order)
 
 
 def train_profile(parts: list[Path], ranks: list[np.ndarray], trains: np.ndarray, cfg: DataConfig) -> TemplateProfile:
@@ -203,7 +216,7 @@ def render_sessions(parts: list[Path], ranks: list[np.ndarray], job: RenderJob) 
     """Shuffle the labelled sessions by output part (a partition each: parts render in parallel) and render them;
     the splits' counts."""
     totals = split_counts()
-    n_parts = math.ceil(len(job.trains) / SESSIONS_PER_PART)
+    n_parts = math.ceil(len(job.splits) / SESSIONS_PER_PART)
     if not n_parts:
         return totals
     items = [{"path": str(part), "index": index} for index, part in enumerate(parts)]

@@ -30,10 +30,10 @@ from pipelines.raw_lines import GZIP_ERRORS, InvalidUtf8, skip_line
 from pipelines.read_logs import parse_batch, plan_shards, read_shard_batches
 from pipelines.regex_format import RegexFormat
 from pipelines.sessions import Session, line_windows, mark_anomaly_lines, session_label
+from pipelines.splits import SPLITS, chronological_split, template_holdout_split
 from pipelines.teacher import Teacher
 from pipelines.templates import UNSEEN_ID, TemplateMatcher
 
-SPLITS = ("train", "test")
 LETTERS_DIR = ".dead_letters"
 COUNT_CHUNK_BYTES = 16 << 20
 
@@ -69,7 +69,7 @@ def count_gzip_lines(path: str) -> int:
 
 
 @ray.remote(num_cpus=1)
-def _count_lines_task(shard: dict) -> int:
+def count_lines_task(shard: dict) -> int:
     return count_lines(shard)
 
 
@@ -108,11 +108,28 @@ def align_shards(shards: list[dict], counts: list[int], window_size: int) -> tup
     return [dict(shard, index=index) for index, shard in enumerate(aligned)], windows
 
 
-def plan_window_shards(paths: list[str], shard_bytes: int, window_size: int) -> tuple[list[dict], dict[str, int]]:
-    """Read shards that start on window starts (lines counted in parallel Ray tasks), and windows per file."""
+def plan_window_shards(
+    paths: list[str], shard_bytes: int, window_size: int
+) -> tuple[list[dict], dict[str, int], dict[str, int]]:
+    """Read shards that start on window starts (lines counted in parallel Ray tasks), windows and lines per file."""
     shards = plan_shards(paths, shard_bytes)
-    counts = ray.get([_count_lines_task.remote(shard) for shard in shards])
-    return align_shards(shards, counts, window_size)
+    counts = ray.get([count_lines_task.remote(shard) for shard in shards])
+    lines: dict[str, int] = {}
+    for shard, count in zip(shards, counts, strict=True):
+        lines[shard["source"]] = lines.get(shard["source"], 0) + count
+    return (*align_shards(shards, counts, window_size), lines)
+
+
+def lines_before_window(cut: int, windows: dict[str, int], lines: dict[str, int], window_size: int) -> int:
+    """Raw lines (dead letters included) in front of window ordinal `cut`, files in input order: the length of
+    the training period, which the miner learns from."""
+    total = 0
+    for source, count in windows.items():
+        if cut >= count:
+            total, cut = total + lines[source], cut - count
+            continue
+        return total + min(cut * window_size, lines[source])
+    return total
 
 
 @dataclass
@@ -124,12 +141,22 @@ class ShardJob:
     fmt: str
     regex: RegexFormat | None
     window_size: int
-    n_train: int
+    bounds: tuple[int, int]  # chronological: (first validation ordinal, first test ordinal)
     max_prompt_tokens: int
     teacher: Teacher
     max_line_bytes: int
     invalid_utf8: InvalidUtf8
     match_cache_size: int
+    held_out: frozenset[int] | None = None  # split template_holdout: held-out template ids (bounds unused)
+    validation_fraction: float = 0.0
+    seed: int = 0
+
+    def split_of(self, ordinal: int, session: Session) -> str:
+        """The split of a window: by its place in time, or by its templates under template_holdout."""
+        if self.held_out is None:
+            return chronological_split(ordinal, self.bounds)
+        ids = [line["template_id"] for line in session.lines]
+        return template_holdout_split(session.id, ids, self.held_out, self.validation_fraction, self.seed)
 
 
 _MATCHER: dict[tuple, TemplateMatcher] = {}
@@ -190,8 +217,8 @@ class ShardSessions:
         job = self.job
         for number, lines in line_windows(table.to_pylist(), job.window_size):
             ordinal = self.shard["window_base"] + number
-            split = "train" if ordinal < job.n_train else "test"
             session = Session(f"w{ordinal:06d}", lines, session_label(lines))
+            split = job.split_of(ordinal, session)
             mark_anomaly_lines(session.lines, None)
             row = prompt_row(session, split, job.max_prompt_tokens, job.teacher)
             self.writers[split].write(row)

@@ -65,6 +65,7 @@ class LogTemplateMiner:
             "masking": [list(pair) for pair in masking],
         }
         self._miner = _drain_miner(self.settings)
+        self.fitted_lines = 0  # lines this miner learned from (not saved: a loaded miner reports 0)
 
     @classmethod
     def fit(
@@ -91,6 +92,7 @@ class LogTemplateMiner:
         miner = cls(sim_threshold=sim_threshold, depth=depth, masking=masking)
         for masked in masked_contents:
             miner._miner.drain.add_log_message(masked)
+            miner.fitted_lines += 1
         return miner
 
     def mask(self, content: str) -> str:
@@ -104,6 +106,10 @@ class LogTemplateMiner:
     def templates(self) -> dict[int, str]:
         """Template id -> template text, for reports."""
         return {cid: cluster.get_template() for cid, cluster in self._miner.drain.id_to_cluster.items()}
+
+    def template_sizes(self) -> dict[int, int]:
+        """Template id -> how many fitted lines drain3 put in it."""
+        return {cid: cluster.size for cid, cluster in self._miner.drain.id_to_cluster.items()}
 
     def match(self, content: str) -> tuple[int, str]:
         """(template id, template) for a content; unseen content gives (-1, masked content). Never learns."""

@@ -78,7 +78,18 @@ def test_build_prompt_dataset_on_bundled_bgl(local_ray, tmp_path: Path, bgl_samp
     summary = build_prompt_dataset(cfg)
 
     assert summary["lines_read"] == summary["good_lines"] + summary["malformed"] == 2002
-    assert summary["malformed"] == 2 and summary["unmatched_lines"] == 0
+    # The miner learns from the training period only (the first 71 windows: file lines 0-1419, dead letter at 700
+    # included), so test lines of templates training never showed stay unmatched (id -1).
+    file_line = [i + (i >= 700) + (i >= 1500) for i in range(len(bgl_lines))]
+    trained_on = [line["content"] for line, n in zip(bgl_lines, file_line) if n < 71 * 20]
+    assert len(trained_on) == 1419
+    miner = LogTemplateMiner.fit(trained_on)
+    bgl_lines = [
+        dict(line, **dict(zip(("template_id", "template"), miner.match(line["content"])))) for line in bgl_lines
+    ]
+    unseen = sum(line["template_id"] == -1 for line in bgl_lines)
+    assert summary["malformed"] == 2 and summary["unmatched_lines"] == unseen > 0
+    assert all(line["template_id"] != -1 for line in bgl_lines[:1419])
     letters = [json.loads(row) for row in open(summary["paths"]["dead_letter"])]
     assert [{k: letter[k] for k in ("source", "offset", "text")} for letter in letters] == expected_letters
     assert letters[0]["reason"] == "bgl: expected at least 9 header fields, found 6"
@@ -100,17 +111,25 @@ def test_build_prompt_dataset_on_bundled_bgl(local_ray, tmp_path: Path, bgl_samp
 
     # Chronological order survives sharding and parallel matching: the same windows as a plain in-process run,
     # cut by line number in the file (the two dead letters at lines 700 and 1501 leave their windows short).
-    file_line = [i + (i >= 700) + (i >= 1500) for i in range(len(bgl_lines))]
     windows = [[line for line, n in zip(bgl_lines, file_line) if n // 20 == w] for w in range(101)]
     assert [len(window) for window in windows].count(19) == 2 and len(windows[-1]) == 2
     assert [row["label"] for row in rows] == [session_label(window) for window in windows]
     assert [row["prompt"] for row in rows] == [render_window(window, 160) for window in windows]
     assert [row["anomaly_lines"] for row in rows] == [anomaly_lines(window) for window in windows]
     assert [row["template_ids"] for row in rows] == [[line["template_id"] for line in window] for window in windows]
-    for row in rows:  # the label is learnable from the prompt: an anomaly line is always shown
+    for row in train:  # the label is learnable from the prompt: an anomaly line is always shown
         assert (row["label"] == "anomalous") == bool(set(row["anomaly_lines"]) & shown_line_numbers(row["prompt"]))
-    assert splits["train"]["anomalous_without_anomaly_lines"] == splits["test"]["anomalous_with_anomaly_lines_hidden"]
-    assert splits["train"]["anomalous_without_anomaly_lines"] == 0
+    # Test windows hold lines of templates training never saw: each distinct masked content is a group of its
+    # own, so a tight budget (160 here) can leave an anomaly line out, and the summary counts it.
+    hidden = [
+        r for r in test if r["label"] == "anomalous" and not set(r["anomaly_lines"]) & shown_line_numbers(r["prompt"])
+    ]
+    assert splits["test"]["anomalous_with_anomaly_lines_hidden"] == len(hidden)
+    assert (
+        splits["train"]["anomalous_without_anomaly_lines"]
+        == splits["train"]["anomalous_with_anomaly_lines_hidden"]
+        == 0
+    )
     settings = json.loads(open(summary["paths"]["prompt_settings"]).read())
     assert set(settings) == SETTINGS_KEYS
     assert settings["format"] == "bgl" and settings["window_size"] == 20 and settings["max_prompt_tokens"] == 160
@@ -157,6 +176,11 @@ def test_time_windows_group_lines_by_the_hour_across_shards(local_ray, tmp_path:
         shard_bytes=16384,
     )
     summary = build_prompt_dataset(cfg)
+    # The miner learns from the first 70% of the lines (the training period of a time-ordered log).
+    miner = LogTemplateMiner.fit(line["content"] for line in bgl_lines[:1400])
+    bgl_lines = [
+        dict(line, **dict(zip(("template_id", "template"), miner.match(line["content"])))) for line in bgl_lines
+    ]
     # Independently: each line's hour, lines of an hour in time order (then file order), hours in order.
     hours: dict[int, list[dict]] = {}
     for line in bgl_lines:
@@ -230,16 +254,18 @@ def test_hdfs_block_sessions_and_anomaly_templates_from_train(local_ray, tmp_pat
         ("blk_3", "normal"),
         ("blk_4", "anomalous"),
     ]
-    assert [row["anomaly_lines"] for row in train + test] == [[], [1, 2], [], [1, 2]]
+    # The miner learns from the first half of the lines (the training period): blk_4's allocateBlock line is unseen,
+    # so only its exception line carries the anomaly.
+    assert [row["anomaly_lines"] for row in train + test] == [[], [1, 2], [], [2]]
     assert test[1]["prompt"].split("\n") == [
-        "L1 dfs.FSNamesystem INFO: BLOCK* NameSystem.allocateBlock: <*> <BLK>",
+        "L1 dfs.FSNamesystem INFO: BLOCK* NameSystem.allocateBlock: /mnt/y. <BLK>",  # unseen: its masked content
         "L2 dfs.DataNode WARN: Got exception while serving <BLK> to /<IP>",
     ]
-    assert test[1]["reference"].startswith('L1 "BLOCK* NameSystem.allocateBlock: <*> <BLK>" (dfs.FSNamesystem INFO)')
+    assert test[1]["reference"].startswith('L2 "Got exception while serving <BLK> to /<IP>" (dfs.DataNode WARN)')
     settings = json.loads(open(summary["paths"]["prompt_settings"]).read())
     assert settings["anomaly_lines_from"] == "anomaly_templates" and settings["window_size"] == 20
     assert [item["template"] for item in settings["anomaly_templates"]] == [
-        "BLOCK* NameSystem.allocateBlock: <*> <BLK>",
+        "BLOCK* NameSystem.allocateBlock: /mnt/x. <BLK>",  # fitted on one line only
         "Got exception while serving <BLK> to /<IP>",
     ]
     assert summary["splits"]["test"]["anomalous_without_anomaly_lines"] == 0
@@ -303,6 +329,47 @@ def test_template_csv_sessions_with_a_stratified_split(local_ray, tmp_path: Path
     assert json.loads(open(summary["paths"]["prompt_settings"]).read())["window_size"] == 1
     again = build_prompt_dataset(cfg.model_copy(update={"output_dir": str(tmp_path / "again")}))
     assert load_examples(again["paths"]["train"]) == train  # seeded
+
+    # A validation slice comes out of training only; the miner learns from the training rows alone.
+    held = build_prompt_dataset(cfg.model_copy(update={"output_dir": str(tmp_path / "v"), "validation_fraction": 0.3}))
+    validation = load_examples(held["paths"]["validation"])
+    assert {row["id"] for row in load_examples(held["paths"]["test"])} == {row["id"] for row in test}
+    assert {row["id"] for row in validation} | {row["id"] for row in load_examples(held["paths"]["train"])} == {
+        row["id"] for row in train
+    }
+    assert held["splits"]["validation"]["sessions"] == len(validation) == 4
+    assert held["splits"]["validation"]["anomalous"] == 1
+    assert held["drain_fit_lines"] == 10  # the 10 training rows; validation and test are matched, never learned
+    assert set(held["unseen_in_training"]) == {"validation", "test"}
+
+
+@pytest.mark.ray
+def test_template_holdout_keeps_held_out_templates_out_of_training(local_ray, tmp_path: Path, bgl_sample: Path):
+    from pipelines.build_dataset import build_prompt_dataset, load_examples
+    from pipelines.templates import LogTemplateMiner
+
+    cfg = DataConfig(
+        paths=[str(bgl_sample)],
+        split="template_holdout",
+        holdout_template_share=0.3,
+        holdout_max_line_share=0.02,
+        validation_fraction=0.2,
+        max_prompt_tokens=160,
+        output_dir=str(tmp_path / "o"),
+    )
+    summary = build_prompt_dataset(cfg)
+    rows = {split: load_examples(summary["paths"][split]) for split in ("train", "validation", "test")}
+    miner = LogTemplateMiner.load(summary["paths"]["miner_state"])
+    sizes = miner.template_sizes()
+    from pipelines.splits import held_out_templates
+
+    held = held_out_templates(sizes, 0.3, 0.02, cfg.seed)
+    assert held and sum(sizes.values()) == summary["drain_fit_lines"] == summary["good_lines"]  # fitted on all
+    for split, split_rows in rows.items():
+        assert split_rows, split
+        shows_held = [bool(set(row["template_ids"]) & held) for row in split_rows]
+        assert all(shows_held) if split == "test" else not any(shows_held)
+    assert summary["unseen_in_training"]["test"]["unseen_sessions"] == len(rows["test"])
 
 
 def test_bad_inputs_fail_by_name_before_any_work(tmp_path: Path, loglead_files: tuple[Path, Path]):

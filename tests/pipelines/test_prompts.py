@@ -50,23 +50,26 @@ def test_a_template_is_shown_once_for_the_whole_session_with_its_template_text()
     assert line_ranges([1, 2, 3, 7, 12, 13]) == "L1-L3,L7,L12-L13"
 
 
-def test_unknown_templates_show_raw_content_and_never_merge_and_headers_split_groups():
+def test_unseen_lines_merge_by_masked_content_unparsable_ones_never_and_headers_split_groups():
     lines = [
-        line("x", -1, template="masked <NUM>"),
-        line("y", -1),
+        line("x 1", -1, template="x <NUM>"),
+        line("y", -1),  # no masked content to group by: shown alone, raw
         line("z", 5, template="z <*>"),
         line("z", 5, level="WARN", template="z <*>"),
         line("q", None),
         line("q", None),
         line("z2", 5, template="z <*>"),
+        line("x 2", -1, template="x <NUM>"),
+        line("x 3", -1, level="WARN", template="x <NUM>"),
     ]
     assert render_window(lines).split("\n") == [
-        "L1 KERNEL INFO: x",
+        "L1,L8 (x2) KERNEL INFO: x <NUM>",
         "L2 KERNEL INFO: y",
         "L3,L7 (x2) KERNEL INFO: z <*>",
         "L4 KERNEL WARN: z <*>",
         "L5 KERNEL INFO: q",
         "L6 KERNEL INFO: q",
+        "L9 KERNEL WARN: x <NUM>",
     ]
 
 

@@ -89,7 +89,7 @@ def assert_same_build(summary: dict, cfg: DataConfig, lines: list[dict]) -> list
     assert len(streamed) == len(rows) and [row["id"] for row in streamed] == [row["id"] for row in rows]
     assert streamed == rows
     assert summary["splits"] == counts and summary["unlabelled_sessions"] == unlabelled > 0
-    assert min(counts[split][key] for split in counts for key in ("sessions", "anomalous")) > 0
+    assert min(counts[split][key] for split in ("train", "test") for key in ("sessions", "anomalous")) > 0
     assert summary["good_lines"] == len(lines) and summary["drain_fit_lines"] == cfg.drain_fit_lines
     assert summary["unmatched_lines"] == sum(line["template_id"] == UNSEEN_ID for line in lines) > 0
     settings = json.loads(open(summary["paths"]["prompt_settings"]).read())
