@@ -6,7 +6,8 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 
 from pipelines.reasoning_format import parse_completion
-from reward_workers.evidence import extract_citations, index_prompt_lines, is_grounded
+from reward_workers import evidence
+from reward_workers.evidence import index_prompt_lines
 
 REASON_MODE, FAST_MODE = "reason", "fast"
 MODES = (REASON_MODE, FAST_MODE)
@@ -19,7 +20,7 @@ class CitationRecord:
     lines: tuple[int, int]  # first and last cited line (equal for a single line)
     quote: str
     grounded: bool  # the quote is verbatim message text of the cited line (reward_workers.evidence rules)
-    carries_anomaly: bool  # one of the cited lines is in the row's `anomaly_lines`
+    carries_anomaly: bool  # grounded, and a line it names is in the row's `anomaly_lines`
 
 
 @dataclass
@@ -59,20 +60,11 @@ class ArmResult:
 
 
 def check_citations(rationale: str, prompt: str, anomaly_lines: Collection[int] = ()) -> list[CitationRecord]:
-    """Every citation of a rationale, in order, checked against the prompt and the row's anomaly lines."""
-    citations = extract_citations(rationale)
-    if not citations:
-        return []
-    lines = index_prompt_lines(prompt)
-    anomalous = set(anomaly_lines)
+    """Every citation of a rationale, in order, checked by the grounding reward's own rule
+    (`reward_workers.evidence.check_citations`)."""
     return [
-        CitationRecord(
-            (c.first, c.last),
-            c.quote,
-            is_grounded(c, lines),
-            any(c.first <= n <= c.last for n in anomalous),
-        )
-        for c in citations
+        CitationRecord((c.citation.first, c.citation.last), c.citation.quote, c.grounded, c.carries_anomaly)
+        for c in evidence.check_citations(rationale, prompt, anomaly_lines)
     ]
 
 

@@ -222,7 +222,7 @@ def held_out_for(miner: LogTemplateMiner, cfg: DataConfig) -> frozenset[int]:
 def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dict:
     """Run the whole pipeline for `cfg`; write prompts, miner, prompt settings, dead letters; return the summary."""
     check_sessions(cfg)
-    teacher = teacher or RuleTeacher()
+    teacher = teacher or build_teacher(cfg)
     rewriter, teacher_stats = row_teacher(cfg)  # fails on a bad teacher file before any work
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -261,7 +261,7 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         "format": cfg.format,
         "session": cfg.session,
         "split": cfg.split,
-        "teacher": teacher.name if rewriter is None else f"{rewriter.name} (rule where rejected)",
+        "teacher": teacher.name if rewriter is None else f"{rewriter.name} ({teacher.name} where rejected)",
         "teacher_stats": teacher_stats or None,
         "lines_read": built.good_lines + malformed,
         "good_lines": built.good_lines,
@@ -285,6 +285,16 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
     paths["summary"].write_text(json.dumps(summary, indent=2) + "\n")
     write_data_report(summary, out)  # report.md + prompt_tokens.png beside the data
     return summary
+
+
+def build_teacher(cfg: DataConfig) -> Teacher:
+    """The build-time teacher of every row: the domain teacher for `teacher.kind: domain`, else the rule teacher
+    (which endpoint and rlog answers replace where they are accepted)."""
+    if cfg.teacher.kind == "domain":
+        from pipelines.domain_teacher import DomainTeacher
+
+        return DomainTeacher()
+    return RuleTeacher()
 
 
 def row_teacher(cfg: DataConfig) -> tuple[RowTeacher | None, dict]:

@@ -113,9 +113,11 @@ class EndpointTeacherConfig(StrictModel):
 class TeacherConfig(StrictModel):
     """Who writes the reference rationale of each train session (the CoT SFT target)."""
 
-    kind: Literal["rule", "endpoint", "rlog"] = Field(
+    kind: Literal["rule", "domain", "endpoint", "rlog"] = Field(
         "rule",
-        description="rule: offline rule teacher (every row); endpoint: an LLM answers each train prompt, answers "
+        description="rule: offline rule teacher (every row); domain: offline teacher naming the kind of fault, or "
+        "why a line is handled or routine, opened by its stance (every row); endpoint: an LLM answers each train "
+        "prompt, answers "
         "whose verdict matches the label replace the rule rationale; rlog: R-Log trajectories whose input is the "
         "row's template and whose answer matches its label replace it (template sets only).",
     )

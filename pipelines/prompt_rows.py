@@ -168,11 +168,13 @@ def prompt_row(session: Session, split: str, max_prompt_tokens: int, teacher: Te
     }
 
 
-def rows_in_process(path: str | Path, data_format: str, window_lines: int, max_prompt_tokens: int) -> list[dict]:
+def rows_in_process(
+    path: str | Path, data_format: str, window_lines: int, max_prompt_tokens: int, teacher: Teacher | None = None
+) -> list[dict]:
     """Prompt rows of one small log file, rendered as the Ray Data pipeline renders them, in this process.
 
     For tests and benches on the bundled samples: the miner is fitted on the whole file, every row is in split
-    "train" with the rule teacher's rationale. Real corpora go through `build_dataset`.
+    "train" with the rationale of `teacher` (default: the rule teacher). Real corpora go through `build_dataset`.
     """
     from pipelines.log_formats import parse_line
     from pipelines.teacher import RuleTeacher
@@ -187,4 +189,4 @@ def rows_in_process(path: str | Path, data_format: str, window_lines: int, max_p
     for line in lines:
         line["template_id"], line["template"] = miner.match(line["content"])
     sessions, _, _ = make_sessions(lines, data_format, window_lines, len(lines))
-    return [prompt_row(session, "train", max_prompt_tokens, RuleTeacher()) for session in sessions]
+    return [prompt_row(session, "train", max_prompt_tokens, teacher or RuleTeacher()) for session in sessions]

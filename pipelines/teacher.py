@@ -14,6 +14,7 @@ from pipelines.reasoning_format import render_completion
 from pipelines.sessions import carries_anomaly
 
 MAX_RATIONALE_CHARS = 300  # a tiny model has to learn to produce this
+MAX_ANOMALY_CITATIONS = 3  # anomaly groups an anomalous rationale cites (the grounding reward's full coverage)
 MAX_QUOTE_CHARS = 60
 MIN_QUOTE_CHARS = 12  # a shorter quote needs two words of 3+ letters or digits: "ok" is no evidence
 _WORD = re.compile(r"[A-Za-z0-9]{3,}")
@@ -58,7 +59,7 @@ class RowTeacher(Protocol):
     def teach(self, rows: Sequence[dict]) -> TeachResult: ...
 
 
-def quote(group: Group, window_text: str) -> str | None:
+def quote_of(group: Group, window_text: str) -> str | None:
     """A verbatim fragment of the text the prompt shows for `group` (never its header), or None if not shown."""
     if group.render() not in window_text.split("\n"):
         return None  # cut by the token budget: evidence must be visible
@@ -67,7 +68,9 @@ def quote(group: Group, window_text: str) -> str | None:
         cut = text[:MAX_QUOTE_CHARS]
         text = cut.rsplit(" ", 1)[0] if " " in cut else cut
     text = text.strip()
-    return text if len(text) >= MIN_QUOTE_CHARS or len(_WORD.findall(text)) >= 2 else None
+    if len(text) >= MIN_QUOTE_CHARS or len(_WORD.findall(text)) >= 2:
+        return text
+    return text if text == group.text.strip() and _WORD.search(text) else None  # a short line, quoted whole
 
 
 def _cite(group: Group, fragment: str, with_header: bool) -> str:
@@ -79,7 +82,7 @@ def _evidence(groups: list[Group], window_text: str, limit: int) -> list[tuple[G
     """Up to `limit` (group, quote) pairs with distinct quotes, in prompt order."""
     cited: dict[str, Group] = {}
     for group in groups:
-        fragment = quote(group, window_text)
+        fragment = quote_of(group, window_text)
         if fragment and fragment not in cited:
             cited[fragment] = group
             if len(cited) == limit:
@@ -87,8 +90,28 @@ def _evidence(groups: list[Group], window_text: str, limit: int) -> list[tuple[G
     return [(group, fragment) for fragment, group in cited.items()]
 
 
-def _fit(parts: list[str], render: Callable[[list[str]], str]) -> str:
-    """Drop trailing citations until the rationale is short enough."""
+_FIRST_QUOTE = re.compile(r'"([^"]*)"')
+
+
+def _shorten_quote(part: str, limit: int) -> str:
+    """A citation part with its quote cut to a prefix of at most `limit` characters that is still evidence."""
+    match = _FIRST_QUOTE.search(part)
+    if not match or len(match.group(1)) <= limit:
+        return part
+    cut = match.group(1)[:limit]
+    cut = (cut.rsplit(" ", 1)[0] if " " in cut else cut).strip()
+    if len(cut) < MIN_QUOTE_CHARS and len(_WORD.findall(cut)) < 2:
+        return part
+    return part[: match.start(1)] + cut + part[match.end(1) :]
+
+
+def cite_fitted(parts: list[str], render: Callable[[list[str]], str]) -> str:
+    """The rationale within MAX_RATIONALE_CHARS: quotes are shortened first (every citation stays, so coverage does),
+    trailing citations dropped only when even short quotes do not fit."""
+    for limit in (MAX_QUOTE_CHARS, 44, 32, 24, 16, 12):
+        shortened = [_shorten_quote(part, limit) for part in parts]
+        if len(render(shortened)) <= MAX_RATIONALE_CHARS:
+            return render(shortened)
     while len(parts) > 1 and len(render(parts)) > MAX_RATIONALE_CHARS:
         parts = parts[:-1]
     return render(parts)[:MAX_RATIONALE_CHARS]
@@ -116,7 +139,7 @@ def _rarest(groups: list[Group], window_text: str) -> str:
     ]
     if not cites:
         return NO_EVIDENCE
-    return _fit(cites, lambda parts: f"{'; '.join(parts)}. {RARE_REASON}")
+    return cite_fitted(cites, lambda parts: f"{'; '.join(parts)}. {RARE_REASON}")
 
 
 # What a single template's words say (RationAnomaly's template task: one template is one session).
@@ -196,9 +219,9 @@ _WORDS = re.compile(r"[a-z]+")
 TEMPLATE_QUOTE_CHARS = 28  # a template's rationale quotes the words that decide, not the whole template
 
 
-def _quote_around(group: Group, window_text: str, word: str | None) -> str | None:
+def quote_around(group: Group, window_text: str, word: str | None) -> str | None:
     """A verbatim piece of the shown template of at most TEMPLATE_QUOTE_CHARS, around `word` when given."""
-    full = quote(group, window_text)  # None when the template is not shown
+    full = quote_of(group, window_text)  # None when the template is not shown
     if full is None:
         return None
     text = group.text.split('"', 1)[0]
@@ -225,7 +248,7 @@ def template_rationale(group: Group, label: str, window_text: str) -> str:
     words = _WORDS.findall(group.text.lower())
     failures = list(dict.fromkeys(word for word in words if word in FAILURE_WORDS))[:2]
     routine = next((word for word in words if word in ROUTINE_WORDS), None)
-    fragment = _quote_around(group, window_text, failures[0] if failures else routine)
+    fragment = quote_around(group, window_text, failures[0] if failures else routine)
     cite = f'L{group.first} "{fragment}"' if fragment else f"L{group.first}"
     if label == "anomalous":
         if failures:
@@ -250,14 +273,21 @@ def rule_rationale(lines: Sequence[dict], label: str, window_text: str, expected
         cites = [_cite(group, text, False) for group, text in _evidence(groups, window_text, 2)]
         if not cites:
             return "Only routine events are shown, so the session is normal."
-        return _fit(cites, lambda parts: f"Routine events: {', '.join(parts)}. {NORMAL_REASON}")
+        return cite_fitted(cites, lambda parts: f"Routine events: {', '.join(parts)}. {NORMAL_REASON}")
     carriers = [group for group in groups if any(carries_anomaly(lines[n - 1]) for n in group.numbers)]
-    cites = [_cite(group, text, True) for group, text in _evidence(carriers, window_text, 3)]
+    cites = []
+    for group in carriers:  # every anomaly group shown, each cited on a line that carries the anomaly
+        fragment = quote_of(group, window_text)
+        if fragment:
+            first = next(n for n in group.numbers if carries_anomaly(lines[n - 1]))
+            cites.append(_cite(Group((first,), group.header, group.text, group.severe), fragment, True))
+        if len(cites) == MAX_ANOMALY_CITATIONS:
+            break
     if carriers and not cites:
         return NO_EVIDENCE  # the lines that carry it are cut from the prompt: cite nothing rather than routine
     if not cites:
         return _missing_events(lines, groups, window_text, expected or {}) or _rarest(groups, window_text)
-    return _fit(cites, lambda parts: f"{'; '.join(parts)}. {ANOMALOUS_REASON}")
+    return cite_fitted(cites, lambda parts: f"{'; '.join(parts)}. {ANOMALOUS_REASON}")
 
 
 class RuleTeacher:

@@ -31,7 +31,18 @@ class GroundingConfig(StrictModel):
     max_citations: int = Field(
         5, ge=1, description="At most this many grounded citations count; citing more dilutes the score."
     )
-    target_citations: int = Field(2, ge=1, description="Grounded citations needed for full evidence credit.")
+    target_citations: int = Field(
+        1,
+        ge=1,
+        description="Grounded citations needed for full evidence credit where no anomaly line guides it (a normal "
+        "verdict, an anomaly no line carries); more add nothing.",
+    )
+    max_anomaly_groups: int = Field(
+        3,
+        ge=1,
+        description="An anomalous verdict is fully covered by citing every anomaly group the prompt shows, up to this "
+        "many (the teacher cites as many: pipelines.teacher.MAX_ANOMALY_CITATIONS).",
+    )
     min_quote_chars: int = Field(
         12, ge=1, description="A quote is evidence with this many characters, or with `min_quote_words` words."
     )

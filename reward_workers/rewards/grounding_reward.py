@@ -9,7 +9,7 @@ from sacrebleu.metrics import BLEU
 
 from pipelines.reasoning_format import parse_completion
 from reward_workers.config import GroundingConfig, RewardConfig
-from reward_workers.evidence import check_evidence, count_prompt_groups
+from reward_workers.evidence import anomaly_groups, check_evidence, count_prompt_groups
 from reward_workers.registry import RewardInput, register_reward
 
 
@@ -47,24 +47,24 @@ def evidence_score(
 ) -> float:
     """precision x coverage of the rationale's citations. Range [0, 1]; no citation scores 0.
 
-    precision = grounded citations (distinct, at most `max_citations`) / all citations, so hallucinated
-    quotes, repeated quotes and citing every line all dilute it; coverage = grounded / `target_citations`, or /
-    the number of lines the prompt shows when fewer (a one-template prompt is fully covered by one citation).
-    With `anomaly_lines` given (an `anomalous` verdict), the score is 0 unless a grounded citation names one
-    of them: calling a session anomalous on routine evidence is not grounded.
+    precision = distinct grounded groups (at most `max_citations`) / all citations, so hallucinated quotes,
+    repeated quotes, ranges that are no shown group and citing every line all dilute it. With `anomaly_lines`
+    (an `anomalous` verdict on a session whose anomaly lines are known) coverage counts only groups cited on a line
+    that carries the anomaly, against the anomaly groups the prompt shows (at most `max_anomaly_groups`), and the
+    score is 0 without one: routine evidence neither grounds an anomaly nor pads its coverage. Otherwise (a normal
+    verdict, an anomaly no line carries) coverage is grounded groups against `target_citations`.
     """
     check = check_evidence(
         rationale, prompt, cfg.min_quote_chars, anomaly_lines=anomaly_lines or (), min_words=cfg.min_quote_words
     )
     if check.total == 0:
         return 0.0
-    if anomaly_lines is not None and check.grounded_anomaly == 0:
-        return 0.0
-    counted = min(check.grounded, cfg.max_citations)
-    precision = counted / check.total
+    precision = min(check.grounded, cfg.max_citations) / check.total
+    if anomaly_lines is not None:
+        target = max(1, min(anomaly_groups(prompt, anomaly_lines), cfg.max_anomaly_groups))
+        return precision * min(check.grounded_anomaly, target) / target
     target = max(1, min(cfg.target_citations, count_prompt_groups(prompt)))
-    coverage = min(counted, target) / target
-    return precision * coverage
+    return precision * min(check.grounded, target) / target
 
 
 @register_reward("grounding")

@@ -216,7 +216,7 @@ def test_judge():
     [
         ({"kind": "endpoint"}, r"data.teacher: Value error, endpoint: required for kind endpoint"),
         ({"kind": "rlog"}, r"data.teacher: Value error, rlog_paths: required for kind rlog"),
-        ({"kind": "llm"}, r"data.teacher.kind: Input should be 'rule', 'endpoint' or 'rlog'"),
+        ({"kind": "llm"}, r"data.teacher.kind: Input should be 'rule', 'domain', 'endpoint' or 'rlog'"),
         (
             {"kind": "endpoint", "endpoint": {"url": "localhost:8000", "model": "m"}},
             r"data.teacher.endpoint.url: .*must start with http:// or https://",

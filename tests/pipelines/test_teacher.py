@@ -64,12 +64,13 @@ def test_anomalous_rationale_names_level_and_component():
     assert rationale.endswith("so the session is anomalous.") and "KERNDTLB" not in rationale
 
 
-def test_a_group_is_cited_by_its_first_line():
+def test_an_anomaly_group_is_cited_on_the_line_that_carries_the_anomaly():
     lines = [log("boot ok", template_id=1), log("data TLB error interrupt", "FATAL", "-", template_id=2)]
     lines += [log("boot ok", template_id=1), log("data TLB error interrupt", "FATAL", "KERNDTLB", template_id=2)]
     text = render_window(lines)
     assert "L2,L4 (x2) KERNEL FATAL: data TLB error interrupt" in text
-    assert rule_rationale(lines, "anomalous", text).startswith('L2 "data TLB error interrupt"')
+    # Line 2 has the group's text but no alert label: the anomaly credit is for a quote on line 4.
+    assert rule_rationale(lines, "anomalous", text).startswith('L4 "data TLB error interrupt"')
 
 
 def test_normal_rationale_cites_routine_lines_and_reads_normal(bgl_lines: list[dict]):
@@ -103,9 +104,10 @@ def test_quotes_stop_at_quote_marks_need_substance_and_tags_stay_neutralized():
     rationale = rule_rationale(lines, "anomalous", text)
     assert rationale.startswith('L1 "bad input value" (APP FATAL)')
     assert "</think>" not in rationale
-    for text in ("oops", "ok <*> <*>"):
-        short = [log(text, "FATAL", "X", "APP")]
-        assert not CITATION.findall(rule_rationale(short, "anomalous", render_window(short)))
+    short = [log("ok <*> <*>", "FATAL", "X", "APP")]  # no word of substance: cited by number only
+    assert not CITATION.findall(rule_rationale(short, "anomalous", render_window(short)))
+    whole = [log("oops", "FATAL", "X", "APP")]  # a short line with a word is quoted whole: all the evidence it holds
+    assert CITATION.findall(rule_rationale(whole, "anomalous", render_window(whole))) == [("1", "oops")]
     two_words = [log("disk full", "FATAL", "X", "APP")]
     assert CITATION.findall(rule_rationale(two_words, "anomalous", render_window(two_words))) == [("1", "disk full")]
 

@@ -57,8 +57,8 @@ def test_template_runs_get_their_own_short_prompt_and_sessions_keep_theirs():
     assert build_messages("L1 KERNEL INFO: a", data_format="bgl")[0]["content"] == SYSTEM_PROMPT
     assert build_messages("L1 KERNEL INFO: a", fast=True)[0]["content"] == FAST_SYSTEM_PROMPT
     # The point of it: the system prompt is most of every training sequence on this task.
-    assert len(TEMPLATE_SYSTEM_PROMPT) < 0.6 * len(SYSTEM_PROMPT)
-    assert len(TEMPLATE_FAST_SYSTEM_PROMPT) < 0.6 * len(FAST_SYSTEM_PROMPT)
+    assert len(TEMPLATE_SYSTEM_PROMPT) < 0.7 * len(SYSTEM_PROMPT)
+    assert len(TEMPLATE_FAST_SYSTEM_PROMPT) < 0.7 * len(FAST_SYSTEM_PROMPT)
     for prompt in (TEMPLATE_SYSTEM_PROMPT, TEMPLATE_FAST_SYSTEM_PROMPT):
         assert 'L1 "<verbatim text>"' in prompt and "<answer></answer>" in prompt and "never instructions" in prompt
 
@@ -76,8 +76,8 @@ def test_template_rationale_is_short_verbatim_and_fully_grounded(text: str, labe
     rationale = rule_rationale(lines, label, prompt)
     assert rationale.endswith(f"{label}.") and len(rationale) <= 130, rationale
     shown = prompt.split(": ", 1)[1]  # the template as the prompt shows it (long ones are cut)
-    if len(shown) < 12 and len(re.findall(r"[A-Za-z0-9]{3,}", shown)) < 2:
-        assert rationale.startswith("L1 ") and '"' not in rationale  # too short to be evidence: cited by number
+    if not re.search(r"[A-Za-z0-9]{3,}", shown):
+        assert rationale.startswith("L1 ") and '"' not in rationale  # nothing to quote: cited by number
         return
     quoted = CITATION.match(rationale)
     assert quoted, rationale

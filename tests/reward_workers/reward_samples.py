@@ -17,13 +17,14 @@ L12 MMCS ERROR: idoproxydb hit ASSERT condition: ASSERT expression=0
 ANOMALY_LINES = (3, 10, 12)
 
 REFERENCE = (
-    'L3 "data TLB error interrupt" is a fatal kernel interrupt and L10 "ciod: failed to read message prefix" '
-    "shows the job losing its control stream, so the session is anomalous."
+    'L3 "data TLB error interrupt" is a fatal kernel interrupt, L10 "ciod: failed to read message prefix" '
+    'shows the job losing its control stream and L12 "hit ASSERT condition" is a failed assertion, so the session '
+    "is anomalous."
 )
 
 CONCISE = (
-    'L3 "data TLB error interrupt" is a fatal kernel error and L10 "failed to read message prefix" '
-    "means the job lost its control stream."
+    'L3 "data TLB error interrupt" is a fatal kernel error, L10 "failed to read message prefix" '
+    'means the job lost its control stream, L12 "hit ASSERT condition" a failed check.'
 )
 
 
