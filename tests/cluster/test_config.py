@@ -103,3 +103,13 @@ def test_colocation_sharing_one_gpu_by_halves_is_accepted():
         ["rollout.colocate_with_learner=true", "rollout.num_gpus_per_worker=0.5", "learner.num_gpus_per_worker=0.5"],
     )
     assert cfg.rollout.colocate_with_learner
+
+
+def test_every_shipped_config_keeps_the_asymmetric_payoff():
+    """Per-group std scaling maps a missed anomaly's group and a false alarm's to the same advantages."""
+    from pathlib import Path
+
+    for path in sorted((Path(DEFAULT_CONFIG).parent).glob("*.yaml")):
+        cfg = load_config(path)
+        assert cfg.algo.advantage in ("grpo_no_std", "grpo_batch_std"), path.name
+        assert cfg.reward.payoffs.fn < cfg.reward.payoffs.fp, path.name
