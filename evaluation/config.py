@@ -8,7 +8,9 @@ from pydantic import Field
 
 from pipelines.config import StrictModel
 
-BaselineName = Literal["majority", "keyword", "logistic_regression", "decision_tree", "tfidf_logistic_regression"]
+BaselineName = Literal[
+    "majority", "keyword", "domain_cues", "logistic_regression", "decision_tree", "tfidf_logistic_regression"
+]
 DEFAULT_KEYWORDS = [
     "error",
     "fail",
@@ -45,10 +47,12 @@ class EvalConfig(StrictModel):
         default_factory=lambda: [
             "majority",
             "keyword",
+            "domain_cues",
             "logistic_regression",
             "decision_tree",
             "tfidf_logistic_regression",
         ],
-        description="Baselines fit on the train split: majority class, keyword rule, drain3 event counts + "
+        description="Baselines fit on the train split: majority class, keyword rule, the domain teacher's cues, "
+        "drain3 event counts + "
         "LogisticRegression / DecisionTree, TF-IDF of the prompt text + LogisticRegression.",
     )

@@ -80,7 +80,8 @@ def run_mode(
     prompts = [encode_eval_prompt(tokenizer, row["prompt"], mode, data_format) for row in rows]
     sendable = [i for i, ids in enumerate(prompts) if len(ids) < max_model_len]
     stop = [ANSWER_CLOSE] if mode == FAST_MODE else None
-    outputs: dict[int, tuple[str, list[int], str | None]] = {}
+    outputs: dict[int, tuple[str, list[int], str | None, float | None]] = {}
+    prefix = FAST_PREFILL if mode == FAST_MODE else ""
     started = time.perf_counter()
     for start in range(0, len(sendable), batch_size):
         chunk = sendable[start : start + batch_size]
@@ -88,15 +89,16 @@ def run_mode(
         # One call per distinct budget keeps the engine batching while never overrunning max_model_len.
         for limit in sorted(set(budget)):
             group = [i for i, b in zip(chunk, budget) if b == limit]
-            results = ray.get(engine.complete.remote([prompts[i] for i in group], limit, stop, use_adapter))
+            chunk_prompts = [prompts[i] for i in group]
+            results = ray.get(engine.complete_scored.remote(chunk_prompts, limit, stop, use_adapter, prefix))
             outputs.update(zip(group, results))
         print(f"[eval] {mode}: {min(start + batch_size, len(sendable))}/{len(sendable)} prompts", flush=True)
     elapsed = time.perf_counter() - started
     predictions = []
     for i, row in enumerate(rows):
-        text, ids, finish = outputs.get(i, ("", [], PROMPT_TOO_LONG))
+        text, ids, finish, score = outputs.get(i, ("", [], PROMPT_TOO_LONG, None))
         completion = "" if finish == PROMPT_TOO_LONG else full_completion(mode, text)
-        predictions.append(predict(row, mode, completion, finish, len(ids)))
+        predictions.append(predict(row, mode, completion, finish, len(ids), score))
     return predictions, elapsed
 
 

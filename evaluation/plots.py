@@ -49,6 +49,26 @@ def plot_scores(scores: Mapping[str, Mapping[str, float]], path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_curves(curves: Mapping[str, tuple[list[int], list[float]]], path: Path) -> Path | None:
+    """ROC and precision-recall curves of every scorer with scores: name -> (labels as 0/1, scores)."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    curves = {name: (y, s) for name, (y, s) in curves.items() if 0 < sum(y) < len(y)}
+    if not curves:
+        return None
+    fig, (roc, pr) = plt.subplots(1, 2, figsize=(10, 4.2))
+    for name, (y, s) in curves.items():
+        fpr, tpr, _ = roc_curve(y, s)
+        roc.plot(fpr, tpr, label=name, linewidth=1.2)
+        precision, recall, _ = precision_recall_curve(y, s)
+        pr.plot(recall, precision, label=name, linewidth=1.2)
+    roc.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=0.8)
+    roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    pr.set(xlabel="recall", ylabel="precision", title="precision-recall", ylim=(0, 1.02))
+    pr.legend(fontsize=7, loc="lower left")
+    return _save(fig, path)
+
+
 def read_training_log(path: Path, stage: str = "grpo") -> list[dict]:
     """The last run's rows of one stage from a trainer's metrics.jsonl (a rerun appends and restarts at step 0)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

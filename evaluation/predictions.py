@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 
+from pipelines.domain_teacher import contradicts
 from pipelines.reasoning_format import parse_completion
 from reward_workers import evidence
 from reward_workers.evidence import index_prompt_lines
@@ -39,6 +40,8 @@ class Prediction:
     completion_tokens: int = 0
     anomaly_lines: list[int] = field(default_factory=list)
     anomaly_lines_shown: list[int] = field(default_factory=list)  # those the prompt shows (others can't be cited)
+    score: float | None = None  # P(anomalous) from the verdict token's log-probs; None: no verdict token
+    contradicts: bool = False  # the rationale argues for the other class (its stance markers, outside quotes)
 
     def to_dict(self) -> dict:
         """The predictions.jsonl record."""
@@ -68,8 +71,15 @@ def check_citations(rationale: str, prompt: str, anomaly_lines: Collection[int] 
     ]
 
 
-def predict(row: dict, mode: str, completion: str, finish_reason: str | None = None, tokens: int = 0) -> Prediction:
-    """Parse a full completion (fast mode: prefill included) for `row` and check its citations."""
+def predict(
+    row: dict,
+    mode: str,
+    completion: str,
+    finish_reason: str | None = None,
+    tokens: int = 0,
+    score: float | None = None,
+) -> Prediction:
+    """Parse a full completion (fast mode: prefill included) for `row`, check its citations and its stance."""
     parsed = parse_completion(completion)
     anomaly_lines = [int(n) for n in row.get("anomaly_lines") or []]
     shown = index_prompt_lines(row["prompt"]) if anomaly_lines else {}
@@ -87,4 +97,6 @@ def predict(row: dict, mode: str, completion: str, finish_reason: str | None = N
         completion_tokens=tokens,
         anomaly_lines=anomaly_lines,
         anomaly_lines_shown=[n for n in anomaly_lines if n in shown],
+        score=score,
+        contradicts=contradicts(parsed.rationale, parsed.verdict),
     )

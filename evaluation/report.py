@@ -8,10 +8,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from evaluation.analysis import Scored, analyse, interval_text
 from evaluation.baselines import BaselineResult
 from evaluation.metrics import POSITIVE, score_predictions, score_verdicts
-from evaluation.plots import plot_confusion, plot_scores, plot_training, read_training_log
+from evaluation.plots import plot_confusion, plot_curves, plot_scores, plot_training, read_training_log
 from evaluation.predictions import ArmResult
+from evaluation.stats import filled
 
 COLUMNS = (
     ("precision", "precision"),
@@ -32,10 +34,35 @@ def arm_key(result: ArmResult) -> str:
     return f"{result.name}/{result.mode}"
 
 
+def scored_items(
+    arms: Sequence[ArmResult], baselines: Sequence[BaselineResult], thresholds: Mapping[str, float] | None = None
+) -> list[Scored]:
+    """Every arm (per mode) and fitted baseline as a `Scored`, named as the report names its row."""
+    items = [
+        Scored(arm_key(arm), [p.verdict for p in arm.predictions], [p.score for p in arm.predictions]) for arm in arms
+    ]
+    for item in items:
+        item.threshold = (thresholds or {}).get(item.name)
+    items += [
+        Scored(f"baseline: {b.name}", b.verdicts, b.scores, b.threshold if b.scores is not None else None, True)
+        for b in baselines
+        if b.verdicts is not None
+    ]
+    return items
+
+
 def collect_metrics(
-    arms: Sequence[ArmResult], baselines: Sequence[BaselineResult], rows: Sequence[dict], info: Mapping | None = None
+    arms: Sequence[ArmResult],
+    baselines: Sequence[BaselineResult],
+    rows: Sequence[dict],
+    info: Mapping | None = None,
+    thresholds: Mapping[str, float] | None = None,
+    unseen: Sequence[bool] | None = None,
+    seed: int = 0,
 ) -> dict:
-    """Everything metrics.json holds: run info, each arm's and baseline's scores (or why a baseline was skipped)."""
+    """Everything metrics.json holds: run info, each arm's and baseline's scores (or why a baseline was skipped),
+    and `analysis`: intervals, AUCs, validation thresholds and the comparison with the best baseline, on all rows
+    and on the rows showing a template training never saw (`unseen`)."""
     labels = [row["label"] for row in rows]
     out = {
         "info": {
@@ -58,12 +85,17 @@ def collect_metrics(
             "elapsed_s": arm.elapsed_s,
             **scores,
             "invalid_ids": invalid_ids,
+            "contradictions": sum(p.contradicts for p in arm.predictions),
         }
     for base in baselines:
         if base.verdicts is None:
             out["baselines"][base.name] = {"skipped": base.skipped}
         else:
             out["baselines"][base.name] = score_verdicts(labels, base.verdicts, base.elapsed_s).to_dict()
+    items = scored_items(arms, baselines, thresholds)
+    out["analysis"] = {"all": analyse(items, labels, seed=seed)}
+    if unseen is not None:
+        out["analysis"]["unseen_templates"] = analyse(items, labels, unseen, seed)
     return out
 
 
@@ -88,11 +120,41 @@ def report_table(metrics: Mapping) -> str:
     return "\n".join(lines)
 
 
+ANALYSIS_COLUMNS = (
+    ("F1 [95% CI]", "f1_ci"),
+    ("ROC-AUC", "roc_auc"),
+    ("PR-AUC", "pr_auc"),
+    ("F1 at validation threshold", "f1_at_threshold"),
+)
+
+
+def analysis_table(analysis: Mapping) -> str:
+    """F1, ROC-AUC and PR-AUC with bootstrap 95% intervals, F1 at the threshold chosen on validation, and each arm's
+    paired F1 comparison with the best baseline (a difference whose interval holds 0 is a tie)."""
+    best = analysis.get("best_baseline")
+    header = "| model | " + " | ".join(t for t, _ in ANALYSIS_COLUMNS) + f" | F1 vs {best or 'best baseline'} |"
+    lines = [header, "|" + "---|" * (len(ANALYSIS_COLUMNS) + 2)]
+    for name, block in analysis.get("scorers", {}).items():
+        cells = [interval_text(block.get(key)) for _, key in ANALYSIS_COLUMNS]
+        if "threshold" in block and block.get("f1_at_threshold"):
+            cells[-1] += f" (t={block['threshold']:.2f})"
+        versus = block.get("vs_best_baseline")
+        if versus:
+            diff = versus["f1_difference"]
+            cells.append(f"{versus['f1']} ({interval_text(diff)})")
+        else:
+            cells.append("")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def write_plots(out: Path, metrics: Mapping, training_logs: Mapping[str, Path]) -> list[Path]:
+def write_plots(
+    out: Path, metrics: Mapping, training_logs: Mapping[str, Path], curves: Mapping | None = None
+) -> list[Path]:
     """Confusion matrices (arms and fitted baselines), the P/R/F1 bars, and training curves where logs exist."""
     scored = dict(metrics["arms"]) | {
         f"baseline: {name}": s for name, s in metrics["baselines"].items() if "skipped" not in s
@@ -100,6 +162,9 @@ def write_plots(out: Path, metrics: Mapping, training_logs: Mapping[str, Path]) 
     paths = [plot_confusion(s, name, out / f"confusion_{_slug(name)}.png") for name, s in scored.items()]
     if scored:
         paths.append(plot_scores(scored, out / "scores.png"))
+    if curves:
+        figure = plot_curves(curves, out / "roc_pr.png")
+        paths += [figure] if figure else []
     for name, log in training_logs.items():
         if Path(log).is_file():
             figure = out / f"training_{_slug(name)}.png"
@@ -126,7 +191,20 @@ def _markdown(metrics: Mapping, plots: Sequence[Path]) -> str:
     ]
     shown = ("date", "n", "positives", "data_source")
     lines += [f"- {key}: {value}" for key, value in info.items() if key not in shown]
-    lines += ["", report_table(metrics), "", "## Arms", ""]
+    lines += ["", report_table(metrics), ""]
+    for key, title in (
+        ("all", "every evaluated row"),
+        ("unseen_templates", "rows showing a template unseen in training"),
+    ):
+        part = metrics.get("analysis", {}).get(key)
+        if part:
+            lines += [
+                f"## Scores and uncertainty: {title} (n = {part['n']}, positives = {part['positives']})",
+                "",
+                analysis_table(part),
+                "",
+            ]
+    lines += ["## Arms", ""]
     for name, arm in metrics["arms"].items():
         adapter = f"{_shown(arm['adapter_path'])} (version {arm['adapter_version']})" if arm["adapter_path"] else "none"
         invalid = arm["invalid_ids"]
@@ -135,6 +213,7 @@ def _markdown(metrics: Mapping, plots: Sequence[Path]) -> str:
             f"- **{name}**: adapter {adapter}; tp {arm['tp']}, fp {arm['fp']}, tn {arm['tn']}, fn {arm['fn']}; "
             f"latency {_cell(arm['latency_s'])} s/sample; faithful over {arm['rationales']} rationales, "
             f"evidence recall over {arm['evidence_rows']} true positives with an anomaly line shown; "
+            f"{arm['contradictions']} rationales arguing for the other class; "
             f"{len(invalid)} without a verdict (counted wrong){': ' + shown if invalid else ''}"
         )
     skipped = {name: s["skipped"] for name, s in metrics["baselines"].items() if "skipped" in s}
@@ -151,16 +230,22 @@ def write_report(
     rows: Sequence[dict],
     info: Mapping | None = None,
     training_logs: Mapping[str, Path] | None = None,
+    thresholds: Mapping[str, float] | None = None,
+    unseen: Sequence[bool] | None = None,
 ) -> dict:
     """Write report.md, metrics.json, predictions.jsonl (a line per sample, arm and mode) and plots; return metrics."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    metrics = collect_metrics(arms, baselines, rows, info)
+    metrics = collect_metrics(arms, baselines, rows, info, thresholds, unseen)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     with (out / "predictions.jsonl").open("w") as handle:
         for arm in arms:
             for prediction in arm.predictions:
                 handle.write(json.dumps({"arm": arm.name, **prediction.to_dict()}) + "\n")
-    plots = write_plots(out, metrics, training_logs or {})
+    labels = [1 if row["label"] == POSITIVE else 0 for row in rows]
+    curves = {
+        item.name: (labels, filled(item.scores).tolist()) for item in scored_items(arms, baselines) if item.scores
+    }
+    plots = write_plots(out, metrics, training_logs or {}, curves)
     (out / "report.md").write_text(_markdown(metrics, plots))
     return metrics

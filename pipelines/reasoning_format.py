@@ -111,3 +111,14 @@ def verdict_position(token_texts: Sequence[str], prefix: str = "") -> int | None
         return None
     start = opened + len(ANSWER_OPEN)
     return next((i for i, offset in enumerate(offsets) if offset >= start and token_texts[i].strip()), None)
+
+
+def completion_score(
+    token_texts: Sequence[str], top_logprobs: Sequence[dict[str, float]], prefix: str = ""
+) -> float | None:
+    """P(anomalous) of a completion: `verdict_score` of the top log-probs at its verdict token (`verdict_position`);
+    `top_logprobs[i]` maps token text -> log-prob at completion position i."""
+    position = verdict_position(token_texts, prefix)
+    if position is None or position >= len(top_logprobs):
+        return None
+    return verdict_score(top_logprobs[position])

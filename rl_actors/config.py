@@ -187,6 +187,21 @@ class AlgoConfig(StrictModel):
     epochs_per_batch: int = Field(1, ge=1, description="Learner passes over each rollout batch.")
 
 
+class AugmentConfig(StrictModel):
+    """Perturbed views of session prompts for SFT and GRPO (`pipelines.augment`; template sets are left alone)."""
+
+    probability: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Chance of each perturbation per drawn row: a line-number offset (the citations and anomaly "
+        "lines move with it, so numbers must be read from the prompt), shuffled group order, extra lines of a "
+        "routine template, a neutral free-text line. 0: rows as stored.",
+    )
+    max_line_offset: int = Field(2000, ge=0, description="Line numbers are shifted by 1..this.")
+    max_extra_routine_lines: int = Field(3, ge=0, description="At most this many extra routine lines.")
+
+
 class TrainConfig(StrictModel):
     """Driver loop settings."""
 
@@ -196,6 +211,7 @@ class TrainConfig(StrictModel):
         None, ge=0, le=1, description="Share of anomalous prompts per step (None: as they come in the data)."
     )
     seed: int = Field(0, description="Seed for prompt order and sampling.")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig, description="Perturbed training views.")
     output_dir: str = Field("runs/quickstart", description="Adapters, metrics and TensorBoard logs go here.")
     init_adapter: str | None = Field(None, description="Adapter to start GRPO from; default: the SFT adapter (v0).")
     keep_adapters: int | None = Field(

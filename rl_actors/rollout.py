@@ -7,10 +7,13 @@ from collections.abc import Sequence
 
 import ray
 
+from pipelines.reasoning_format import completion_score
 from rl_actors.adapters import AdapterSnapshot, prune_adapter_versions
 from rl_actors.batch import PromptGroup, Sample
 from rl_actors.config import ModelConfig, RolloutConfig
 from rl_actors.sequences import assistant_end_id
+
+SCORE_LOGPROBS = 20  # top log-probs per generated token when scoring (vLLM's default max_logprobs)
 
 
 def samples_from_outputs(
@@ -165,6 +168,31 @@ class RolloutEngine:
         self, prompts: list[list[int]], max_tokens: int, stop: list[str] | None = None, use_adapter: bool = True
     ) -> list[tuple[str, list[int], str | None]]:
         """One greedy completion per prompt: (text, token ids, finish reason); a hit stop string stays in the text."""
+        outputs = self._greedy(prompts, max_tokens, stop, use_adapter, top_logprobs=0)
+        return [(o.text, list(o.token_ids), o.finish_reason) for o in outputs]
+
+    def complete_scored(
+        self,
+        prompts: list[list[int]],
+        max_tokens: int,
+        stop: list[str] | None = None,
+        use_adapter: bool = True,
+        prefix: str = "",
+    ) -> list[tuple[str, list[int], str | None, float | None]]:
+        """`complete`, plus P(anomalous) read from the top log-probs at the verdict token (`prefix`: what the prompt
+        already wrote of the answer, fast mode's `<answer>`); None where the completion has no verdict token."""
+        outputs = self._greedy(prompts, max_tokens, stop, use_adapter, top_logprobs=SCORE_LOGPROBS)
+        scored = []
+        for o in outputs:
+            steps = o.logprobs or []
+            texts = [step[token].decoded_token or "" for token, step in zip(o.token_ids, steps)]
+            tops = [{lp.decoded_token or "": lp.logprob for lp in step.values()} for step in steps]
+            scored.append((o.text, list(o.token_ids), o.finish_reason, completion_score(texts, tops, prefix)))
+        return scored
+
+    def _greedy(
+        self, prompts: list[list[int]], max_tokens: int, stop: list[str] | None, use_adapter: bool, top_logprobs: int
+    ) -> list:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -178,6 +206,7 @@ class RolloutEngine:
             include_stop_str_in_output=bool(stop),
             skip_special_tokens=False,
             stop_token_ids=self.stop_token_ids,
+            logprobs=top_logprobs or None,
         )
         outputs = self.llm.generate(
             [TokensPrompt(prompt_token_ids=ids) for ids in prompts],
@@ -185,7 +214,7 @@ class RolloutEngine:
             lora_request=self.lora if use_adapter else None,
             use_tqdm=False,
         )
-        return [(o.outputs[0].text, list(o.outputs[0].token_ids), o.outputs[0].finish_reason) for o in outputs]
+        return [o.outputs[0] for o in outputs]
 
 
 RolloutWorker = ray.remote(RolloutEngine)

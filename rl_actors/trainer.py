@@ -12,9 +12,10 @@ from typing import Protocol
 import ray
 from ray.util.placement_group import PlacementGroup, remove_placement_group
 
+from pipelines.augment import augmented
 from pipelines.config import DataConfig
 from pipelines.prompt_store import row_labels
-from pipelines.prompts import build_messages
+from pipelines.prompts import TEMPLATES_FORMAT, build_messages
 from pipelines.reasoning_format import parse_completion
 from pipelines.teacher import fast_mode_draws, sft_example
 from reward_workers.config import RewardConfig
@@ -154,8 +155,8 @@ def run_sft(cfg: RLSettings, rows: Sequence[dict]) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
     fast = fast_mode_draws(len(rows), cfg.sft.fast_mode_fraction, cfg.train.seed)
 
-    def pair(index: int) -> tuple[list[int], list[int]]:  # tokenised when drawn: rows may be a lazy PromptTable
-        example = sft_example(rows[index], fast[index], cfg.data.format)
+    def pair(index: int, key: str) -> tuple[list[int], list[int]]:  # tokenised when drawn: rows may be lazy
+        example = sft_example(training_view(cfg, rows[index], key), fast[index], cfg.data.format)
         return encode_prompt(tokenizer, example["messages"]), encode_completion(tokenizer, example["completion"])
 
     learners = make_learners(cfg, cfg.sft.batch_size, cfg.sft.learning_rate, init_adapter=None)
@@ -163,7 +164,8 @@ def run_sft(cfg: RLSettings, rows: Sequence[dict]) -> Path:
     sampler = PromptSampler(row_labels(rows), cfg.train.seed, cfg.sft.anomalous_share)
     try:
         for step in range(cfg.sft.steps):
-            batch = [pair(i) for i in sampler.next(min(cfg.sft.batch_size, len(rows)))]
+            drawn = sampler.next(min(cfg.sft.batch_size, len(rows)))
+            batch = [pair(i, f"sft:{step}:{j}") for j, i in enumerate(drawn)]
             results = learners.call_sharded("sft_step", batch)
             logger.log(step, mean_over_ranks(results))
         snapshot = learners.call("snapshot", 0)[0]  # every rank: under ZeRO-3 they gather the LoRA weights
@@ -173,6 +175,15 @@ def run_sft(cfg: RLSettings, rows: Sequence[dict]) -> Path:
     finally:
         logger.close()
         learners.shutdown()
+
+
+def training_view(cfg: RLSettings, row: dict, key: str | int) -> dict:
+    """A training row as SFT or a GRPO group sees it: perturbed (`train.augment`) for session formats, with a draw
+    fixed by `key` and the run's seed; template sets as stored."""
+    if cfg.data.format == TEMPLATES_FORMAT:
+        return row
+    a = cfg.train.augment
+    return augmented(row, key, cfg.train.seed, a.probability, a.max_line_offset, a.max_extra_routine_lines)
 
 
 @dataclass
@@ -198,9 +209,9 @@ class GRPOTrainer:
 
         self.cfg, self.rows = cfg, rows
         tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
-        # Tokenised when drawn (rows may be a lazy PromptTable); a prompt drawn again is not encoded twice.
+        # Tokenised when drawn (rows may be a lazy PromptTable); a view drawn again is not encoded twice.
         self.prompt_ids = lru_cache(maxsize=PROMPT_CACHE)(
-            lambda index: encode_prompt(tokenizer, build_messages(rows[index]["prompt"], data_format=cfg.data.format))
+            lambda prompt: encode_prompt(tokenizer, build_messages(prompt, data_format=cfg.data.format))
         )
         self.sampler = PromptSampler(row_labels(rows), cfg.train.seed, cfg.train.anomalous_share)
         group_size = cfg.rollout.group_size
@@ -335,8 +346,15 @@ class GRPOTrainer:
     def prompt_groups(self, step: int) -> list[PromptGroup]:
         """The step's prompts, each a group with an id unique over the run (a prompt drawn twice: two groups)."""
         per_step = self.cfg.train.prompts_per_step
-        indices = self.sampler.next(per_step)
-        return [PromptGroup(step * per_step + j, i, self.prompt_ids(i)) for j, i in enumerate(indices)]
+        groups = []
+        for j, index in enumerate(self.sampler.next(per_step)):
+            group_id = step * per_step + j
+            groups.append(PromptGroup(group_id, index, self.prompt_ids(self.view(index, group_id)["prompt"])))
+        return groups
+
+    def view(self, index: int, group_id: int) -> dict:
+        """The row a group is sampled and scored on: its perturbed training view, fixed by the group id."""
+        return training_view(self.cfg, self.rows[index], group_id)
 
     def reference_logprobs(self, batch: RolloutBatch, metrics: dict) -> RolloutBatch:
         """The batch with completion logprobs under the KL reference at the sampling temperature, when KL or a
@@ -351,7 +369,7 @@ class GRPOTrainer:
 
     def reward_input(self, sample: Sample) -> RewardInput:
         """What the reward actors see for one sample."""
-        row = self.rows[sample.prompt_index]
+        row = self.view(sample.prompt_index, sample.group_id)
         anomaly_lines = row.get("anomaly_lines")
         return RewardInput(
             row["prompt"],

@@ -76,10 +76,12 @@ def test_train_sync_and_serve(run_cfg):
         # and re-scoring a rollout in-process gives the numbers the actors returned.
         actor_timings = ray.get(trainer.reward.workers[0].timings.remote())
         assert set(cfg.reward.weights) <= set(actor_timings)
-        prompt_ids = trainer.prompt_ids(0)
+        view = trainer.view(0, 0)  # group 0 of row 0: its perturbed training view (train.augment)
+        prompt_ids = trainer.prompt_ids(view["prompt"])
         completion = ray.get(trainer.rollout.workers[0].generate.remote([(0, prompt_ids)], seed=1))[0]
         sample = trainer.reward_input(trainer.reference_logprobs(RolloutBatch.of([completion]), {})[0])
-        assert sample.prompt == rows[0]["prompt"] and sample.ref_logprobs  # perplexity is weighted in quickstart
+        assert sample.prompt == view["prompt"] and sample.ref_logprobs  # perplexity is weighted in quickstart
+        assert sample.label == rows[0]["label"]
         from reward_workers.worker import score_with_pool_timed
 
         pooled, _ = score_with_pool_timed(trainer.reward.workers, [sample], cfg.reward.timeout_s)

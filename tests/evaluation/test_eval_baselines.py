@@ -76,7 +76,17 @@ def test_tfidf_logistic_regression_learns_the_words():
     train = [row(f"node {i} kernel panic detected", "anomalous") for i in range(5)]
     train += [row(f"job {i} completed successfully", "normal") for i in range(15)]
     predict = fit_tfidf_logistic_regression(train, EvalConfig())
-    assert predict([row("kernel panic on node 9", "anomalous"), row("job 99 completed", "normal")]) == [
-        "anomalous",
-        "normal",
-    ]
+    from evaluation.baselines import verdicts_at
+
+    scores = predict([row("kernel panic on node 9", "anomalous"), row("job 99 completed", "normal")])
+    assert verdicts_at(scores, 0.5) == ["anomalous", "normal"]
+
+
+def test_baselines_score_and_take_their_threshold_from_validation():
+    validation = [_row(20, "anomalous", [1, 3], "node went away"), _row(21, "normal", [1, 2], "job started")]
+    by_name = {r.name: r for r in run_baselines(TRAIN, TEST, EvalConfig(), validation)}
+    lr = by_name["logistic_regression"]
+    assert len(lr.scores) == 4 and all(0 <= s <= 1 for s in lr.scores)
+    assert lr.verdicts == ["anomalous" if s >= lr.threshold else "normal" for s in lr.scores]
+    assert lr.scores[0] > lr.scores[1]  # the separating template raises the score
+    assert by_name["domain_cues"].scores == [1.0, 1.0, 1.0, 0.0]  # panic, FAILED, Refused: faults; "all fine": none

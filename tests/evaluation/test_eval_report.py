@@ -88,3 +88,25 @@ def test_report_without_training_log(tmp_path, normal_row):
     write_report(tmp_path, arms, [], [normal_row], training_logs={"run": tmp_path / "missing.jsonl"})
     assert not list(tmp_path.glob("training_*.png"))
     assert (tmp_path / "report.md").exists()
+
+
+def test_report_analysis_intervals_thresholds_unseen_slice_and_ties(tmp_path, anomalous_row, normal_row):
+    rows = [dict(anomalous_row, id=f"a{i}") for i in range(6)] + [dict(normal_row, id=f"n{i}") for i in range(14)]
+    fast = [f"<answer>{row['label']}</answer>" for row in rows]
+    arm = _arm("adapter", "fast", rows, fast)
+    for p, row in zip(arm.predictions, rows, strict=True):
+        p.score = 0.9 if row["label"] == "anomalous" else 0.1
+    labels = [row["label"] for row in rows]
+    perfect = BaselineResult("keyword", labels, 0.0, scores=[1.0 if y == "anomalous" else 0.0 for y in labels])
+    unseen = [i % 2 == 0 for i in range(20)]
+    out = tmp_path / "eval"
+    metrics = write_report(out, [arm], [perfect], rows, {}, thresholds={"adapter/fast": 0.5}, unseen=unseen)
+    every = metrics["analysis"]["all"]
+    block = every["scorers"]["adapter/fast"]
+    assert block["f1_ci"] == {"value": 1.0, "low": 1.0, "high": 1.0} and block["roc_auc"]["value"] == 1.0
+    assert block["threshold"] == 0.5 and block["f1_at_threshold"]["value"] == 1.0
+    assert every["best_baseline"] == "baseline: keyword" and block["vs_best_baseline"]["f1"] == "tie"
+    assert metrics["analysis"]["unseen_templates"]["n"] == 10
+    report = (out / "report.md").read_text()
+    assert "## Scores and uncertainty: every evaluated row (n = 20, positives = 6)" in report
+    assert "rows showing a template unseen in training (n = 10" in report and (out / "roc_pr.png").exists()

@@ -70,9 +70,10 @@ def _trainer(monkeypatch, rollout: FakeRollout, **train) -> GRPOTrainer:
         rollout=RolloutConfig(group_size=G),
         algo=AlgoConfig(kl_coef=0.0),
         reward=RewardConfig(),
+        data=SimpleNamespace(format="bgl"),
     )
     trainer.rows = [{"prompt": f"p{i}", "label": "normal", "reference": "r"} for i in range(2)]
-    trainer.prompt_ids = [[1, 2], [3, 4]].__getitem__  # the trainer encodes a prompt when it is drawn
+    trainer.prompt_ids = {"p0": [1, 2], "p1": [3, 4]}.__getitem__  # the trainer encodes a prompt when it is drawn
     trainer.sampler = PromptSampler(["normal", "normal"], seed=0)  # 3 prompts from 2: one is drawn twice
     trainer.rollout, trainer.learner, trainer.reward = (
         rollout,

@@ -1,0 +1,118 @@
+"""Per arm and baseline: F1 and AUCs with bootstrap intervals, F1 at the validation threshold, the unseen-template
+slice, and a paired win / tie / loss against the best baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from evaluation.stats import (
+    Interval,
+    bootstrap,
+    f1_of,
+    filled,
+    paired_difference,
+    positives,
+    pr_auc,
+    resamples,
+    roc_auc,
+    verdict_of,
+)
+
+
+@dataclass
+class Scored:
+    """One arm (in one mode) or baseline on the evaluated rows: verdicts, scores (None where there are none), and
+    the threshold chosen for its scores on validation (None: not chosen)."""
+
+    name: str
+    verdicts: Sequence[str | None]
+    scores: Sequence[float | None] | None
+    threshold: float | None = None
+    baseline: bool = False
+
+
+def _said(verdicts: Sequence[str | None], labels: Sequence[str]) -> np.ndarray:
+    """1 where the verdict is anomalous; a missing verdict is the wrong class (a miss or a false alarm)."""
+    return np.array(
+        [(v == "anomalous") if v in ("normal", "anomalous") else (y == "normal") for v, y in zip(verdicts, labels)],
+        dtype=np.int8,
+    )
+
+
+def _f1_at(threshold: float):
+    return lambda y, s: f1_of(y, (s >= threshold).astype(np.int8))
+
+
+def block(scored: Scored, labels: Sequence[str], draws: np.ndarray) -> dict:
+    """F1 of the verdicts, ROC-AUC and PR-AUC of the scores, F1 at the validation threshold, each with its interval."""
+    y = positives(labels)
+    out: dict = {"f1_ci": bootstrap(y, _said(scored.verdicts, labels), f1_of, draws).to_dict()}
+    has_scores = scored.scores is not None and any(s is not None for s in scored.scores)
+    if has_scores:
+        s = filled(scored.scores)
+        out["roc_auc"] = bootstrap(y, s, roc_auc, draws).to_dict()
+        out["pr_auc"] = bootstrap(y, s, pr_auc, draws).to_dict()
+        out["missing_scores"] = sum(v is None for v in scored.scores)
+        if scored.threshold is not None:
+            out["threshold"] = scored.threshold
+            out["f1_at_threshold"] = bootstrap(y, s, _f1_at(scored.threshold), draws).to_dict()
+    return out
+
+
+def best_baseline(blocks: Mapping[str, dict], baselines: Sequence[str]) -> str | None:
+    """The baseline with the highest F1 (verdicts at its own threshold)."""
+    ranked = [(blocks[name]["f1_ci"]["value"] or 0.0, name) for name in baselines if name in blocks]
+    return max(ranked)[1] if ranked else None
+
+
+def compare(a: Scored, b: Scored, labels: Sequence[str], draws: np.ndarray) -> dict:
+    """Paired bootstrap differences a - b in F1 (verdicts) and, when both have scores, ROC-AUC."""
+    y = positives(labels)
+    f1 = paired_difference(y, _said(a.verdicts, labels), _said(b.verdicts, labels), f1_of, draws)
+    out = {"against": b.name, "f1_difference": f1.to_dict(), "f1": verdict_of(f1)}
+    if a.scores is not None and b.scores is not None:
+        auc = paired_difference(y, filled(a.scores), filled(b.scores), roc_auc, draws)
+        out |= {"roc_auc_difference": auc.to_dict(), "roc_auc": verdict_of(auc)}
+    return out
+
+
+def analyse(scored: Sequence[Scored], labels: Sequence[str], mask: Sequence[bool] | None = None, seed: int = 0) -> dict:
+    """Every scorer's block on the rows selected by `mask` (all by default), and each arm against the best
+    baseline. Resamples are shared, so comparisons are paired."""
+    keep = np.ones(len(labels), bool) if mask is None else np.asarray(mask, bool)
+    idx = np.flatnonzero(keep)
+    sub_labels = [labels[i] for i in idx]
+
+    def subset(item: Scored) -> Scored:
+        scores = None if item.scores is None else [item.scores[i] for i in idx]
+        return Scored(item.name, [item.verdicts[i] for i in idx], scores, item.threshold, item.baseline)
+
+    items = [subset(item) for item in scored]
+    out = {"n": len(idx), "positives": int(positives(sub_labels).sum()) if len(idx) else 0, "scorers": {}}
+    if not len(idx):
+        return out
+    draws = resamples(len(idx), seed)
+    blocks = {item.name: block(item, sub_labels, draws) for item in items}
+    best = best_baseline(blocks, [item.name for item in items if item.baseline])
+    by_name = {item.name: item for item in items}
+    for item in items:
+        if not item.baseline and best is not None:
+            blocks[item.name]["vs_best_baseline"] = compare(item, by_name[best], sub_labels, draws)
+    out["scorers"] = blocks
+    out["best_baseline"] = best
+    return out
+
+
+def interval_text(interval: Mapping | Interval | None) -> str:
+    """`0.812 [0.74, 0.87]`, or n/a."""
+    if interval is None:
+        return "n/a"
+    data = interval.to_dict() if isinstance(interval, Interval) else interval
+    if data.get("value") is None:
+        return "n/a"
+    if data.get("low") is None:
+        return f"{data['value']:.3f}"
+    return f"{data['value']:.3f} [{data['low']:.2f}, {data['high']:.2f}]"
