@@ -66,8 +66,18 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
+    from cluster.protocols import parse_budgets, run_label_curve
     from cluster.stages import run_eval_stage
 
+    if args.protocol == "label-curve":
+        if args.data or args.adapter or args.no_adapter or args.arm:
+            raise ConfigError(
+                "--protocol label-curve trains its own adapters on the run's train split: no --data/--arm"
+            )
+        run_label_curve(_config(args), parse_budgets(args.budgets), args.out, args.curve_epochs)
+        return
+    if args.protocol == "cross-system" and not args.data:
+        raise ConfigError("--protocol cross-system needs --data FORMAT:PATH of the other system (e.g. templates:x.csv)")
     run_eval_stage(
         _config(args),
         adapter=args.adapter,
@@ -77,6 +87,7 @@ def cmd_eval(args):
         out=args.out,
         limit=args.limit,
         extra_arms=dict(args.arm),
+        protocol=args.protocol,
     )
 
 
@@ -233,6 +244,17 @@ def add_eval_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--mode", choices=["reason", "fast", "both"], default="both", help="completion mode(s)")
     cmd.add_argument("--out", help="report folder (default: <train.output_dir>/eval)")
     cmd.add_argument("--limit", type=_positive_int, help="evaluate a seeded sample of N rows with the same label mix")
+    cmd.add_argument(
+        "--protocol",
+        choices=["split", "cross-system", "label-curve"],
+        default="split",
+        help="split: the run's test split (or --data); cross-system: --data is another system, baselines fit on "
+        "this run's only; label-curve: SFT and evaluate on subsets of the train split (--budgets)",
+    )
+    cmd.add_argument("--budgets", default="25,50,100,200,all", help="label-curve: labelled rows per point")
+    cmd.add_argument(
+        "--curve-epochs", type=float, default=4.0, help="label-curve: SFT passes over each subset (capped at sft.steps)"
+    )
 
 
 def _positive_int(text: str) -> int:

@@ -178,19 +178,30 @@ def run_eval_stage(
     out: str | None = None,
     limit: int | None = None,
     extra_arms: dict[str, str] | None = None,
+    train_subset: Sequence[dict] | None = None,
+    protocol: str = "split",
 ) -> dict:
-    """Evaluate model arms and the baselines on held-out rows; writes the report folder and returns its metrics."""
+    """Evaluate model arms and the baselines on held-out rows; writes the report folder and returns its metrics.
+
+    Fast-mode thresholds and the baselines' are chosen on the validation split (when the data has one), the
+    unseen-template slice is cut against the train split's templates, and session formats get a perturbed copy
+    of the rows for the flip rate. `train_subset` (the label curve) replaces the train split the baselines fit on.
+    """
     from evaluation.baselines import run_baselines
     from evaluation.inference import evaluate_arms
-    from evaluation.report import report_table, write_report
+    from evaluation.report import arm_key, report_table, write_report
+    from evaluation.stats import best_threshold
+    from pipelines.augment import perturbed_copy
     from pipelines.build_dataset import load_examples
+    from pipelines.novelty import has_unseen_template, seen_templates
+    from pipelines.prompts import TEMPLATES_FORMAT
 
     arms = eval_arms(cfg, adapter, no_adapter, extra_arms)
     summary = ensure_data(cfg)  # baselines fit on its train split; --data rows are rendered with its miner
     if data:
         from pipelines.eval_data import load_eval_rows
 
-        rows, source = load_eval_rows(data, cfg.data.output_dir), data
+        rows, source = load_eval_rows(data, cfg.data.output_dir, label_patch=cfg.data.label_patch), data
     else:
         rows, source = load_examples(summary["paths"]["test"]), str(summary["paths"]["test"])
     if limit and limit < len(rows):  # a seeded sample that keeps the label mix, not the first rows
@@ -202,6 +213,13 @@ def run_eval_stage(
     if not rows:
         raise ValueError(f"no rows to evaluate in {source}")
     modes = ("reason", "fast") if mode == "both" else (mode,)
+    train = list(train_subset) if train_subset is not None else load_examples(summary["paths"]["train"])
+    validation = _validation_rows(summary)
+    extra = {}
+    if validation and "fast" in modes:
+        extra["validation"] = (validation, "fast")
+    if cfg.data.format != TEMPLATES_FORMAT and "fast" in modes:
+        extra["perturbed"] = (perturbed_copy(rows, cfg.data.seed), "fast")
     ensure_model(cfg)
     from transformers import AutoTokenizer
 
@@ -210,21 +228,51 @@ def run_eval_stage(
     fast_budget = fast_token_budget(AutoTokenizer.from_pretrained(cfg.model.path), cfg.eval.fast_max_new_tokens)
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
     started = time.perf_counter()
-    results = evaluate_arms(
-        cfg.model.path, cfg.model, cfg.rollout, arms, rows, modes, fast_budget, cfg.eval.batch_size, cfg.data.format
+    results, more = evaluate_arms(
+        cfg.model.path,
+        cfg.model,
+        cfg.rollout,
+        arms,
+        rows,
+        modes,
+        fast_budget,
+        cfg.eval.batch_size,
+        cfg.data.format,
+        extra,
     )
-    baselines = run_baselines(load_examples(summary["paths"]["train"]), rows, cfg.eval)
+    labels = [row["label"] for row in validation]
+    thresholds = {
+        arm_key(arm): best_threshold(labels, [p.score for p in arm.predictions]) for arm in more.get("validation", [])
+    }
+    baselines = run_baselines(train, rows, cfg.eval, validation)
+    seen = seen_templates(row["template_ids"] for row in train)
+    unseen = [has_unseen_template(row["template_ids"], seen) for row in rows]
     out_dir = Path(out or Path(cfg.train.output_dir) / "eval")
     logs = {"run": Path(cfg.train.output_dir) / "metrics.jsonl"}
     logs |= {arm.name: Path(arm.adapter_path).parent.parent / "metrics.jsonl" for arm in arms if arm.adapter_path}
     info = {
+        "protocol": protocol,
         "data_source": source,
         "model": cfg.model.path,
         "modes": ", ".join(modes),
         "reason_max_new_tokens": cfg.rollout.max_new_tokens,
         "fast_max_new_tokens": fast_budget,
+        "train_rows": len(train),
+        "validation_rows": len(validation),
+        "thresholds": "chosen on the validation rows" if validation else "0.5 (no validation split)",
+        "unseen_template_rows": sum(unseen),
     }
-    metrics = write_report(out_dir, results, baselines, rows, info, _distinct_logs(logs))
+    metrics = write_report(
+        out_dir,
+        results,
+        baselines,
+        rows,
+        info,
+        _distinct_logs(logs),
+        thresholds,
+        unseen,
+        more.get("perturbed", ()),
+    )
     if cfg.train.mlflow:  # into the training run's MLflow run: the report folder and its headline numbers
         from rl_actors.tracking import MlflowRun, eval_metrics
 
@@ -235,6 +283,16 @@ def run_eval_stage(
     print(report_table(metrics), flush=True)
     print(f"[eval] report: {out_dir / 'report.md'} ({time.perf_counter() - started:.0f}s)", flush=True)
     return {"out": str(out_dir), "metrics": metrics}
+
+
+def _validation_rows(summary: dict) -> list[dict]:
+    """The validation split, or none (data prepared without one, or before there were validation splits)."""
+    from pipelines.build_dataset import load_examples
+
+    path = summary["paths"].get("validation")
+    if not path or not Path(path).exists():
+        return []
+    return load_examples(path)
 
 
 def _distinct_logs(logs: dict[str, Path]) -> dict[str, Path]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,10 +112,13 @@ def evaluate_arms(
     fast_max_new_tokens: int | None,
     batch_size: int,
     data_format: str | None = None,
-) -> list[ArmResult]:
+    extra: Mapping[str, tuple[Sequence[dict], str]] | None = None,
+) -> tuple[list[ArmResult], dict[str, list[ArmResult]]]:
     """Run every arm in every mode through one rollout engine (Ray must be initialised); adapters load in turn.
 
-    `data_format` is the run's: prompts are built exactly as training built them.
+    `data_format` is the run's: prompts are built exactly as training built them. `extra` names more row sets,
+    each run in one mode for every arm (validation rows for thresholds, a perturbed copy for the flip rate);
+    returns the results on `rows` and per extra set.
     """
     import ray
     from transformers import AutoTokenizer
@@ -135,7 +138,8 @@ def evaluate_arms(
     )
     engine = group.workers[0]
     budgets = {REASON_MODE: rollout_cfg.max_new_tokens, FAST_MODE: fast_token_budget(tokenizer, fast_max_new_tokens)}
-    results = []
+    results: list[ArmResult] = []
+    extra_results: dict[str, list[ArmResult]] = {name: [] for name in extra or {}}
     try:
         for arm in arms:
             if arm.adapter_path is not None:
@@ -160,6 +164,22 @@ def evaluate_arms(
                 )
                 results.append(ArmResult(arm.name, mode, predictions, elapsed, arm.adapter_path, arm.adapter_version))
                 print(f"[eval] {arm.name}/{mode}: {len(rows)} samples in {elapsed:.1f}s", flush=True)
+            for name, (extra_rows, mode) in (extra or {}).items():
+                predictions, elapsed = run_mode(
+                    engine,
+                    tokenizer,
+                    extra_rows,
+                    mode,
+                    budgets[mode],
+                    model_cfg.max_model_len,
+                    batch_size,
+                    use_adapter=arm.adapter_path is not None,
+                    data_format=data_format,
+                )
+                extra_results[name].append(
+                    ArmResult(arm.name, mode, predictions, elapsed, arm.adapter_path, arm.adapter_version)
+                )
+                print(f"[eval] {arm.name}/{mode} on {name}: {len(extra_rows)} samples in {elapsed:.1f}s", flush=True)
     finally:
         group.shutdown()
-    return results
+    return results, extra_results

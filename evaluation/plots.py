@@ -69,6 +69,30 @@ def plot_curves(curves: Mapping[str, tuple[list[int], list[float]]], path: Path)
     return _save(fig, path)
 
 
+def plot_label_curve(points: list[dict], path: Path) -> Path | None:
+    """F1 (at the validation threshold where there is one) against the number of labelled training rows, with the
+    bootstrap 95% interval as a band, one line per model and baseline."""
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    x = [p["labels"] for p in points]
+    for name in points[0]["scorers"]:
+        values, lows, highs = [], [], []
+        for p in points:
+            block = p["scorers"].get(name, {})
+            best = block.get("f1_at_threshold") or block.get("f1_ci") or {}
+            values.append(best.get("value") or 0.0)
+            lows.append(best.get("low") if best.get("low") is not None else values[-1])
+            highs.append(best.get("high") if best.get("high") is not None else values[-1])
+        style = "--" if name.startswith("baseline") else "-"
+        (line,) = ax.plot(x, values, style, marker="o", label=name, linewidth=1.3)
+        ax.fill_between(x, lows, highs, color=line.get_color(), alpha=0.12)
+    ax.set_xscale("log")
+    ax.set(xlabel="labelled training rows", ylabel="F1 (test)", ylim=(0, 1.02), title="label efficiency")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def read_training_log(path: Path, stage: str = "grpo") -> list[dict]:
     """The last run's rows of one stage from a trainer's metrics.jsonl (a rerun appends and restarts at step 0)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -24,6 +24,7 @@ COLUMNS = (
     ("faithful", "faithful_share"),
     ("faithful (anomalous)", "faithful_anomalous"),
     ("evidence recall", "evidence_recall"),
+    ("flip rate", "flip_rate"),
     ("samples/s", "samples_per_s"),
 )
 MAX_LISTED_INVALID = 50
@@ -59,6 +60,7 @@ def collect_metrics(
     thresholds: Mapping[str, float] | None = None,
     unseen: Sequence[bool] | None = None,
     seed: int = 0,
+    perturbed: Sequence[ArmResult] = (),
 ) -> dict:
     """Everything metrics.json holds: run info, each arm's and baseline's scores (or why a baseline was skipped),
     and `analysis`: intervals, AUCs, validation thresholds and the comparison with the best baseline, on all rows
@@ -92,6 +94,12 @@ def collect_metrics(
             out["baselines"][base.name] = {"skipped": base.skipped}
         else:
             out["baselines"][base.name] = score_verdicts(labels, base.verdicts, base.elapsed_s).to_dict()
+    for other in perturbed:  # the same rows with live-log perturbations: how often does the verdict change?
+        base = out["arms"].get(arm_key(other))
+        if base is not None:
+            same = {p.id: p.verdict for p in next(a for a in arms if arm_key(a) == arm_key(other)).predictions}
+            flips = sum(p.verdict != same.get(p.id) for p in other.predictions)
+            base["flip_rate"], base["flip_rows"] = flips / max(len(other.predictions), 1), len(other.predictions)
     items = scored_items(arms, baselines, thresholds)
     out["analysis"] = {"all": analyse(items, labels, seed=seed)}
     if unseen is not None:
@@ -232,11 +240,12 @@ def write_report(
     training_logs: Mapping[str, Path] | None = None,
     thresholds: Mapping[str, float] | None = None,
     unseen: Sequence[bool] | None = None,
+    perturbed: Sequence[ArmResult] = (),
 ) -> dict:
     """Write report.md, metrics.json, predictions.jsonl (a line per sample, arm and mode) and plots; return metrics."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    metrics = collect_metrics(arms, baselines, rows, info, thresholds, unseen)
+    metrics = collect_metrics(arms, baselines, rows, info, thresholds, unseen, perturbed=perturbed)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     with (out / "predictions.jsonl").open("w") as handle:
         for arm in arms:

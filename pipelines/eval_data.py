@@ -72,17 +72,24 @@ def read_eval_records(fmt: str, path: str, miner: LogTemplateMiner) -> tuple[lis
     return records, tally["malformed"]
 
 
-def load_eval_rows(spec: str, run_data_dir: str | Path, teacher: Teacher | None = None) -> list[dict]:
+def load_eval_rows(
+    spec: str, run_data_dir: str | Path, teacher: Teacher | None = None, label_patch: str | None = None
+) -> list[dict]:
     """Rows like test.jsonl's (split "eval") for every session of the input named by `spec`.
 
     Rendered with the run's `miner_state.json` and `prompt_settings.json` (window size, token budget,
-    anomaly-indicative templates), so the model sees prompts exactly as in training.
+    anomaly-indicative templates), so the model sees prompts exactly as in training. A template set gets the run's
+    `label_patch` (expert corrections) applied, as training's did.
     """
     fmt, path, labels_path = parse_spec(spec)
     settings = PromptSettings.load(run_data_dir)
     miner = LogTemplateMiner.load(require_file(Path(run_data_dir) / settings.miner_file, "miner_file"))
     labels = read_session_labels(labels_path, f"{SPEC_FIELD} labels") if labels_path else None
     records, malformed = read_eval_records(fmt, path, miner)
+    if label_patch and fmt == "templates":
+        from pipelines.label_patch import apply_label_patch, load_label_patch
+
+        apply_label_patch(records, load_label_patch(label_patch))
     sessions, _, unlabelled = make_sessions(
         records, fmt, settings.window_size, len(records), labels, settings.time_window_s
     )

@@ -46,7 +46,21 @@ def test_eval_arguments_reach_the_stage(monkeypatch, tmp_path):
         "out": "o",
         "limit": 5,
         "extra_arms": {"sft": "runs/a/adapters/v0", "grpo": "runs/a/adapters/v8"},
+        "protocol": "split",
     }
+
+
+def test_protocols_check_their_arguments_before_any_work(monkeypatch, tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps(_raw()))
+    curve = {}
+    monkeypatch.setattr("cluster.protocols.run_label_curve", lambda cfg, budgets, out, epochs: curve.update(b=budgets))
+    assert cli.main(["eval", "--config", str(config), "--protocol", "cross-system"]) == 2
+    assert "needs --data" in capsys.readouterr().err
+    assert cli.main(["eval", "--config", str(config), "--protocol", "label-curve", "--data", "bgl:x"]) == 2
+    assert cli.main(["eval", "--config", str(config), "--protocol", "label-curve", "--budgets", "25,x"]) == 2
+    assert cli.main(["eval", "--config", str(config), "--protocol", "label-curve", "--budgets", "10,all"]) == 0
+    assert curve == {"b": [10, None]}
 
 
 def test_eval_defaults():

@@ -1,0 +1,142 @@
+"""Evaluation protocols beyond the prepared split: another system's data, and a label-efficiency curve.
+
+- `split`: the run's own test split (or `--data`), as `stages.run_eval_stage` does it.
+- `cross-system`: train on one system, test on another (`--data` names it; baselines fit on the source only).
+- `label-curve`: SFT from the same base on seeded subsets of 25, 50, 100, 200, ... labelled training rows, each
+  evaluated (fast mode, scores, thresholds on validation) beside baselines fitted on the same subset.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from cluster.config import ConfigError, LogrlConfig
+
+PROTOCOLS = ("split", "cross-system", "label-curve")
+DEFAULT_BUDGETS = "25,50,100,200,all"
+
+
+def parse_budgets(text: str) -> list[int | None]:
+    """`25,50,all` -> [25, 50, None] (None: every training row)."""
+    budgets: list[int | None] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part == "all":
+            budgets.append(None)
+        elif part.isdigit() and int(part) > 0:
+            budgets.append(int(part))
+        else:
+            raise ConfigError(f"--budgets: {part!r} is not a positive number or 'all' (e.g. {DEFAULT_BUDGETS})")
+    return budgets
+
+
+def label_subset(labels: list[str], budget: int | None, seed: int) -> list[int]:
+    """Indices of a seeded subset of `budget` rows that keeps the label mix and holds both classes when it can."""
+    import random
+
+    n = len(labels)
+    if budget is None or budget >= n:
+        return list(range(n))
+    rng = random.Random(seed)
+    by_label: dict[str, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_label.setdefault(label, []).append(index)
+    chosen: list[int] = []
+    for label in sorted(by_label):
+        members = by_label[label]
+        rng.shuffle(members)
+        take = max(1, round(budget * len(members) / n)) if len(by_label) > 1 else budget
+        chosen += members[:take]
+    chosen = chosen[:budget] if len(chosen) > budget else chosen
+    return sorted(chosen)
+
+
+def sft_steps_for(rows: int, batch_size: int, epochs: float, cap: int) -> int:
+    """SFT steps for a subset: `epochs` passes over it, never more than the full run's steps."""
+    return max(1, min(cap, math.ceil(epochs * rows / batch_size)))
+
+
+def run_label_curve(cfg: LogrlConfig, budgets: list[int | None], out: str | None, epochs: float) -> dict:
+    """For each budget: SFT on the subset (skipped when its adapter exists: the curve resumes), evaluate it in fast
+    mode beside baselines fitted on the same subset; then the curve (F1 with intervals) as a table and a plot."""
+    from cluster.stages import ensure_data, run_eval_stage
+    from pipelines.build_dataset import load_examples
+    from rl_actors.trainer import run_sft
+
+    summary = ensure_data(cfg)
+    train = load_examples(summary["paths"]["train"])
+    out_dir = Path(out or Path(cfg.train.output_dir) / "label-curve")
+    points = []
+    for budget in budgets:
+        indices = label_subset([row["label"] for row in train], budget, cfg.data.seed)
+        subset = [train[i] for i in indices]
+        name = f"n{len(subset)}"
+        run_dir = out_dir / name
+        point_cfg = cfg.model_copy(deep=True)
+        point_cfg.train.output_dir = str(run_dir)
+        point_cfg.train.mlflow = False
+        point_cfg.sft.steps = sft_steps_for(len(subset), cfg.sft.batch_size, epochs, cfg.sft.steps)
+        adapter = run_dir / "adapters" / "v0"
+        if not (adapter / "adapter_config.json").exists():
+            from cluster.environment import init_ray
+            from cluster.stages import ensure_model
+
+            ensure_model(point_cfg)
+            init_ray(cfg.ray.address, cfg.ray.num_cpus)
+            started = time.perf_counter()
+            run_sft(point_cfg, subset)
+            print(f"[label-curve] {name}: {point_cfg.sft.steps} SFT steps in {time.perf_counter() - started:.0f}s")
+        result = run_eval_stage(
+            point_cfg,
+            adapter=str(adapter),
+            mode="fast",
+            out=str(run_dir / "eval"),
+            train_subset=subset,
+            protocol=f"label-curve ({len(subset)} labels)",
+        )
+        analysis = result["metrics"]["analysis"]["all"]
+        points.append(
+            {
+                "labels": len(subset),
+                "anomalous": sum(row["label"] == "anomalous" for row in subset),
+                "sft_steps": point_cfg.sft.steps,
+                "scorers": {
+                    k: {m: v.get(m) for m in ("f1_ci", "f1_at_threshold", "roc_auc")}
+                    for k, v in analysis["scorers"].items()
+                },
+            }
+        )
+    return write_curve(out_dir, points)
+
+
+def write_curve(out_dir: Path, points: list[dict]) -> dict:
+    """curve.json, curve.md (F1 per budget with intervals) and curve.png."""
+    from evaluation.analysis import interval_text
+    from evaluation.plots import plot_label_curve
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = list(points[0]["scorers"]) if points else []
+    lines = ["# Label-efficiency curve", "", "| labels (anomalous) | SFT steps | " + " | ".join(names) + " |"]
+    lines.append("|" + "---|" * (len(names) + 2))
+    for point in points:
+        cells = []
+        for name in names:
+            block = point["scorers"].get(name, {})
+            best = block.get("f1_at_threshold") or block.get("f1_ci")
+            cells.append(interval_text(best))
+        lines.append(f"| {point['labels']} ({point['anomalous']}) | {point['sft_steps']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "F1 on the test split at the threshold chosen on validation (verdicts where a scorer has no "
+        "threshold), with bootstrap 95% intervals.",
+        "",
+        "![label curve](curve.png)",
+        "",
+    ]
+    (out_dir / "curve.md").write_text("\n".join(lines))
+    (out_dir / "curve.json").write_text(json.dumps(points, indent=2) + "\n")
+    plot_label_curve(points, out_dir / "curve.png")
+    return {"out": str(out_dir), "points": points}
