@@ -121,10 +121,15 @@ def routine_cue(text: str) -> Cue:
     return next((cue for cue in ROUTINE if cue.pattern.search(text)), ROUTINE[-1])
 
 
-def _cite(group: Group, window_text: str, match: re.Match | None, number: int | None = None) -> str | None:
+SESSION_QUOTE_CHARS = 48  # a session's citations quote more of each line (`cite_fitted` shortens them to fit)
+
+
+def _cite(
+    group: Group, window_text: str, match: re.Match | None, number: int | None = None, limit: int | None = None
+) -> str | None:
     """`L<n> "<quote around the deciding words>"`, or None when the group is not shown."""
     word = match.group(0).lower() if match else None
-    fragment = quote_around(group, window_text, word)
+    fragment = quote_around(group, window_text, word, *([limit] if limit else []))
     if fragment is None:
         return None
     return f'L{number or group.first} "{fragment}"'
@@ -170,7 +175,7 @@ def session_rationale(lines: Sequence[dict], label: str, window_text: str, expec
         parts = []
         for group in groups:
             handled = handled_cue(group.text) if fault_cue(group.text) else None
-            cite = _cite(group, window_text, handled)
+            cite = _cite(group, window_text, handled, limit=SESSION_QUOTE_CHARS)
             if cite:
                 kind = f"{_handled_phrase(handled)} a problem" if handled else routine_cue(group.text).meaning
                 parts.append(f"{cite} ({kind})")
@@ -187,7 +192,7 @@ def session_rationale(lines: Sequence[dict], label: str, window_text: str, expec
     parts = []
     for group, number in carriers[:MAX_ANOMALY_CITATIONS]:
         fault = fault_cue(group.text)
-        cite = _cite(group, window_text, fault[1] if fault else None, number)
+        cite = _cite(group, window_text, fault[1] if fault else None, number, SESSION_QUOTE_CHARS)
         parts.append(f"{cite} ({fault[0].meaning if fault else 'a state logged only on failure'})")
     if parts:
         return cite_fitted(parts, lambda p: f"Fault: {'; '.join(p)}; an operator must act, so anomalous.")
@@ -198,7 +203,7 @@ def _missing_or_rare(lines: Sequence[dict], groups: list[Group], window_text: st
     """An anomaly no line carries: an expected event is missing, else the rarest events depart from routine."""
     present = {line.get("template_id") for line in lines}
     missing = [text for template_id, text in expected.items() if template_id not in present]
-    shown = [(g, _cite(g, window_text, None)) for g in groups]
+    shown = [(g, _cite(g, window_text, None, limit=SESSION_QUOTE_CHARS)) for g in groups]
     shown = [(g, c) for g, c in shown if c]
     if missing:
         name = missing[0].split('"', 1)[0][:48].strip()

@@ -219,8 +219,8 @@ _WORDS = re.compile(r"[a-z]+")
 TEMPLATE_QUOTE_CHARS = 28  # a template's rationale quotes the words that decide, not the whole template
 
 
-def quote_around(group: Group, window_text: str, word: str | None) -> str | None:
-    """A verbatim piece of the shown template of at most TEMPLATE_QUOTE_CHARS, around `word` when given."""
+def quote_around(group: Group, window_text: str, word: str | None, limit: int = TEMPLATE_QUOTE_CHARS) -> str | None:
+    """A verbatim piece of the shown template of at most `limit` characters, around `word` when given."""
     full = quote_of(group, window_text)  # None when the template is not shown
     if full is None:
         return None
@@ -228,16 +228,16 @@ def quote_around(group: Group, window_text: str, word: str | None) -> str | None
     at = text.lower().find(word) if word else -1
     begin = 0
     if at > 0:  # start a few words before the deciding word, on a word boundary
-        begin = max(0, at - TEMPLATE_QUOTE_CHARS // 2)
+        begin = max(0, at - limit // 2)
         while 0 < begin < at and text[begin - 1] != " ":
             begin += 1
-    piece = text[begin : begin + TEMPLATE_QUOTE_CHARS]
-    if begin + TEMPLATE_QUOTE_CHARS < len(text) and " " in piece.strip():
+    piece = text[begin : begin + limit]
+    if begin + limit < len(text) and " " in piece.strip():
         trimmed = piece.rsplit(" ", 1)[0]
         piece = trimmed if at < 0 or begin + len(trimmed) >= at + len(word or "") else piece
     piece = piece.strip()
     usable = len(piece) >= MIN_QUOTE_CHARS or len(_WORD.findall(piece)) >= 2
-    return piece if usable else full[:TEMPLATE_QUOTE_CHARS].strip()
+    return piece if usable else full[:limit].strip()
 
 
 def template_rationale(group: Group, label: str, window_text: str) -> str:

@@ -132,6 +132,16 @@ def test_train_sync_and_serve(run_cfg):
     for name in ("adapter/reason", "adapter/fast", "majority", "keyword", "logistic_regression", "decision_tree"):
         assert name in report
     assert set(json.loads((out / "metrics.json").read_text())["arms"]) == set(evaluation["metrics"]["arms"])
+    # Scores from the verdict token's log-probs, AUCs with intervals beside the baselines', the flip rate on a
+    # perturbed copy, the unseen-template slice.
+    fast = [p for p in predictions if p["mode"] == "fast"]
+    scored = [p for p in fast if p["score"] is not None and p["verdict"]]
+    assert len(scored) >= len(fast) - 1  # the greedy verdict agrees with the first token's probability mass
+    assert sum((p["score"] >= 0.5) == (p["verdict"] == "anomalous") for p in scored) >= 0.9 * len(scored)
+    analysis = evaluation["metrics"]["analysis"]
+    assert analysis["all"]["scorers"]["adapter/fast"]["roc_auc"]["value"] is not None
+    assert "baseline: domain_cues" in analysis["all"]["scorers"] and "unseen_templates" in analysis
+    assert 0 <= evaluation["metrics"]["arms"]["adapter/fast"]["flip_rate"] <= 1
     assert list(out.glob("confusion_*.png")) and (out / "scores.png").stat().st_size > 0
     from rl_actors.tracking import MlflowRun
 
