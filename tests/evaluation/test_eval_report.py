@@ -110,3 +110,8 @@ def test_report_analysis_intervals_thresholds_unseen_slice_and_ties(tmp_path, an
     report = (out / "report.md").read_text()
     assert "## Scores and uncertainty: every evaluated row (n = 20, positives = 6)" in report
     assert "rows showing a template unseen in training (n = 10" in report and (out / "roc_pr.png").exists()
+    from evaluation.wins import table
+
+    rows_md = table([("toy", metrics)]).split("\n")[2:]
+    assert len(rows_md) == 2 and rows_md[0].startswith("| toy, all rows (n=20, 6 anomalous) | adapter/fast | 1.000")
+    assert "| keyword |" in rows_md[0] and "**tie**" in rows_md[0]

@@ -1,0 +1,84 @@
+"""Where the LLM wins and where it loses: one row per (protocol, slice) from `logrl eval` reports.
+
+    python -m evaluation.wins "template task=docs/results/templates" "BGL -> Spirit=docs/results/cross-bgl-spirit" \\
+        --out docs/results/wins.md
+
+For each report and slice (all rows, rows showing a template unseen in training): the best model arm and the best
+baseline by F1, each F1 and ROC-AUC with its bootstrap 95% interval, and the paired verdict (a difference whose
+interval holds 0 is a tie).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from evaluation.analysis import interval_text
+
+SLICES = (("all", "all rows"), ("unseen_templates", "unseen templates"))
+
+
+def _best(scorers: dict, baseline: bool) -> str | None:
+    names = [n for n in scorers if n.startswith("baseline: ") == baseline]
+    return max(names, key=lambda n: scorers[n]["f1_ci"]["value"] or 0.0, default=None)
+
+
+def rows_of(name: str, metrics: dict) -> list[str]:
+    """Markdown rows of one report."""
+    out = []
+    for key, title in SLICES:
+        part = metrics.get("analysis", {}).get(key)
+        if not part or not part.get("scorers"):
+            continue
+        scorers = part["scorers"]
+        model, base = _best(scorers, False), _best(scorers, True)
+        if model is None or base is None:
+            continue
+        versus = scorers[model].get("vs_best_baseline") or {}
+        if versus.get("against") != base:  # compare with the best by F1 on this slice
+            versus = {}
+        cells = [
+            f"{name}, {title} (n={part['n']}, {part['positives']} anomalous)",
+            model,
+            interval_text(scorers[model]["f1_ci"]),
+            interval_text(scorers[model].get("roc_auc")),
+            base.removeprefix("baseline: "),
+            interval_text(scorers[base]["f1_ci"]),
+            interval_text(scorers[base].get("roc_auc")),
+            f"**{versus.get('f1', 'n/a')}**" + (f" (AUC: {versus['roc_auc']})" if "roc_auc" in versus else ""),
+        ]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def table(reports: list[tuple[str, dict]]) -> str:
+    """The whole markdown table."""
+    lines = [
+        "| protocol and slice | best model arm | F1 [95% CI] | ROC-AUC | best baseline | F1 | ROC-AUC | "
+        "LLM vs baseline (F1) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, metrics in reports:
+        lines += rows_of(name, metrics)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("reports", nargs="+", metavar="NAME=REPORT_DIR")
+    parser.add_argument("--out", help="write the table here (default: print it)")
+    args = parser.parse_args(argv)
+    reports = []
+    for item in args.reports:
+        name, _, folder = item.partition("=")
+        reports.append((name, json.loads((Path(folder) / "metrics.json").read_text())))
+    text = table(reports) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
