@@ -15,7 +15,8 @@ export VLLM_CACHE_ROOT ?= $(CACHE)/vllm
 export TORCH_EXTENSIONS_DIR ?= $(CACHE)/torch_extensions
 export TMPDIR := $(CACHE)/tmp
 
-.PHONY: install base-model quickstart test lint clean hdfs-experiment templates-experiment gpu-smoke-bundle
+.PHONY: install base-model quickstart test lint clean hdfs-experiment templates-check templates-experiment \
+	cross-system-experiment label-curve-experiment gpu-smoke-bundle
 
 $(VENV)/.installed: pyproject.toml mlflow-requirements.txt
 	@mkdir -p $(TMPDIR)
@@ -64,20 +65,55 @@ hdfs-experiment: install
 	PYTHONUNBUFFERED=1 $(VENV)/bin/logrl eval --config configs/hdfs.yaml --no-adapter \
 		--arm sft=runs/hdfs/adapters/v0 --arm sft+grpo=runs/hdfs/adapters/v$(HDFS_STEPS) --out docs/results/hdfs
 
-# RationAnomaly's template task on SmolLM2-135M-Instruct (about 90 min on 2 cores). The LogPrompt CSVs carry no
-# license and are not in this repo: TEMPLATES names your copies, comma-separated, e.g.
+# RationAnomaly's template task on SmolLM2-135M-Instruct (hours on 2 cores). The LogPrompt CSVs carry no license
+# and are not in this repo: TEMPLATES names your copies, comma-separated, e.g.
 #   make templates-experiment TEMPLATES=path/templates_bgl.csv,path/templates_spirit.csv
+# Same split (stratified 80/20, validation 10% of train), same SFT budget, two teachers: the rule teacher's SFT and
+# the domain teacher's SFT, then GRPO from the latter; all three arms evaluated on every test template.
 TEMPLATES ?=
 TEMPLATES_STEPS ?= 12
-templates-experiment: install base-model
-	@test -n "$(TEMPLATES)" || { echo "templates-experiment: set TEMPLATES=BGL_CSV,SPIRIT_CSV (LogPrompt's template CSVs; not bundled: no license)" >&2; exit 2; }
-	@for f in $$(echo "$(TEMPLATES)" | tr ',' ' '); do test -f "$$f" || { echo "templates-experiment: no such file: $$f" >&2; exit 2; }; done
+TPL = PYTHONUNBUFFERED=1 $(VENV)/bin/logrl
+TPL_DATA = --config configs/templates-smollm2.yaml --set 'data.paths=[$(TEMPLATES)]'
+templates-check:
+	@test -n "$(TEMPLATES)" || { echo "set TEMPLATES=BGL_CSV,SPIRIT_CSV (LogPrompt's template CSVs; not bundled: no license)" >&2; exit 2; }
+	@for f in $$(echo "$(TEMPLATES)" | tr ',' ' '); do test -f "$$f" || { echo "no such file: $$f" >&2; exit 2; }; done
 	@mkdir -p $(TMPDIR)
-	PYTHONUNBUFFERED=1 $(VENV)/bin/logrl train --config configs/templates-smollm2.yaml \
-		--set 'data.paths=[$(TEMPLATES)]' --set train.steps=$(TEMPLATES_STEPS)
-	PYTHONUNBUFFERED=1 $(VENV)/bin/logrl eval --config configs/templates-smollm2.yaml --set 'data.paths=[$(TEMPLATES)]' \
-		--limit 200 --no-adapter --arm sft=runs/templates-smollm2/adapters/v0 \
-		--arm sft+grpo=runs/templates-smollm2/adapters/v$(TEMPLATES_STEPS) --out docs/results/templates
+
+templates-experiment: install base-model templates-check
+	$(TPL) sft $(TPL_DATA) --set train.output_dir=runs/tpl-rule --set data.output_dir=runs/tpl-rule/data
+	$(TPL) sft $(TPL_DATA) --set data.teacher.kind=domain --set train.output_dir=runs/tpl-domain \
+		--set data.output_dir=runs/tpl-domain/data
+	$(TPL) train $(TPL_DATA) --set data.teacher.kind=domain --set train.output_dir=runs/tpl-domain \
+		--set data.output_dir=runs/tpl-domain/data --set train.steps=$(TEMPLATES_STEPS) --set train.checkpoint_every=2
+	$(TPL) eval $(TPL_DATA) --set data.teacher.kind=domain --set train.output_dir=runs/tpl-domain \
+		--set data.output_dir=runs/tpl-domain/data --arm sft-rule-teacher=runs/tpl-rule/adapters/v0 \
+		--arm sft-domain-teacher=runs/tpl-domain/adapters/v0 --arm sft+grpo=runs/tpl-domain/adapters/v$(TEMPLATES_STEPS) \
+		--out docs/results/templates
+
+# Cross-system: SFT (domain teacher) on one system's templates only, evaluated on every template of the other
+# (RationAnomaly's patch applied to both), baselines fitted on the source only. TEMPLATES as above (BGL first).
+CROSS_STEPS ?= 100
+cross-system-experiment: install base-model templates-check
+	@set -e; bgl=$$(echo "$(TEMPLATES)" | cut -d, -f1); spirit=$$(echo "$(TEMPLATES)" | cut -d, -f2); \
+	for pair in "bgl:$$bgl:spirit:$$spirit" "spirit:$$spirit:bgl:$$bgl"; do \
+		src=$$(echo $$pair | cut -d: -f1); src_csv=$$(echo $$pair | cut -d: -f2); \
+		dst=$$(echo $$pair | cut -d: -f3); dst_csv=$$(echo $$pair | cut -d: -f4); \
+		args="--config configs/templates-smollm2.yaml --set data.paths=[$$src_csv] --set data.teacher.kind=domain \
+			--set data.train_fraction=0.9 --set sft.steps=$(CROSS_STEPS) --set train.output_dir=runs/cross-$$src \
+			--set data.output_dir=runs/cross-$$src/data"; \
+		$(TPL) sft $$args; \
+		$(TPL) eval $$args --protocol cross-system --data templates:$$dst_csv --arm sft=runs/cross-$$src/adapters/v0 \
+			--out docs/results/cross-system/$$src-to-$$dst; \
+	done
+
+# Label efficiency on the template task: SFT (domain teacher) on 25/50/100/200 labelled templates, 3 passes each,
+# the run's own SFT adapter for "all" (make templates-experiment first), fast mode with scores, baselines fitted on
+# the same subsets.
+label-curve-experiment: install base-model templates-check
+	$(TPL) eval $(TPL_DATA) --set data.teacher.kind=domain --set train.output_dir=runs/tpl-domain \
+		--set data.output_dir=runs/tpl-domain/data --protocol label-curve --curve-epochs 3 \
+		--out runs/tpl-domain/label-curve
+	mkdir -p docs/results/label-curve && cp runs/tpl-domain/label-curve/curve.* docs/results/label-curve/
 
 # What bench/gpu_smoke.py needs on a GPU machine that has CUDA torch, transformers and peft but no package index
 # (docs/results/gpu-smoke): deepspeed as a wheel, pydantic and deepspeed's small dependencies for Python 3.12, and

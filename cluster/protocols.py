@@ -78,9 +78,16 @@ def run_label_curve(cfg: LogrlConfig, budgets: list[int | None], out: str | None
         point_cfg = cfg.model_copy(deep=True)
         point_cfg.train.output_dir = str(run_dir)
         point_cfg.train.mlflow = False
-        point_cfg.sft.steps = sft_steps_for(len(subset), cfg.sft.batch_size, epochs, cfg.sft.steps)
+        full_run = len(subset) == len(train)
+        point_cfg.sft.steps = (
+            cfg.sft.steps if full_run else sft_steps_for(len(subset), cfg.sft.batch_size, epochs, cfg.sft.steps)
+        )
         adapter = run_dir / "adapters" / "v0"
-        if not (adapter / "adapter_config.json").exists():
+        full = Path(cfg.train.output_dir) / "adapters" / "v0"
+        if full_run and (full / "adapter_config.json").exists():
+            adapter = full  # every row: the run's own SFT adapter is that point
+            print(f"[label-curve] {name}: the run's SFT adapter {full}")
+        elif not (adapter / "adapter_config.json").exists():
             from cluster.environment import init_ray
             from cluster.stages import ensure_model
 
