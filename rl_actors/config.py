@@ -198,7 +198,11 @@ class AugmentConfig(StrictModel):
         "lines move with it, so numbers must be read from the prompt), shuffled group order, extra lines of a "
         "routine template, a neutral free-text line. 0: rows as stored.",
     )
-    max_line_offset: int = Field(2000, ge=0, description="Line numbers are shifted by 1..this.")
+    max_line_offset: int = Field(
+        200,
+        ge=0,
+        description="Line numbers are shifted by 1..this (a few digits more per citation: prompts grow a little).",
+    )
     max_extra_routine_lines: int = Field(3, ge=0, description="At most this many extra routine lines.")
 
 
