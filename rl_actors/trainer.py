@@ -353,8 +353,12 @@ class GRPOTrainer:
         return groups
 
     def view(self, index: int, group_id: int) -> dict:
-        """The row a group is sampled and scored on: its perturbed training view, fixed by the group id."""
-        return training_view(self.cfg, self.rows[index], group_id)
+        """The row a group is sampled and scored on: its perturbed training view, fixed by the group id (the stored
+        row when the view would leave no room to generate within max_model_len)."""
+        row = self.rows[index]
+        view = training_view(self.cfg, row, group_id)
+        room = self.cfg.model.max_model_len - self.cfg.rollout.max_new_tokens
+        return view if view is row or len(self.prompt_ids(view["prompt"])) <= room else row
 
     def reference_logprobs(self, batch: RolloutBatch, metrics: dict) -> RolloutBatch:
         """The batch with completion logprobs under the KL reference at the sampling temperature, when KL or a

@@ -71,6 +71,7 @@ def _trainer(monkeypatch, rollout: FakeRollout, **train) -> GRPOTrainer:
         algo=AlgoConfig(kl_coef=0.0),
         reward=RewardConfig(),
         data=SimpleNamespace(format="bgl"),
+        model=SimpleNamespace(max_model_len=512),
     )
     trainer.rows = [{"prompt": f"p{i}", "label": "normal", "reference": "r"} for i in range(2)]
     trainer.prompt_ids = {"p0": [1, 2], "p1": [3, 4]}.__getitem__  # the trainer encodes a prompt when it is drawn
