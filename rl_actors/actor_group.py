@@ -12,6 +12,7 @@ from ray.util.placement_group import PlacementGroup, placement_group, remove_pla
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from reward_workers.sharding import split_evenly
+from rl_actors.placement import wait_for_placement
 
 # The driver's settings for vLLM, HF and caches follow every actor (merged into the job's runtime_env).
 Pending = tuple[list[Callable[[Any], Any]], list[Any]]  # per-rank calls (to redo one) and their object refs
@@ -23,15 +24,21 @@ def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
 
 
-def make_placement(roles: Sequence[tuple[float, float]], num_bundles: int, strategy: str) -> PlacementGroup:
+def make_placement(
+    roles: Sequence[tuple[float, float]],
+    num_bundles: int,
+    strategy: str,
+    timeout_s: float | None = None,
+    name: str = "group",
+) -> PlacementGroup:
     """A ready placement group whose bundle i holds one actor of each role, given as (CPUs, GPUs): actors of
-    different roles given the same bundle index share a node and, with at most one GPU in the bundle, that GPU."""
+    different roles given the same bundle index share a node and, with at most one GPU in the bundle, that GPU.
+    Not ready within `timeout_s`: a PlacementTimeout naming what the cluster lacks."""
     bundle = {"CPU": sum(cpus for cpus, _ in roles)}
     gpus = sum(gpus for _, gpus in roles)
     bundle |= {"GPU": gpus} if gpus else {}
-    group = placement_group([dict(bundle) for _ in range(num_bundles)], strategy=strategy)
-    ray.get(group.ready())
-    return group
+    bundles = [dict(bundle) for _ in range(num_bundles)]
+    return wait_for_placement(placement_group(bundles, strategy=strategy), bundles, strategy, timeout_s, name)
 
 
 class ActorGroup:
@@ -50,10 +57,13 @@ class ActorGroup:
         runtime_env: dict | None = None,
         name: str = "group",
         shared: PlacementGroup | None = None,
+        placement_timeout_s: float | None = None,
     ):
         self.name = name
         self.owns_placement = shared is None
-        self.placement_group = shared or make_placement([(num_cpus, num_gpus)], num_workers, strategy)
+        self.placement_group = shared or make_placement(
+            [(num_cpus, num_gpus)], num_workers, strategy, placement_timeout_s, name
+        )
 
         def spawn(rank: int) -> Any:
             return remote_cls.options(

@@ -128,6 +128,7 @@ def make_learners(
         strategy=cfg.learner.placement_strategy,
         name="learner",
         shared=shared,
+        placement_timeout_s=cfg.train.placement_timeout_s,
         kwargs_for_rank=lambda rank: dict(
             model_path=cfg.model.path,
             model_cfg=cfg.model,
@@ -207,7 +208,9 @@ class GRPOTrainer:
         self.colocated = None  # rollout engine i in learner rank i's bundle: one placement group for both
         if cfg.rollout.colocate_with_learner:
             roles = [(r.num_cpus_per_worker, r.num_gpus_per_worker) for r in (cfg.learner, cfg.rollout)]
-            self.colocated = make_placement(roles, cfg.learner.num_workers, cfg.learner.placement_strategy)
+            self.colocated = make_placement(
+                roles, cfg.learner.num_workers, cfg.learner.placement_strategy, cfg.train.placement_timeout_s, "learner"
+            )
         self.learner = make_learners(
             cfg, cfg.train.prompts_per_step * group_size, cfg.learner.learning_rate, init_adapter, self.colocated
         )
@@ -219,6 +222,7 @@ class GRPOTrainer:
             strategy=cfg.rollout.placement_strategy,
             name="rollout",
             shared=self.colocated,
+            placement_timeout_s=cfg.train.placement_timeout_s,
             kwargs_for_rank=lambda rank: dict(
                 model_path=cfg.model.path,
                 model_cfg=cfg.model,
@@ -233,6 +237,7 @@ class GRPOTrainer:
             num_cpus=cfg.reward.num_cpus_per_worker,
             strategy=cfg.reward.placement_strategy,
             name="reward",
+            placement_timeout_s=cfg.train.placement_timeout_s,
             kwargs_for_rank=lambda rank: dict(cfg=cfg.reward),
         )
         self.logger = metrics_logger(cfg, "grpo")
@@ -257,6 +262,9 @@ class GRPOTrainer:
             batch = self.finish_rollout(rollout)
         if self.cfg.train.overlap_rollout and step + 1 < self.cfg.train.steps:
             self.ahead = self.start_rollout(step + 1)  # sampled with the current adapter while this step learns
+        if self.cfg.rollout.sleeps:  # colocated: the engines free the GPU for the reference pass and the update
+            with timed(metrics, "time/rollout_sleep"):
+                self.rollout.call("sleep", on_replace=self.load_current_adapter)
         batch = self.reference_logprobs(batch, metrics)
         with timed(metrics, "time/reward"):
             inputs = [self.reward_input(sample) for sample in batch]
@@ -270,6 +278,9 @@ class GRPOTrainer:
             with timed(metrics, "time/rollout_ahead_wait"):  # what the overlap did not hide
                 self.finish_rollout(self.ahead)
         trained = self.version  # the learner's adapter version this step's update started from
+        if self.cfg.rollout.sleeps:
+            with timed(metrics, "time/rollout_wake"):
+                self.rollout.call("wake_up", on_replace=self.load_current_adapter)
         with timed(metrics, "time/sync"):
             self.sync_adapter(step + 1)
         metrics |= self.describe(batch, scores, learner_stats, reward_timings, trained)

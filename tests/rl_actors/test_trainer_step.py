@@ -36,6 +36,11 @@ class FakeRollout:
         self.events.append(("sample", groups[0].group_id // P, self.version))
         return groups, self.version
 
+    def call(self, method: str, on_replace=None) -> list:
+        assert on_replace is not None  # a sleeping or waking engine that died is replaced too
+        self.events.append((method, self.version))
+        return [None, None]
+
     def wait_flat(self, pending, on_replace=None) -> list[Sample]:
         assert on_replace is not None  # a rollout engine that dies mid-step is replaced, not fatal
         groups, version = pending
@@ -60,14 +65,14 @@ class FakeLearner:
         return [{"actor/loss": 0.5}, {"actor/loss": 1.5}]
 
 
-def _trainer(monkeypatch, rollout: FakeRollout, **train) -> GRPOTrainer:
+def _trainer(monkeypatch, rollout: FakeRollout, rollout_cfg: RolloutConfig | None = None, **train) -> GRPOTrainer:
     def score(workers, inputs, timeout_s, replace):  # the reward pool: a reward read off each completion's text
         return [{"total": reward_of(*map(int, i.completion.split(":"))), "answer": 1.0} for i in inputs], {}
 
     trainer = GRPOTrainer.__new__(GRPOTrainer)  # no actors: stand-ins for the three groups
     trainer.cfg = SimpleNamespace(
         train=TrainConfig(prompts_per_step=P, **train),
-        rollout=RolloutConfig(group_size=G),
+        rollout=rollout_cfg or RolloutConfig(group_size=G),
         algo=AlgoConfig(kl_coef=0.0),
         reward=RewardConfig(),
     )
@@ -146,3 +151,19 @@ def test_a_lost_sample_stops_the_step_before_the_update(monkeypatch):
     with pytest.raises(ValueError, match=r"group 1: expected samples 0..3, missing \[2\]"):
         trainer.step(0)
     assert trainer.learner.received == []
+
+
+def test_colocated_engines_sleep_through_the_update_and_wake_before_the_sync(monkeypatch):
+    colocated = RolloutConfig(
+        group_size=G, colocate_with_learner=True, num_gpus_per_worker=0.5, gpu_memory_utilization=0.4
+    )
+    trainer = _trainer(monkeypatch, FakeRollout(), colocated, steps=2)
+    metrics = [trainer.step(k) for k in range(2)]
+    assert trainer.rollout.events == [
+        ("sample", 0, 0), ("sleep", 0), ("learn", 0), ("wake_up", 0),  # then the sync to v1
+        ("sample", 1, 1), ("sleep", 1), ("learn", 1), ("wake_up", 1),
+    ]  # fmt: skip
+    assert all("time/rollout_sleep" in m and "time/rollout_wake" in m for m in metrics)
+    plain = _trainer(monkeypatch, FakeRollout(), steps=1)
+    plain.step(0)
+    assert [e[0] for e in plain.rollout.events] == ["sample", "learn"]  # not colocated: no sleep
