@@ -207,4 +207,17 @@ class RolloutEngine:
         return [(o.outputs[0].text, list(o.outputs[0].token_ids), o.outputs[0].finish_reason) for o in outputs]
 
 
-RolloutWorker = ray.remote(RolloutEngine)
+class RolloutActor(RolloutEngine):
+    """The Ray shell: also samples into columns that stay in the object store for the reward and learner actors."""
+
+    @ray.method(num_returns=2)
+    def generate_columns(self, groups: Sequence[PromptGroup], seed: int | None = None):
+        """`generate`, returned as (metadata the driver reads, `SampleColumns` it only passes on by reference)."""
+        from rl_actors.columns import SampleColumns
+
+        groups = [PromptGroup.coerce(group) for group in groups]
+        columns = SampleColumns.of(groups, self.generate(groups, seed))
+        return columns.meta(), columns
+
+
+RolloutWorker = ray.remote(RolloutActor)

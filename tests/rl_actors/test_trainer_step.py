@@ -12,6 +12,7 @@ import rl_actors.trainer as trainer_module
 from reward_workers.config import RewardConfig
 from rl_actors.algos import get_advantage
 from rl_actors.batch import PromptGroup, Sample
+from rl_actors.columns import SampleColumns, StepView
 from rl_actors.config import AlgoConfig, RolloutConfig, TrainConfig
 from rl_actors.sampling import PromptSampler
 from rl_actors.trainer import GRPOTrainer
@@ -32,16 +33,20 @@ class FakeRollout:
         self.version, self.events = 0, []
 
     def start_sharded(self, method: str, groups: list[PromptGroup], seed: int):
-        assert method == "generate" and all(isinstance(g, PromptGroup) for g in groups)
+        assert method == "generate_columns" and all(isinstance(g, PromptGroup) for g in groups)
         self.events.append(("sample", groups[0].group_id // P, self.version))
         return groups, self.version
+
+    def __len__(self) -> int:
+        return 2
 
     def call(self, method: str, on_replace=None) -> list:
         assert on_replace is not None  # a sleeping or waking engine that died is replaced too
         self.events.append((method, self.version))
         return [None, None]
 
-    def wait_flat(self, pending, on_replace=None) -> list[Sample]:
+    def wait(self, pending, on_replace=None) -> list[tuple]:
+        """Each worker's (metadata, columns): the columns themselves here, where Ray would pass a reference."""
         assert on_replace is not None  # a rollout engine that dies mid-step is replaced, not fatal
         groups, version = pending
         samples = [
@@ -50,7 +55,10 @@ class FakeRollout:
             for i in range(G)
         ]
         samples = samples[1::2] + samples[::2][::-1]
-        return [s for s in samples if (s.group_id, s.sample_index) != self.drop]
+        samples = [s for s in samples if (s.group_id, s.sample_index) != self.drop]
+        half = len(samples) // 2
+        columns = [SampleColumns.of(groups, part) for part in (samples[:half], samples[half:])]
+        return [(c.meta(), c) for c in columns]
 
 
 class FakeLearner:
@@ -58,15 +66,18 @@ class FakeLearner:
         self.received: list[Sample] = []
         self.events = events
 
-    def call_sharded(self, method: str, samples):
-        assert method == "grpo_step"
-        self.received = list(samples)
+    def call_sharded(self, method: str, view):
+        assert method == "grpo_step" and isinstance(view, StepView)  # references, not samples, leave the driver
+        self.received = view.samples()  # as the learner ranks resolve their shards
+        samples = self.received
         self.events.append(("learn", samples[0].group_id // P))
         return [{"actor/loss": 0.5}, {"actor/loss": 1.5}]
 
 
 def _trainer(monkeypatch, rollout: FakeRollout, rollout_cfg: RolloutConfig | None = None, **train) -> GRPOTrainer:
-    def score(workers, inputs, timeout_s, replace):  # the reward pool: a reward read off each completion's text
+    def score(workers, view, timeout_s, replace):  # the reward pool: a reward read off each completion's text
+        inputs = view.reward_inputs()  # as the reward actors resolve their shards
+        assert {i.prompt for i in inputs} <= {"p0", "p1"}  # each sample with its group's row
         return [{"total": reward_of(*map(int, i.completion.split(":"))), "answer": 1.0} for i in inputs], {}
 
     trainer = GRPOTrainer.__new__(GRPOTrainer)  # no actors: stand-ins for the three groups
@@ -89,7 +100,9 @@ def _trainer(monkeypatch, rollout: FakeRollout, rollout_cfg: RolloutConfig | Non
     def sync_adapter(version: int) -> None:
         trainer.version = rollout.version = version
 
-    trainer.sync_adapter, trainer.sync_check = sync_adapter, lambda sample: 0.0
+    trainer.sync_adapter, trainer.sync_check = sync_adapter, lambda probe: 0.0
+    trainer._share = lambda value: value  # no object store here
+    trainer.apply_scale, trainer.probe = dict, None  # no control actor: the engine count never changes
     monkeypatch.setattr(trainer_module, "score_with_pool_timed", score)
     return trainer
 
@@ -105,7 +118,6 @@ def test_the_learner_gets_advantages_grouped_by_id(monkeypatch):
     for group_id in (6, 7, 8):
         group = sorted((s for s in received if s.group_id == group_id), key=lambda s: s.sample_index)
         rewards = [reward_of(group_id, i) for i in range(G)]
-        assert [s.reward for s in group] == rewards
         assert [s.advantage for s in group] == pytest.approx(estimator(torch.tensor(rewards), G).tolist())
     assert metrics["actor/loss"] == 1.0 and metrics["adapter/version"] == 3
     assert metrics["reward/answer"] == 1.0 and metrics["rollout/completion_tokens"] == 2
