@@ -187,7 +187,11 @@ class LearnerCore:
             # While this object lives, from_pretrained builds the model under deepspeed.zero.Init: each layer is
             # partitioned across the ranks as it is created and loaded (needs the process group, hence here).
             self._zero3_load = HfDeepSpeedConfig(config)
+            linear = torch.nn.functional.linear
             self._build_model()
+            # zero.Init swaps in DeepSpeed's "memory-efficient" linear and leaves it installed after the load;
+            # training forwards under it stalled (two gloo ranks, CPU): torch's own linear, as before zero.Init.
+            torch.nn.functional.linear = linear
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=0.0)
         self.engine, *_ = deepspeed.initialize(model=self.model, optimizer=optimizer, config=config)
