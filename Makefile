@@ -16,7 +16,7 @@ export TORCH_EXTENSIONS_DIR ?= $(CACHE)/torch_extensions
 export TMPDIR := $(CACHE)/tmp
 
 .PHONY: install base-model quickstart test lint clean hdfs-experiment templates-check templates-experiment \
-	cross-system-experiment label-curve-experiment gpu-smoke-bundle
+	cross-system-experiment label-curve-experiment gpu-smoke-bundle gpu-deps-check
 
 $(VENV)/.installed: pyproject.toml mlflow-requirements.txt
 	@mkdir -p $(TMPDIR)
@@ -128,3 +128,13 @@ gpu-smoke-bundle: base-model
 	DS_BUILD_OPS=0 $(VENV)/bin/pip wheel -q --no-deps --no-build-isolation -w $(GPU_SMOKE)/wheels \
 		$$($(VENV)/bin/pip freeze | grep -iE '^deepspeed==')
 	cp .cache/models/smollm2-135m/{config.json,generation_config.json,tokenizer.json,tokenizer_config.json,chat_template.jinja} $(GPU_SMOKE)/model/
+
+# Resolve the [gpu] extra as a user's pip does on PyPI (Linux x86_64, this Python): `pip install --dry-run --report`,
+# with no pip config (this machine's local indexes, find-links and constraints are ignored), nothing installed.
+# Writes docs/results/gpu-deps/summary.json (every version, the CUDA the torch is built for, the image tag to match);
+# tests/cluster/test_packaging.py checks the Dockerfile's base image against it. Needs the network (~3 min).
+gpu-deps-check: install
+	@mkdir -p $(CACHE)/gpu-deps
+	PIP_CONFIG_FILE=/dev/null env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CONSTRAINT \
+		$(PY) -m pip install --dry-run --ignore-installed --quiet --report $(CACHE)/gpu-deps/report.json '.[gpu]'
+	$(PY) -m cluster.gpu_deps $(CACHE)/gpu-deps/report.json --out docs/results/gpu-deps

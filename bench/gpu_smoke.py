@@ -157,6 +157,9 @@ def run_variant(variant: Variant, base: Path, device: str) -> dict:
     core.init_engine("127.0.0.1", free_port())
     pairs = training_pairs(core.tokenizer)
     out: dict = {"variant": variant.name, "device": str(core.device)}
+    out["load"] = dict(core.load_report)  # under ZeRO-3: loaded under zero.Init, each weight a partition
+    if on_gpu:
+        out["load"]["gpu_memory_after_load_gib"] = torch.cuda.memory_allocated() / 2**30
     if on_gpu:
         torch.cuda.reset_peak_memory_stats()
 
@@ -209,6 +212,8 @@ def run_variant(variant: Variant, base: Path, device: str) -> dict:
         and out["snapshot"]["lora_B_norm"] > 0,  # LoRA B starts at zero: non-zero means the updates landed
         "reloaded_logprobs_match": gap <= variant.tolerance,
         "checkpoint_restores_weights": out["checkpoint"]["moved"] > 1e-3 and out["checkpoint"]["restored"] <= 1e-4,
+        # ZeRO-3 loads the base partitioned (zero.Init); other stages load it whole
+        "zero3_partitioned_load": out["load"]["partitioned_at_load"] == (variant.zero_stage == 3),
     }
     out["ok"] = all(out["checks"].values())
     del core

@@ -11,6 +11,9 @@ in both systems, so both do the same work), prompts are bundled BGL windows rend
 (the same chat messages to both). Each system runs `--steps` steps; the first is a warm-up, the rest are timed.
 Prints samples/s of each and the ratio (above 1: logrl is faster).
 
+Like with like: fp32 and the same gradient checkpointing in both (off by default, `--checkpointing` for on; TRL's own
+default is on, which made it 16-32% slower in earlier runs of this bench).
+
 TRL is not a logrl dependency; install it beside the venv for the bench only:
     .venv/bin/pip install --no-deps --target .cache/trl-site trl==1.16.0 datasets xxhash multiprocess
     PYTHONPATH=.cache/trl-site .venv/bin/python bench/grpo_vs_trl.py                           # hidden 128, 2 layers
@@ -88,7 +91,10 @@ def run_trl(model_path: Path, messages: list[list[dict]], args, out: Path) -> li
         max_steps=args.steps,
         temperature=1.0,
         use_cpu=True,
-        bf16=False,
+        bf16=False,  # fp32, as logrl's learner on CPU
+        # TRL turns gradient checkpointing on by default; logrl's learner runs without it unless asked: both sides
+        # get the same (--checkpointing turns it on for both).
+        gradient_checkpointing=args.checkpointing,
         report_to="none",
         save_strategy="no",
         logging_steps=1,
@@ -140,6 +146,8 @@ def run_logrl(
             f"rollout.threads={threads}",
             f"learner.threads={threads}",
             "learner.micro_batch_size=8",
+            f"learner.gradient_checkpointing={args.checkpointing}",
+            "learner.dtype=float32",
             "algo.kl_coef=0",
             # no perplexity reward: it needs a reference pass, and TRL runs without one (beta 0)
             "reward.weights={format: 0.5, answer: 1.0, grounding: 0.5, brevity: 0.1}",
@@ -181,6 +189,11 @@ def main() -> None:
     )
     parser.add_argument("--no-trl", action="store_true", help="skip TRL (e.g. to measure only the overlap gain)")
     parser.add_argument(
+        "--checkpointing",
+        action="store_true",
+        help="gradient checkpointing on in both systems (default: off in both; TRL's own default is on)",
+    )
+    parser.add_argument(
         "--overlap-threads",
         type=int,
         default=None,
@@ -215,7 +228,8 @@ def main() -> None:
         print(
             f"shapes  : tiny Llama hidden {args.hidden}, {args.layers} layers, {args.heads} heads, fresh weights; "
             f"LoRA r8 on {'/'.join(LORA_TARGETS)}; {args.prompts} prompts x G={args.group_size}, "
-            f"{args.max_new_tokens} new tokens; prompts {min(prompt_lens)}-{max(prompt_lens)} tokens; no KL",
+            f"{args.max_new_tokens} new tokens; prompts {min(prompt_lens)}-{max(prompt_lens)} tokens; no KL; fp32; "
+            f"gradient checkpointing {'on' if args.checkpointing else 'off'} in both",
             flush=True,
         )
         trl_times = [] if args.no_trl else run_trl(model_path, messages, args, out)

@@ -1,4 +1,4 @@
-"""The `logrl` command: prepare-data, build-tiny-model, base-model, sft, train, eval, serve, detect, quickstart."""
+"""The `logrl` command: prepare-data, build-tiny-model, base-model, sft, train, scale, eval, serve, detect, ...."""
 
 from __future__ import annotations
 
@@ -112,6 +112,28 @@ def cmd_serve(args):
         pass
 
 
+def cmd_scale(args):
+    """Ask the running GRPO job of this config (its train.output_dir) for N rollout engines."""
+    import os
+
+    import ray
+
+    from rl_actors.control import request_scale
+
+    cfg = _config(args)
+    if not ray.is_initialized():  # the cluster the job runs on, never a new local one
+        ray.init(address=cfg.ray.address or os.environ.get("RAY_ADDRESS") or "auto", log_to_driver=False)
+    try:
+        status = request_scale(cfg.train.output_dir, args.rollout)
+    except (LookupError, ValueError) as err:
+        raise ConfigError(str(err)) from None
+    print(
+        f"[scale] {cfg.train.output_dir}: {status['rollout_engines']} rollout engines now, "
+        f"{status['rollout_target']} from the next step",
+        flush=True,
+    )
+
+
 def cmd_detect(args):
     from serving.client import detect
 
@@ -190,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train": (cmd_train, "GRPO: vLLM rollouts, reward actors, DeepSpeed LoRA learner"),
         "eval": (cmd_eval, "evaluate adapters (reasoning and fast mode) against baselines; writes a report"),
         "serve": (cmd_serve, "Ray Serve: OpenAI API + /detect for the trained adapter"),
+        "scale": (cmd_scale, "add or remove rollout engines of a running GRPO job (from its next step)"),
         "detect": (cmd_detect, "send a log file to a running /detect endpoint"),
         "tail": (cmd_tail, "follow a growing log (or stdin) and print anomalous windows as they happen"),
         "quickstart": (cmd_quickstart, "the whole path, end to end, on the bundled data"),
@@ -203,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.steps=2"
             )
     sub.choices["serve"].add_argument("--adapter", help="adapter folder (default: the latest trained)")
+    sub.choices["scale"].add_argument("--rollout", type=_positive_int, required=True, help="rollout engines wanted")
     sub.choices["train"].add_argument(
         "--resume", action="store_true", help="continue from the newest complete checkpoint of train.output_dir"
     )

@@ -74,6 +74,28 @@ class LogrlConfig(StrictModel):
             )
         if rollout.tensor_parallel_size > 1:
             raise ValueError(f"{field}: a colocated engine runs on its learner rank's one GPU: tensor_parallel_size 1")
+        if rollout.sleeps and self.train.overlap_rollout:
+            raise ValueError(
+                "train.overlap_rollout: the colocated engines sleep while the learner works (rollout."
+                "sleep_during_update), so they cannot sample the next batch then: set one of them to false"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_learner_rank_per_gpu(self) -> LogrlConfig:
+        # Ranks with a fraction of a GPU each may be packed onto one GPU: NCCL refuses two ranks on one device. Only
+        # colocation, where each bundle holds a whole GPU shared with one rollout engine, gives each rank its own.
+        learner, rollout = self.learner, self.rollout
+        share = learner.num_gpus_per_worker
+        if learner.num_workers == 1 or share in (0, 1):
+            return self
+        bundle = share + (rollout.num_gpus_per_worker if rollout.colocate_with_learner else 0)
+        if bundle != 1:
+            raise ValueError(
+                f"learner.num_gpus_per_worker: {share:g} of a GPU for each of {learner.num_workers} ranks lets Ray "
+                "put two ranks on one GPU, which NCCL refuses: give each rank a whole GPU (1), or colocate each with "
+                "a rollout engine so the two shares add up to 1 (rollout.colocate_with_learner)"
+            )
         return self
 
 
@@ -86,8 +108,16 @@ def parse_config(raw: dict[str, Any], source: str = "<dict>") -> LogrlConfig:
     try:
         return LogrlConfig.model_validate(raw)
     except ValidationError as err:
-        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
-        raise ConfigError(f"invalid config {source}:\n  " + "\n  ".join(lines)) from None
+        raise ConfigError(f"invalid config {source}:\n  " + "\n  ".join(map(_error_line, err.errors()))) from None
+
+
+def _error_line(error: dict) -> str:
+    """`dotted.field: message`; a check across fields names its fields itself (`rollout.x: ...`)."""
+    where = ".".join(str(p) for p in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if not where or message.startswith(f"{where}."):
+        return message
+    return f"{where}: {message}"
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> LogrlConfig:

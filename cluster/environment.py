@@ -72,6 +72,9 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
     if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address or os.environ["RAY_ADDRESS"])  # a job keeps its own runtime_env
     else:
+        # A dead worker's whole process group is killed: a SIGKILLed rollout actor takes its vLLM engine-core
+        # process (and the GPU memory it holds) with it. Ray 2.60's default; the image sets it for `ray start` too.
+        os.environ.setdefault("RAY_process_group_cleanup_enabled", "1")
         ray.init(
             num_cpus=num_cpus,
             runtime_env={"env_vars": forwarded_env()},

@@ -68,33 +68,8 @@ class RolloutBatch:
         return self.samples[index]
 
     def groups(self, group_size: int, expected: Iterable[int] | None = None) -> dict[int, list[int]]:
-        """Group id -> positions of its samples ordered by sample index, groups by id.
-
-        Every group must hold exactly samples 0..G-1 (a lost or duplicated sample is an error naming its group),
-        and with `expected` group ids, exactly those groups must be present.
-        """
-        members: dict[int, dict[int, int]] = {}
-        for position, sample in enumerate(self.samples):
-            group = members.setdefault(sample.group_id, {})
-            if sample.sample_index in group:
-                raise ValueError(f"group {sample.group_id}: sample {sample.sample_index} arrived twice")
-            group[sample.sample_index] = position
-        for group_id, group in members.items():
-            if sorted(group) != list(range(group_size)):
-                missing = sorted(set(range(group_size)) - set(group))
-                extra = sorted(set(group) - set(range(group_size)))
-                raise ValueError(
-                    f"group {group_id}: expected samples 0..{group_size - 1}, missing {missing}"
-                    + (f", unexpected {extra}" if extra else "")
-                )
-        if expected is not None:
-            wanted = set(expected)
-            if set(members) != wanted:
-                raise ValueError(
-                    f"groups {sorted(wanted - set(members))} are missing, "
-                    f"groups {sorted(set(members) - wanted)} were not asked for"
-                )
-        return {g: [members[g][i] for i in range(group_size)] for g in sorted(members)}
+        """Group id -> positions of its samples ordered by sample index (see `group_positions`)."""
+        return group_positions([(s.group_id, s.sample_index) for s in self.samples], group_size, expected)
 
     def with_rewards(self, rewards: Sequence[float]) -> RolloutBatch:
         """The batch with each sample's total reward, `rewards` in the batch's order."""
@@ -113,8 +88,52 @@ class RolloutBatch:
         missing = [(s.group_id, s.sample_index) for s in self.samples if s.reward is None]
         if missing:
             raise ValueError(f"samples without a reward (group, sample): {missing[:5]}")
-        order = [position for positions in self.groups(group_size).values() for position in positions]
-        rewards = torch.tensor([self.samples[p].reward for p in order], dtype=torch.float32)
-        advantages = get_advantage(estimator)(rewards, group_size) if order else rewards
-        by_position = dict(zip(order, advantages.tolist()))
-        return RolloutBatch(tuple(replace(s, advantage=by_position[p]) for p, s in enumerate(self.samples)))
+        keys = [(s.group_id, s.sample_index) for s in self.samples]
+        advantages = grouped_advantages(keys, [s.reward for s in self.samples], estimator, group_size)
+        return RolloutBatch(tuple(replace(s, advantage=a) for s, a in zip(self.samples, advantages)))
+
+
+def group_positions(
+    keys: Sequence[tuple[int, int]], group_size: int, expected: Iterable[int] | None = None
+) -> dict[int, list[int]]:
+    """Group id -> positions of its samples ordered by sample index, groups by id, from each sample's
+    (group id, sample index) in batch order.
+
+    Every group must hold exactly samples 0..G-1 (a lost or duplicated sample is an error naming its group),
+    and with `expected` group ids, exactly those groups must be present.
+    """
+    members: dict[int, dict[int, int]] = {}
+    for position, (group_id, sample_index) in enumerate(keys):
+        group = members.setdefault(group_id, {})
+        if sample_index in group:
+            raise ValueError(f"group {group_id}: sample {sample_index} arrived twice")
+        group[sample_index] = position
+    for group_id, group in members.items():
+        if sorted(group) != list(range(group_size)):
+            missing = sorted(set(range(group_size)) - set(group))
+            extra = sorted(set(group) - set(range(group_size)))
+            raise ValueError(
+                f"group {group_id}: expected samples 0..{group_size - 1}, missing {missing}"
+                + (f", unexpected {extra}" if extra else "")
+            )
+    if expected is not None:
+        wanted = set(expected)
+        if set(members) != wanted:
+            raise ValueError(
+                f"groups {sorted(wanted - set(members))} are missing, "
+                f"groups {sorted(set(members) - wanted)} were not asked for"
+            )
+    return {g: [members[g][i] for i in range(group_size)] for g in sorted(members)}
+
+
+def grouped_advantages(
+    keys: Sequence[tuple[int, int]], rewards: Sequence[float], estimator: str, group_size: int
+) -> list[float]:
+    """Each sample's advantage, in batch order, from the registered `estimator` over its group (by id and index)."""
+    if len(rewards) != len(keys):
+        raise ValueError(f"{len(rewards)} rewards for {len(keys)} samples")
+    order = [position for positions in group_positions(keys, group_size).values() for position in positions]
+    ordered = torch.tensor([float(rewards[p]) for p in order], dtype=torch.float32)
+    advantages = get_advantage(estimator)(ordered, group_size) if order else ordered
+    by_position = dict(zip(order, advantages.tolist()))
+    return [by_position[p] for p in range(len(keys))]

@@ -8,13 +8,33 @@ from pydantic import Field, field_validator, model_validator
 
 from pipelines.config import PlacementStrategy, StrictModel
 
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # max_lora_rank values vLLM accepts (0.29 and 0.32)
+
+
+def vllm_max_lora_rank(rank: int) -> int:
+    """The smallest max_lora_rank vLLM accepts that holds an adapter of rank `rank`."""
+    for allowed in VLLM_LORA_RANKS:
+        if rank <= allowed:
+            return allowed
+    raise ValueError(f"model.lora_rank: {rank} is above vLLM's largest LoRA rank, {VLLM_LORA_RANKS[-1]}")
+
+
+def is_whole(value: float) -> bool:
+    return float(value).is_integer()
+
 
 class ModelConfig(StrictModel):
     """The base model and the LoRA adapter trained on top of it."""
 
     path: str = Field(description="HF model id or local folder (the quickstart builds a tiny one).")
     build_tiny: bool = Field(False, description="Build a tiny local model at `path` (see tiny_model) if it is missing.")
-    lora_rank: int = Field(16, ge=1, description="LoRA rank r.")
+    lora_rank: int = Field(
+        16,
+        ge=1,
+        le=VLLM_LORA_RANKS[-1],
+        description="LoRA rank r. vLLM's engines reserve the next rank it supports (8, 16, 32, 64, 128, 256, 320, "
+        "512): any r up to 512 works.",
+    )
     lora_alpha: int = Field(32, ge=1, description="LoRA alpha.")
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout.")
     target_modules: list[str] | None = Field(
@@ -85,7 +105,20 @@ class RolloutConfig(ActorResources):
     top_p: float = Field(
         1.0, gt=0, le=1, description="Nucleus sampling; only 1.0: the learner cannot reproduce truncated logprobs."
     )
-    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM GPU memory share.")
+    gpu_memory_utilization: float = Field(
+        0.85,
+        gt=0,
+        le=1,
+        description="Share of its GPU's memory vLLM takes (weights, activations, KV cache). On a shared GPU (a "
+        "fractional num_gpus_per_worker, e.g. colocated with the learner) at most that fraction: vLLM checks the "
+        "share is free when it starts, after the learner has loaded.",
+    )
+    sleep_during_update: bool | None = Field(
+        None,
+        description="vLLM sleep mode (level 1) while the learner works: after each rollout the engine offloads its "
+        "weights to CPU memory and drops its KV cache, and wakes before the adapter sync. None: on when colocated "
+        "with the learner on GPUs. CUDA only; not with train.overlap_rollout (the engine samples during the update).",
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("float32", description="vLLM dtype.")
     enforce_eager: bool = Field(True, description="Skip CUDA graphs (required on CPU).")
     colocate_with_learner: bool = Field(
@@ -107,17 +140,44 @@ class RolloutConfig(ActorResources):
 
     @model_validator(mode="after")
     def _tensor_parallel_gpus(self) -> RolloutConfig:
-        tp = self.tensor_parallel_size
-        if tp > 1 and self.num_gpus_per_worker != tp:
+        tp, gpus = self.tensor_parallel_size, self.num_gpus_per_worker
+        if tp > 1 and gpus != tp:
             raise ValueError(
-                f"tensor_parallel_size {tp} runs on the actor's own GPUs: set num_gpus_per_worker: {tp} "
-                f"(got {self.num_gpus_per_worker:g}; tensor parallelism is GPU-only)"
+                f"rollout.tensor_parallel_size: {tp} runs on the actor's own GPUs: set num_gpus_per_worker: {tp} "
+                f"(got {gpus:g}; tensor parallelism is GPU-only)"
             )
+        if gpus > 1 and tp == 1:
+            raise ValueError(
+                f"rollout.num_gpus_per_worker: {gpus:g} GPUs for one engine with tensor_parallel_size 1, which uses "
+                f"one: set tensor_parallel_size: {gpus:g}, or num_gpus_per_worker: 1"
+            )
+        if 0 < gpus < 1 and self.gpu_memory_utilization > gpus:
+            raise ValueError(
+                f"rollout.gpu_memory_utilization: {self.gpu_memory_utilization:g} of the GPU's memory is more than "
+                f"the engine's share of that GPU, rollout.num_gpus_per_worker {gpus:g}: whatever else holds the GPU "
+                f"(the learner, another engine) keeps the rest, so set gpu_memory_utilization to at most {gpus:g}"
+            )
+        if self.sleep_during_update and gpus == 0:
+            raise ValueError("rollout.sleep_during_update: vLLM's sleep mode needs GPUs (num_gpus_per_worker > 0)")
         return self
+
+    @property
+    def sleeps(self) -> bool:
+        """Whether the engines sleep while the learner works (see `sleep_during_update`)."""
+        if self.sleep_during_update is None:
+            return self.colocate_with_learner and self.num_gpus_per_worker > 0
+        return self.sleep_during_update
 
 
 class LearnerConfig(ActorResources):
     """DeepSpeed learner actors (data-parallel ranks) that own the trainable LoRA model."""
+
+    @field_validator("num_gpus_per_worker")
+    @classmethod
+    def _one_device_per_rank(cls, value: float) -> float:
+        if value > 1:
+            raise ValueError(f"a learner rank drives one GPU (got {value:g}): run more ranks (num_workers) instead")
+        return value
 
     zero_stage: int = Field(
         0,
@@ -252,3 +312,9 @@ class TrainConfig(StrictModel):
         "with artifacts beside it (browse with `mlflow ui --backend-store-uri sqlite:///<that file>`).",
     )
     mlflow_experiment: str = Field("logrl", min_length=1, description="MLflow experiment name.")
+    placement_timeout_s: float | None = Field(
+        900,
+        gt=0,
+        description="How long to wait for each role's placement group (its CPUs and GPUs) before failing with what "
+        "the cluster lacks; an autoscaling cluster may need minutes to add GPU nodes. None waits forever.",
+    )

@@ -82,6 +82,22 @@ def enable_gradient_checkpointing(model) -> None:
     model.config.use_cache = False
 
 
+def partition_report(model: torch.nn.Module) -> dict[str, int | bool]:
+    """Elements of the model's weights this process holds against the whole model's: under ZeRO-3's zero.Init each
+    weight keeps only its partition (`ds_tensor`; `ds_numel` is the full size)."""
+    full = local = 0
+    partitioned = False
+    for param in model.parameters():
+        if hasattr(param, "ds_numel"):
+            partitioned = True
+            full += param.ds_numel
+            local += param.ds_tensor.numel()
+        else:
+            full += param.numel()
+            local += param.numel()
+    return {"partitioned_at_load": partitioned, "local_elements": local, "full_elements": full}
+
+
 class LearnerCore:
     """Pure core of one learner rank. Rank 0 owns adapter snapshots; all ranks step together."""
 
@@ -99,8 +115,7 @@ class LearnerCore:
         temperature: float = 1.0,
         seed: int = 0,
     ):
-        from peft import LoraConfig, PeftModel, get_peft_model
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         if learner_cfg.threads:
             torch.set_num_threads(learner_cfg.threads)  # Ray pins OMP_NUM_THREADS to the reserved CPUs
@@ -108,9 +123,21 @@ class LearnerCore:
         self.sequences_per_step, self.learning_rate = sequences_per_step, learning_rate
         self.temperature = temperature  # the rollout's sampling temperature: GRPO logprobs are taken at it
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        dtype = torch.bfloat16 if learner_cfg.dtype == "bfloat16" else torch.float32
+        self._model_args = (model_path, model_cfg, init_adapter, seed)
+        self.engine, self.model, self.load_report = None, None, {}
+        if learner_cfg.zero_stage != 3:
+            self._build_model()  # under ZeRO-3: in init_engine, partitioned as it loads (see there)
+
+    def _build_model(self) -> None:
+        """The base (under ZeRO-3 loaded straight into this rank's partitions) with the trainable LoRA adapter."""
+        from peft import LoraConfig, PeftModel, get_peft_model
+        from transformers import AutoModelForCausalLM
+
+        model_path, model_cfg, init_adapter, seed = self._model_args
+        dtype = torch.bfloat16 if self.cfg.dtype == "bfloat16" else torch.float32
         base = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
-        if learner_cfg.gradient_checkpointing:
+        self.load_report = partition_report(base)
+        if self.cfg.gradient_checkpointing:
             enable_gradient_checkpointing(base)
         if init_adapter:
             self.model = PeftModel.from_pretrained(base, init_adapter, is_trainable=True)
@@ -124,12 +151,11 @@ class LearnerCore:
             )
             torch.manual_seed(seed)  # a fresh LoRA's initial weights: the same on every rank and every run
             self.model = get_peft_model(base, lora)
-        self.reference_adapter = bool(init_adapter) and algo_cfg.kl_reference == "init_adapter"
+        self.reference_adapter = bool(init_adapter) and self.algo.kl_reference == "init_adapter"
         if self.reference_adapter:
             self.model.load_adapter(init_adapter, adapter_name=REFERENCE_ADAPTER, is_trainable=False)
         self.trainable = {name for name, p in self.model.named_parameters() if p.requires_grad}
         self.dropout_free = dropout_free(self.model)
-        self.engine = None
 
     # --- distributed setup -------------------------------------------------------------------
     def address(self) -> tuple[str, int]:
@@ -154,11 +180,21 @@ class LearnerCore:
         deepspeed.init_distributed(dist_backend=dist_backend(self.cfg))
         per_rank = math.ceil(self.sequences_per_step / self.world_size)
         self.grad_accum = math.ceil(per_rank / self.cfg.micro_batch_size)
+        config = deepspeed_config(self.cfg, self.grad_accum)
+        if self.model is None:  # ZeRO-3: a base that does not fit one device is never whole on any rank
+            from transformers.integrations import HfDeepSpeedConfig
+
+            # While this object lives, from_pretrained builds the model under deepspeed.zero.Init: each layer is
+            # partitioned across the ranks as it is created and loaded (needs the process group, hence here).
+            self._zero3_load = HfDeepSpeedConfig(config)
+            linear = torch.nn.functional.linear
+            self._build_model()
+            # zero.Init swaps in DeepSpeed's "memory-efficient" linear and leaves it installed after the load;
+            # training forwards under it stalled (two gloo ranks, CPU): torch's own linear, as before zero.Init.
+            torch.nn.functional.linear = linear
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=0.0)
-        self.engine, *_ = deepspeed.initialize(
-            model=self.model, optimizer=optimizer, config=deepspeed_config(self.cfg, self.grad_accum)
-        )
+        self.engine, *_ = deepspeed.initialize(model=self.model, optimizer=optimizer, config=config)
         return self.grad_accum
 
     # --- forward helpers ---------------------------------------------------------------------

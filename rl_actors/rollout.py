@@ -10,7 +10,7 @@ import ray
 from pipelines.reasoning_format import completion_score
 from rl_actors.adapters import AdapterSnapshot, prune_adapter_versions
 from rl_actors.batch import PromptGroup, Sample
-from rl_actors.config import ModelConfig, RolloutConfig
+from rl_actors.config import ModelConfig, RolloutConfig, vllm_max_lora_rank
 from rl_actors.sequences import assistant_end_id
 
 SCORE_LOGPROBS = 20  # top log-probs per generated token when scoring (vLLM's default max_logprobs)
@@ -44,6 +44,12 @@ def samples_from_outputs(
     return samples
 
 
+def request_seeds(seed: int, groups: Sequence[PromptGroup]) -> list[int]:
+    """One sampling seed per prompt group, from the step's seed and the group id: a prompt drawn twice in a step (two
+    groups) or sampled by two engines gets different completions, and a rerun of the step the same ones."""
+    return [hash((seed, group.group_id)) & 0x7FFF_FFFF for group in groups]
+
+
 def engine_args(model_path: str, model_cfg: ModelConfig, rollout_cfg: RolloutConfig, seed: int) -> dict:
     """vLLM `LLM(...)` arguments of one rollout engine."""
     args = dict(
@@ -51,7 +57,7 @@ def engine_args(model_path: str, model_cfg: ModelConfig, rollout_cfg: RolloutCon
         dtype=rollout_cfg.dtype,
         enforce_eager=rollout_cfg.enforce_eager,
         enable_lora=True,
-        max_lora_rank=model_cfg.lora_rank,
+        max_lora_rank=vllm_max_lora_rank(model_cfg.lora_rank),  # vLLM accepts only some ranks: the next one up
         max_loras=1,
         max_model_len=model_cfg.max_model_len,
         tensor_parallel_size=rollout_cfg.tensor_parallel_size,
@@ -60,6 +66,8 @@ def engine_args(model_path: str, model_cfg: ModelConfig, rollout_cfg: RolloutCon
         # Sample logprobs after temperature scaling: the learner divides its logits by the same temperature.
         logprobs_mode="processed_logprobs",
     )
+    if rollout_cfg.sleeps:
+        args["enable_sleep_mode"] = True  # level-1 sleep while the learner works (colocated on one GPU)
     if rollout_cfg.tensor_parallel_size > 1:
         # The actor already holds its GPUs (Ray set CUDA_VISIBLE_DEVICES to them): vLLM's own worker processes use
         # those. Its Ray executor, which vLLM picks inside a Ray job, would ask Ray for GPUs the actor holds.
@@ -114,6 +122,14 @@ class RolloutEngine:
         prune_adapter_versions(self.adapter_dir, self.keep_adapters, protected={snapshot.version})
         return snapshot.version
 
+    def sleep(self) -> None:
+        """Give the GPU to the learner: weights offloaded to CPU memory, KV cache dropped (vLLM sleep level 1)."""
+        self.llm.sleep(level=1)
+
+    def wake_up(self) -> None:
+        """Weights back on the GPU and the KV cache reallocated, before the adapter sync loads the new version."""
+        self.llm.wake_up()
+
     def generate(self, prompts: Sequence[PromptGroup | tuple[int, list[int]]], seed: int | None = None) -> list[Sample]:
         """Sample G completions for each prompt group; logprobs are at the sampling temperature.
 
@@ -122,25 +138,28 @@ class RolloutEngine:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        params = SamplingParams(
+        groups = [PromptGroup.coerce(item) for item in prompts]
+        common = dict(
             n=self.cfg.group_size,
             max_tokens=self.cfg.max_new_tokens,
             temperature=self.cfg.temperature,
             top_p=self.cfg.top_p,
             logprobs=0,
-            # vLLM 0.32 on CPU crashes ("CPU Generator does not use offset") when a seeded request's prefill is
-            # chunked; there, sampling draws from the engine's own generator, seeded once at construction.
-            seed=seed if self.cfg.num_gpus_per_worker > 0 else None,
             skip_special_tokens=False,
             stop_token_ids=self.stop_token_ids,
         )
-        if seed is not None and params.seed is None:
+        # vLLM 0.32 on CPU crashes ("CPU Generator does not use offset") when a seeded request's prefill is
+        # chunked; there, sampling draws from the engine's own generator, seeded once at construction.
+        if seed is not None and self.cfg.num_gpus_per_worker > 0:  # on GPU: a seed per group (per request)
+            params = [SamplingParams(**common, seed=s) for s in request_seeds(seed, groups)]
+        else:
+            params = SamplingParams(**common)
+        if seed is not None and self.cfg.num_gpus_per_worker == 0:
             import torch
 
             # The engine runs in this process on CPU: re-seed its generator per call, so a step's samples depend
             # on (step seed, worker) only, never on earlier steps (a resumed run samples as an uninterrupted one).
             torch.manual_seed(hash((seed, self.seed)) & 0x7FFF_FFFF)
-        groups = [PromptGroup.coerce(item) for item in prompts]
         outputs = self.llm.generate(
             [TokensPrompt(prompt_token_ids=g.prompt_ids) for g in groups],
             params,
@@ -217,4 +236,17 @@ class RolloutEngine:
         return [o.outputs[0] for o in outputs]
 
 
-RolloutWorker = ray.remote(RolloutEngine)
+class RolloutActor(RolloutEngine):
+    """The Ray shell: also samples into columns that stay in the object store for the reward and learner actors."""
+
+    @ray.method(num_returns=2)
+    def generate_columns(self, groups: Sequence[PromptGroup], seed: int | None = None):
+        """`generate`, returned as (metadata the driver reads, `SampleColumns` it only passes on by reference)."""
+        from rl_actors.columns import SampleColumns
+
+        groups = [PromptGroup.coerce(group) for group in groups]
+        columns = SampleColumns.of(groups, self.generate(groups, seed))
+        return columns.meta(), columns
+
+
+RolloutWorker = ray.remote(RolloutActor)

@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import ray
 from ray.util.placement_group import PlacementGroup, remove_placement_group
 
@@ -16,15 +17,14 @@ from pipelines.augment import augmented
 from pipelines.config import DataConfig
 from pipelines.prompt_store import row_labels
 from pipelines.prompts import TEMPLATES_FORMAT, build_messages
-from pipelines.reasoning_format import parse_completion
 from pipelines.teacher import fast_mode_draws, sft_example
 from reward_workers.config import RewardConfig
 from reward_workers.registry import RewardInput
 from reward_workers.rewards.perplexity_reward import NEEDS_REFERENCE_LOGPROBS
-from reward_workers.worker import RewardWorker, score_with_pool_timed
+from reward_workers.worker import score_with_pool_timed
 from rl_actors.actor_group import ActorGroup, Pending, make_placement
 from rl_actors.adapters import AdapterSnapshot, adapter_versions, prune_adapter_versions
-from rl_actors.batch import PromptGroup, RolloutBatch, Sample
+from rl_actors.batch import PromptGroup, group_positions, grouped_advantages
 from rl_actors.checkpoint import (
     STATE_FILE,
     TrainerState,
@@ -36,10 +36,13 @@ from rl_actors.checkpoint import (
     restore_rng,
     write_trainer_state,
 )
+from rl_actors.columns import VERDICTS, Chunks, RolloutMeta, StepBatch, StepView, learner_shards
 from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig, RolloutConfig, SFTConfig, TrainConfig
+from rl_actors.control import start_control
 from rl_actors.learner import SAMPLES_KEY
 from rl_actors.learner_worker import LearnerWorker
 from rl_actors.metrics import MetricsLogger, mean_over_ranks, timed
+from rl_actors.reward_actor import RewardWorker
 from rl_actors.rollout import RolloutWorker
 from rl_actors.sampling import PromptSampler
 from rl_actors.sequences import encode_completion, encode_prompt
@@ -129,6 +132,7 @@ def make_learners(
         strategy=cfg.learner.placement_strategy,
         name="learner",
         shared=shared,
+        placement_timeout_s=cfg.train.placement_timeout_s,
         kwargs_for_rank=lambda rank: dict(
             model_path=cfg.model.path,
             model_cfg=cfg.model,
@@ -194,7 +198,7 @@ class Rollout:
     groups: list[PromptGroup]
     pending: Pending
     sampler_state: dict  # the prompt sampler before this rollout drew its prompts (what a checkpoint saves)
-    batch: RolloutBatch | None = None
+    batch: StepBatch | None = None  # metadata here, the samples' columns in the object store
 
 
 class GRPOTrainer:
@@ -218,7 +222,9 @@ class GRPOTrainer:
         self.colocated = None  # rollout engine i in learner rank i's bundle: one placement group for both
         if cfg.rollout.colocate_with_learner:
             roles = [(r.num_cpus_per_worker, r.num_gpus_per_worker) for r in (cfg.learner, cfg.rollout)]
-            self.colocated = make_placement(roles, cfg.learner.num_workers, cfg.learner.placement_strategy)
+            self.colocated = make_placement(
+                roles, cfg.learner.num_workers, cfg.learner.placement_strategy, cfg.train.placement_timeout_s, "learner"
+            )
         self.learner = make_learners(
             cfg, cfg.train.prompts_per_step * group_size, cfg.learner.learning_rate, init_adapter, self.colocated
         )
@@ -230,6 +236,7 @@ class GRPOTrainer:
             strategy=cfg.rollout.placement_strategy,
             name="rollout",
             shared=self.colocated,
+            placement_timeout_s=cfg.train.placement_timeout_s,
             kwargs_for_rank=lambda rank: dict(
                 model_path=cfg.model.path,
                 model_cfg=cfg.model,
@@ -244,8 +251,11 @@ class GRPOTrainer:
             num_cpus=cfg.reward.num_cpus_per_worker,
             strategy=cfg.reward.placement_strategy,
             name="reward",
+            placement_timeout_s=cfg.train.placement_timeout_s,
             kwargs_for_rank=lambda rank: dict(cfg=cfg.reward),
         )
+        self.control = start_control(cfg.train.output_dir, cfg.rollout.num_workers)  # `logrl scale --rollout N`
+        self.probe: tuple[list[int], list[int]] | None = None  # a (prompt, completion) for sync checks
         self.logger = metrics_logger(cfg, "grpo")
         self.protected = protected_versions(cfg.train, init_adapter)
         self.version, self.start_step = 0, 0
@@ -259,48 +269,95 @@ class GRPOTrainer:
     def step(self, step: int) -> dict[str, float]:
         """One GRPO step; returns its metrics. With `train.overlap_rollout` the next step's rollout is started as soon
         as this step's batch is in, and runs while this step scores and learns."""
-        metrics: dict[str, float] = {}
+        metrics: dict[str, float] = self.apply_scale()  # engines added or removed since the last step
         group_size = self.cfg.rollout.group_size
         rollout = self.ahead if self.ahead is not None and self.ahead.step == step else self.start_rollout(step)
         self.ahead = None
         metrics["prompts"] = [g.prompt_index for g in rollout.groups]  # JSONL only: which batch each step trained on
         with timed(metrics, "time/rollout"):
-            batch = self.finish_rollout(rollout)
+            batch = self.finish_rollout(rollout)  # metadata; the samples stay in the object store (rl_actors.columns)
         if self.cfg.train.overlap_rollout and step + 1 < self.cfg.train.steps:
             self.ahead = self.start_rollout(step + 1)  # sampled with the current adapter while this step learns
-        batch = self.reference_logprobs(batch, metrics)
+        if self.cfg.rollout.sleeps:  # colocated: the engines free the GPU for the reference pass and the update
+            with timed(metrics, "time/rollout_sleep"):
+                self.rollout.call("sleep", on_replace=self.load_current_adapter)
+        view = self.reference_logprobs(batch, metrics)
         with timed(metrics, "time/reward"):
-            inputs = [self.reward_input(sample) for sample in batch]
+            contexts = {group.group_id: self.reward_input(group) for group in rollout.groups}
+            inputs = view.with_contexts(self._share(contexts))  # each reward actor fetches its shard's samples
             scores, reward_timings = score_with_pool_timed(
                 self.reward.workers, inputs, self.cfg.reward.timeout_s, replace=self.reward.replace
             )
-        batch = batch.with_rewards([s["total"] for s in scores]).with_advantages(self.cfg.algo.advantage, group_size)
+        rewards = [s["total"] for s in scores]
+        advantages = grouped_advantages(batch.keys(), rewards, self.cfg.algo.advantage, group_size)
         with timed(metrics, "time/learn"):
-            learner_stats = self.learner.call_sharded("grpo_step", batch.samples)
+            learner_stats = self.learner.call_sharded("grpo_step", view.with_advantages(np.array(advantages)))
         if self.ahead is not None:
             with timed(metrics, "time/rollout_ahead_wait"):  # what the overlap did not hide
                 self.finish_rollout(self.ahead)
         trained = self.version  # the learner's adapter version this step's update started from
+        if self.cfg.rollout.sleeps:
+            with timed(metrics, "time/rollout_wake"):
+                self.rollout.call("wake_up", on_replace=self.load_current_adapter)
         with timed(metrics, "time/sync"):
             self.sync_adapter(step + 1)
-        metrics |= self.describe(batch, scores, learner_stats, reward_timings, trained)
-        metrics["sync/max_abs_logprob_diff"] = self.sync_check(batch[0])
+        labels = {group_id: context.label for group_id, context in contexts.items()}
+        metrics |= self.describe(batch.meta, labels, scores, learner_stats, reward_timings, trained)
+        self.probe = batch.meta.probe
+        metrics["sync/max_abs_logprob_diff"] = self.sync_check(self.probe)
+        metrics["rollout/engines"] = float(len(self.rollout))
         return metrics
+
+    def apply_scale(self) -> dict[str, float]:
+        """Run as many rollout engines as `logrl scale` asked for. A new engine loads the current adapter and is
+        sync-checked against the learner before it samples; a removed one finishes the batch it holds first."""
+        target, current = ray.get(self.control.rollout_target.remote()), len(self.rollout)
+        if target == current:
+            return {}
+        if self.colocated is not None:
+            print(f"[rollout] scale to {target} refused: colocated engines share the learner's bundles", flush=True)
+            ray.get(self.control.applied.remote(current))
+            return {}
+        out: dict[str, float] = {}
+        if target > current:
+            for worker in self.rollout.grow(target - current):
+                self.load_current_adapter(worker)
+                diff = self.sync_check(self.probe or self.fallback_probe(), engines=[worker])
+                if not diff < float("inf"):
+                    raise RuntimeError(f"a new rollout engine disagrees with the learner: max |logprob diff| {diff}")
+                out["rollout/new_engine_sync_diff"] = max(out.get("rollout/new_engine_sync_diff", 0.0), diff)
+        else:
+            if self.ahead is not None:
+                self.finish_rollout(self.ahead)  # the engines to stop hold part of it: collect it first
+            self.rollout.shrink(current - target)
+        ray.get(self.control.applied.remote(len(self.rollout)))
+        print(f"[rollout] {current} -> {len(self.rollout)} engines", flush=True)
+        return out
+
+    def fallback_probe(self) -> tuple[list[int], list[int]]:
+        """A (prompt, completion) pair before any rollout: the first prompt, its last tokens as the completion."""
+        prompt = self.prompt_ids(self.rows[0]["prompt"])
+        return prompt, prompt[-8:]
+
+    def _share(self, value):
+        """Put a value the workers fetch into the object store once (not once per call it is passed to)."""
+        return ray.put(value)
 
     def start_rollout(self, step: int) -> Rollout:
         """Draw the step's prompts and start sampling them on the rollout engines (returns at once)."""
         sampler_state = self.sampler.state_dict()
         groups = self.prompt_groups(step)
-        pending = self.rollout.start_sharded("generate", groups, seed=self.cfg.train.seed + step)
+        pending = self.rollout.start_sharded("generate_columns", groups, seed=self.cfg.train.seed + step)
         return Rollout(step, groups, pending, sampler_state)
 
-    def finish_rollout(self, rollout: Rollout) -> RolloutBatch:
-        """The started rollout's samples, every group whole (else a named error); an engine that died is replaced
-        with the adapter the others sample with, and its shard sampled again."""
+    def finish_rollout(self, rollout: Rollout) -> StepBatch:
+        """The started rollout's metadata, every group whole (else a named error), with references to its samples;
+        an engine that died is replaced with the adapter the others sample with, and its shard sampled again."""
         if rollout.batch is None:
-            samples = self.rollout.wait_flat(rollout.pending, on_replace=self.load_current_adapter)
-            rollout.batch = RolloutBatch.of(samples)
-            rollout.batch.groups(self.cfg.rollout.group_size, expected=[g.group_id for g in rollout.groups])
+            results = self.rollout.wait(rollout.pending, on_replace=self.load_current_adapter)
+            batch = StepBatch.of(results)
+            group_positions(batch.keys(), self.cfg.rollout.group_size, expected=[g.group_id for g in rollout.groups])
+            rollout.batch = batch
         return rollout.batch
 
     def fit(self) -> dict:
@@ -360,27 +417,29 @@ class GRPOTrainer:
         room = self.cfg.model.max_model_len - self.cfg.rollout.max_new_tokens
         return view if view is row or len(self.prompt_ids(view["prompt"])) <= room else row
 
-    def reference_logprobs(self, batch: RolloutBatch, metrics: dict) -> RolloutBatch:
-        """The batch with completion logprobs under the KL reference at the sampling temperature, when KL or a
-        reward needs them."""
+    def reference_logprobs(self, batch: StepBatch, metrics: dict) -> StepView:
+        """A view of the batch that also carries its completion logprobs under the KL reference at the sampling
+        temperature, when KL or a reward needs them: computed by the learner ranks, left in the object store."""
         if self.cfg.algo.kl_coef == 0 and NEEDS_REFERENCE_LOGPROBS not in self.cfg.reward.weights:
-            return batch
-        pairs = [(s.prompt_ids, s.completion_ids) for s in batch]
+            return batch.view
         temperature = self.cfg.rollout.temperature
         with timed(metrics, "time/reference"):
-            logprobs = self.learner.call_sharded_flat("logprobs", pairs, reference=True, temperature=temperature)
-        return batch.with_ref_logprobs([tuple(lp) for lp in logprobs])
+            pending = self.learner.start_sharded("reference_columns", batch.view, temperature=temperature)
+            refs = [ref for _, ref in self.learner.wait(pending)]  # each rank's shard, as `call_sharded` cuts it
+        return batch.view.with_reference(Chunks(tuple(refs), tuple(learner_shards(len(batch), len(self.learner)))))
 
-    def reward_input(self, sample: Sample) -> RewardInput:
-        """What the reward actors see for one sample."""
-        row = self.view(sample.prompt_index, sample.group_id)
+    def reward_input(self, group: PromptGroup) -> RewardInput:
+        """What the reward actors see for a group's samples; each sample's completion and reference log-probs are
+        filled in by the reward actor that scores it (`StepView.reward_inputs`). The row is the group's training
+        view (`view`), the same one its prompt was rendered from."""
+        row = self.view(group.prompt_index, group.group_id)
         anomaly_lines = row.get("anomaly_lines")
         return RewardInput(
             row["prompt"],
-            sample.text,
+            "",
             row["label"],
             row["reference"],
-            sample.ref_logprobs,
+            None,
             None if anomaly_lines is None else tuple(anomaly_lines),
         )
 
@@ -400,31 +459,34 @@ class GRPOTrainer:
         """Ready a replacement rollout engine: the adapter the others hold."""
         ray.get(worker.load_adapter.remote(self.snapshot_ref))
 
-    def sync_check(self, sample: Sample) -> float:
-        """Largest |learner - rollout| logprob on one completion under the freshly synced adapter, over every
-        rollout engine (each loaded the snapshot itself)."""
-        pair = [(sample.prompt_ids, sample.completion_ids)]
+    def sync_check(self, probe: tuple[list[int], list[int]], engines: list | None = None) -> float:
+        """Largest |learner - rollout| logprob on one (prompt, completion) under the freshly synced adapter, over
+        every rollout engine (each loaded the snapshot itself), or over the given `engines`."""
+        pair = [probe]
         learner = self.learner.call("logprobs", pair)[0][0]  # every rank runs it: ZeRO-3 forwards are collectives
-        engines = [scored[0] for scored in self.rollout.call("score", pair, on_replace=self.load_current_adapter)]
+        if engines is None:
+            engines = [scored[0] for scored in self.rollout.call("score", pair, on_replace=self.load_current_adapter)]
+        else:
+            engines = [scored[0] for scored in ray.get([engine.score.remote(pair) for engine in engines])]
         return max((abs(a - b) for rollout in engines for a, b in zip(learner, rollout)), default=0.0)
 
-    def describe(self, batch: RolloutBatch, scores, learner_stats, reward_timings, trained: int) -> dict[str, float]:
-        """Reward by component, answer accuracy, lengths, learner stats averaged over ranks, how far the sampling
-        adapter was behind the `trained` version."""
+    def describe(
+        self, meta: RolloutMeta, labels: dict[int, str], scores, learner_stats, reward_timings, trained: int
+    ) -> dict[str, float]:
+        """Reward by component, answer accuracy (`labels`: each group's), lengths, learner stats averaged over ranks,
+        how far the sampling adapter was behind the `trained` version."""
         n = len(scores)
         out = {f"reward/{k}": sum(s[k] for s in scores) / n for k in scores[0]}
-        parsed = [parse_completion(s.text) for s in batch]
-        labels = [self.rows[s.prompt_index]["label"] for s in batch]
-        out["rollout/well_formed"] = sum(p.well_formed for p in parsed) / n
-        out["rollout/accuracy"] = sum(p.verdict == y for p, y in zip(parsed, labels)) / n
-        out["rollout/completion_tokens"] = sum(len(s.completion_ids) for s in batch) / n
-        out["rollout/truncated"] = sum(s.finish_reason == "length" for s in batch) / n
+        label_codes = np.array([VERDICTS[labels[g]] for g in meta.group_id.tolist()], dtype=np.int8)
+        out["rollout/well_formed"] = float(meta.well_formed.mean())
+        out["rollout/accuracy"] = float((meta.verdict == label_codes).mean())
+        out["rollout/completion_tokens"] = float(meta.completion_tokens.mean())
+        out["rollout/truncated"] = float(meta.truncated.mean())
         out |= mean_over_ranks([{k: v for k, v in s.items() if k != SAMPLES_KEY} for s in learner_stats])
         out[SAMPLES_KEY] = sum(s.get(SAMPLES_KEY, 0.0) for s in learner_stats)  # every sample, on exactly one rank
         out |= {f"time/reward_{k}": v for k, v in reward_timings.items() if k != "retries"}
-        sampled_with = [s.policy_version for s in batch if s.policy_version is not None]
-        if sampled_with:  # learner versions the sampling adapter was behind: 0 on-policy, 1 with overlap_rollout
-            out["rollout/policy_lag"] = float(trained - min(sampled_with))
+        if meta.policy_version is not None:  # learner versions the sampling adapter was behind: 0, or 1 overlapped
+            out["rollout/policy_lag"] = float(trained - meta.policy_version)
         out["adapter/version"] = self.version
         out["faults/replaced_actors"] = float(self.rollout.replaced + self.reward.replaced)  # over the run
         return out
@@ -433,5 +495,6 @@ class GRPOTrainer:
         self.logger.close()
         for group in (self.rollout, self.reward, self.learner):
             group.shutdown()
+        ray.kill(self.control)
         if self.colocated is not None:
             remove_placement_group(self.colocated)

@@ -84,7 +84,14 @@ def test_each_role_has_its_own_placement_strategy():
     ("overrides", "message"),
     [
         (["rollout.num_workers=2"], "one rollout engine per learner rank"),
-        (["rollout.num_gpus_per_worker=0.6", "learner.num_gpus_per_worker=0.5"], "at most 1 \\(got 1.1"),
+        (
+            [
+                "rollout.num_gpus_per_worker=0.6",
+                "learner.num_gpus_per_worker=0.5",
+                "rollout.gpu_memory_utilization=0.5",
+            ],
+            "at most 1 \\(got 1.1",
+        ),
         (
             ["rollout.num_gpus_per_worker=0.5", "learner.num_gpus_per_worker=0.5", "rollout.tensor_parallel_size=2"],
             "num_gpus_per_worker: 2",  # refused already by the rollout section (TP needs whole GPUs)
@@ -97,12 +104,61 @@ def test_colocation_that_cannot_fit_names_the_field(overrides, message):
     assert "colocate_with_learner" in str(err.value) or "tensor_parallel" in str(err.value)
 
 
+HALVES = ["rollout.colocate_with_learner=true", "rollout.num_gpus_per_worker=0.5", "learner.num_gpus_per_worker=0.5"]
+
+
 def test_colocation_sharing_one_gpu_by_halves_is_accepted():
-    cfg = load_config(
-        DEFAULT_CONFIG,
-        ["rollout.colocate_with_learner=true", "rollout.num_gpus_per_worker=0.5", "learner.num_gpus_per_worker=0.5"],
-    )
+    cfg = load_config(DEFAULT_CONFIG, [*HALVES, "rollout.gpu_memory_utilization=0.45"])
     assert cfg.rollout.colocate_with_learner
+    assert cfg.rollout.sleeps  # colocated on GPUs: the engines sleep while the learner works, by default
+    two = load_config(DEFAULT_CONFIG, [*HALVES, "rollout.gpu_memory_utilization=0.45", "rollout.num_workers=2",
+                                       "learner.num_workers=2"])  # fmt: skip
+    assert two.learner.num_workers == 2  # each bundle holds one whole GPU: one rank per GPU
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "numbers"),
+    [
+        # vLLM's start-up check wants 0.85 of a GPU free after the learner took its half
+        (HALVES, "rollout.gpu_memory_utilization", ["0.85", "0.5"]),
+        (["rollout.num_gpus_per_worker=0.25"], "rollout.gpu_memory_utilization", ["0.85", "0.25"]),
+        # two NCCL ranks may land on one GPU
+        (["learner.num_workers=2", "learner.num_gpus_per_worker=0.5"], "learner.num_gpus_per_worker", ["0.5"]),
+        (
+            [
+                *HALVES[:1],
+                "rollout.num_gpus_per_worker=0.25",
+                "learner.num_gpus_per_worker=0.25",
+                "rollout.num_workers=2",
+                "learner.num_workers=2",
+                "rollout.gpu_memory_utilization=0.2",
+            ],
+            "learner.num_gpus_per_worker",
+            ["0.25"],
+        ),  # fmt: skip
+        (["learner.num_gpus_per_worker=2"], "learner.num_gpus_per_worker", ["2"]),
+        (["rollout.num_gpus_per_worker=2"], "rollout.num_gpus_per_worker", ["2"]),
+        (["model.lora_rank=1024"], "model.lora_rank", ["512"]),
+        (["rollout.sleep_during_update=true"], "rollout.sleep_during_update", []),
+        (
+            [*HALVES, "rollout.gpu_memory_utilization=0.45", "train.overlap_rollout=true"],
+            "train.overlap_rollout",
+            [],
+        ),
+        (["train.placement_timeout_s=0"], "train.placement_timeout_s", []),
+    ],
+)
+def test_accepted_but_broken_gpu_settings_are_refused_naming_the_field(overrides, field, numbers):
+    with pytest.raises(ConfigError) as err:
+        load_config(DEFAULT_CONFIG, overrides)
+    (line,) = str(err.value).splitlines()[1:]
+    assert line.strip().startswith(f"{field}:"), line
+    assert all(n in line for n in numbers), (line, numbers)
+
+
+def test_the_gpu_cluster_config_stays_valid_and_unchanged_by_the_checks():
+    cfg = load_config(DEFAULT_CONFIG.parent / "gpu-cluster.yaml")
+    assert not cfg.rollout.sleeps and cfg.train.placement_timeout_s > 0
 
 
 def test_every_shipped_config_keeps_the_asymmetric_payoff():

@@ -1,5 +1,5 @@
-"""ZeRO-3 learner ranks, two processes over gloo without Ray: uneven shards do not hang, snapshots hold the adapter,
-a checkpoint (LoRA shards + optimizer) restores the weights it saved.
+"""ZeRO-3 learner ranks, two processes over gloo without Ray: the base is loaded partitioned (zero.Init), uneven shards
+do not hang, snapshots hold the adapter, a checkpoint (LoRA shards + optimizer) restores the weights it saved.
 
 Every weight is partitioned (persistence threshold 0), so each forward gathers shards from both ranks: a rank with
 fewer log-prob forwards than the other, or a snapshot that did not gather, would hang or save empty tensors.
@@ -58,6 +58,7 @@ def _rank(rank: int, model_dir: str, port: int, results, checkpoint: str) -> Non
     )
     algo = AlgoConfig(kl_coef=0.1)  # the reference pass runs inside grpo_step, one forward per sample
     core = LearnerCore(model_dir, ModelConfig(path=model_dir, lora_rank=4), learner_cfg, algo, 4, 1e-2, None, rank, 2)
+    assert core.model is None  # under ZeRO-3 nothing is loaded before the process group exists
     core.init_engine("127.0.0.1", port)
 
     def tensors(snapshot):
@@ -74,7 +75,7 @@ def _rank(rank: int, model_dir: str, port: int, results, checkpoint: str) -> Non
         )
         for p in PROMPTS
     ]
-    out = {"initial": tensors(core.snapshot(0))}
+    out = {"initial": tensors(core.snapshot(0)), "load": core.load_report}
     mine = pairs[:3] if rank == 0 else []
     out["logprobs"] = core.logprobs(mine)
     out["reference"] = core.logprobs(mine, reference=True)
@@ -118,6 +119,9 @@ def test_zero3_ranks_with_uneven_shards_step_and_snapshot_the_gathered_adapter(t
             if proc.is_alive():
                 proc.kill()
     zero, one = outputs[0], outputs[1]
+    for out in (zero, one):  # loaded under zero.Init: each rank only ever held its half of the base's weights
+        load = out["load"]
+        assert load["partitioned_at_load"] and load["local_elements"] * WORLD <= load["full_elements"] + WORLD * 64
     assert zero["initial"] and all(0 not in shape for shape in zero["initial"].values())
     assert zero["final"].keys() == zero["initial"].keys() and zero["final"] == zero["initial"]
     assert one["initial"] is None and one["final"] is None  # rank 1 gathered, rank 0 saved

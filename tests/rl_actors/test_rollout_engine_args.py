@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from rl_actors.batch import PromptGroup
 from rl_actors.config import ModelConfig, RolloutConfig
-from rl_actors.rollout import engine_args
+from rl_actors.rollout import engine_args, request_seeds
 
 
 def test_a_single_gpu_or_cpu_engine_leaves_the_executor_to_vllm():
@@ -26,3 +27,25 @@ def test_tensor_parallel_engines_use_their_own_worker_processes_on_the_actors_gp
 def test_tensor_parallelism_needs_as_many_gpus_per_actor(gpus):
     with pytest.raises(ValidationError, match="num_gpus_per_worker: 2"):
         RolloutConfig(tensor_parallel_size=2, num_gpus_per_worker=gpus)
+
+
+@pytest.mark.parametrize(("rank", "reserved"), [(1, 8), (4, 8), (8, 8), (12, 16), (48, 64), (300, 320), (512, 512)])
+def test_the_engine_reserves_the_next_lora_rank_vllm_accepts(rank, reserved):
+    args = engine_args("m", ModelConfig(path="m", lora_rank=rank), RolloutConfig(), seed=0)
+    assert args["max_lora_rank"] == reserved
+
+
+def test_sleep_mode_is_enabled_only_where_the_engines_sleep():
+    assert "enable_sleep_mode" not in engine_args("m", ModelConfig(path="m"), RolloutConfig(), seed=0)
+    colocated = RolloutConfig(colocate_with_learner=True, num_gpus_per_worker=0.5, gpu_memory_utilization=0.4)
+    assert engine_args("m", ModelConfig(path="m"), colocated, seed=0)["enable_sleep_mode"] is True
+    off = colocated.model_copy(update={"sleep_during_update": False})
+    assert "enable_sleep_mode" not in engine_args("m", ModelConfig(path="m"), off, seed=0)
+
+
+def test_each_prompt_group_gets_its_own_sampling_seed():
+    groups = [PromptGroup(g, 7, [1, 2]) for g in range(64)]  # one prompt drawn 64 times: 64 groups
+    seeds = request_seeds(5, groups)
+    assert len(set(seeds)) == 64 and all(0 <= s < 2**31 for s in seeds)
+    assert seeds == request_seeds(5, groups)  # a rerun of the step samples the same
+    assert set(seeds).isdisjoint(request_seeds(6, groups))  # another step: others

@@ -12,6 +12,7 @@ import rl_actors.trainer as trainer_module
 from reward_workers.config import RewardConfig
 from rl_actors.algos import get_advantage
 from rl_actors.batch import PromptGroup, Sample
+from rl_actors.columns import SampleColumns, StepView
 from rl_actors.config import AlgoConfig, RolloutConfig, TrainConfig
 from rl_actors.sampling import PromptSampler
 from rl_actors.trainer import GRPOTrainer
@@ -32,11 +33,20 @@ class FakeRollout:
         self.version, self.events = 0, []
 
     def start_sharded(self, method: str, groups: list[PromptGroup], seed: int):
-        assert method == "generate" and all(isinstance(g, PromptGroup) for g in groups)
+        assert method == "generate_columns" and all(isinstance(g, PromptGroup) for g in groups)
         self.events.append(("sample", groups[0].group_id // P, self.version))
         return groups, self.version
 
-    def wait_flat(self, pending, on_replace=None) -> list[Sample]:
+    def __len__(self) -> int:
+        return 2
+
+    def call(self, method: str, on_replace=None) -> list:
+        assert on_replace is not None  # a sleeping or waking engine that died is replaced too
+        self.events.append((method, self.version))
+        return [None, None]
+
+    def wait(self, pending, on_replace=None) -> list[tuple]:
+        """Each worker's (metadata, columns): the columns themselves here, where Ray would pass a reference."""
         assert on_replace is not None  # a rollout engine that dies mid-step is replaced, not fatal
         groups, version = pending
         samples = [
@@ -45,7 +55,10 @@ class FakeRollout:
             for i in range(G)
         ]
         samples = samples[1::2] + samples[::2][::-1]
-        return [s for s in samples if (s.group_id, s.sample_index) != self.drop]
+        samples = [s for s in samples if (s.group_id, s.sample_index) != self.drop]
+        half = len(samples) // 2
+        columns = [SampleColumns.of(groups, part) for part in (samples[:half], samples[half:])]
+        return [(c.meta(), c) for c in columns]
 
 
 class FakeLearner:
@@ -53,21 +66,24 @@ class FakeLearner:
         self.received: list[Sample] = []
         self.events = events
 
-    def call_sharded(self, method: str, samples):
-        assert method == "grpo_step"
-        self.received = list(samples)
+    def call_sharded(self, method: str, view):
+        assert method == "grpo_step" and isinstance(view, StepView)  # references, not samples, leave the driver
+        self.received = view.samples()  # as the learner ranks resolve their shards
+        samples = self.received
         self.events.append(("learn", samples[0].group_id // P))
         return [{"actor/loss": 0.5}, {"actor/loss": 1.5}]
 
 
-def _trainer(monkeypatch, rollout: FakeRollout, **train) -> GRPOTrainer:
-    def score(workers, inputs, timeout_s, replace):  # the reward pool: a reward read off each completion's text
+def _trainer(monkeypatch, rollout: FakeRollout, rollout_cfg: RolloutConfig | None = None, **train) -> GRPOTrainer:
+    def score(workers, view, timeout_s, replace):  # the reward pool: a reward read off each completion's text
+        inputs = view.reward_inputs()  # as the reward actors resolve their shards
+        assert {i.prompt for i in inputs} <= {"p0", "p1"}  # each sample with its group's row
         return [{"total": reward_of(*map(int, i.completion.split(":"))), "answer": 1.0} for i in inputs], {}
 
     trainer = GRPOTrainer.__new__(GRPOTrainer)  # no actors: stand-ins for the three groups
     trainer.cfg = SimpleNamespace(
         train=TrainConfig(prompts_per_step=P, **train),
-        rollout=RolloutConfig(group_size=G),
+        rollout=rollout_cfg or RolloutConfig(group_size=G),
         algo=AlgoConfig(kl_coef=0.0),
         reward=RewardConfig(),
         data=SimpleNamespace(format="bgl"),
@@ -86,7 +102,9 @@ def _trainer(monkeypatch, rollout: FakeRollout, **train) -> GRPOTrainer:
     def sync_adapter(version: int) -> None:
         trainer.version = rollout.version = version
 
-    trainer.sync_adapter, trainer.sync_check = sync_adapter, lambda sample: 0.0
+    trainer.sync_adapter, trainer.sync_check = sync_adapter, lambda probe: 0.0
+    trainer._share = lambda value: value  # no object store here
+    trainer.apply_scale, trainer.probe = dict, None  # no control actor: the engine count never changes
     monkeypatch.setattr(trainer_module, "score_with_pool_timed", score)
     return trainer
 
@@ -102,7 +120,6 @@ def test_the_learner_gets_advantages_grouped_by_id(monkeypatch):
     for group_id in (6, 7, 8):
         group = sorted((s for s in received if s.group_id == group_id), key=lambda s: s.sample_index)
         rewards = [reward_of(group_id, i) for i in range(G)]
-        assert [s.reward for s in group] == rewards
         assert [s.advantage for s in group] == pytest.approx(estimator(torch.tensor(rewards), G).tolist())
     assert metrics["actor/loss"] == 1.0 and metrics["adapter/version"] == 3
     assert metrics["reward/answer"] == 1.0 and metrics["rollout/completion_tokens"] == 2
@@ -148,3 +165,19 @@ def test_a_lost_sample_stops_the_step_before_the_update(monkeypatch):
     with pytest.raises(ValueError, match=r"group 1: expected samples 0..3, missing \[2\]"):
         trainer.step(0)
     assert trainer.learner.received == []
+
+
+def test_colocated_engines_sleep_through_the_update_and_wake_before_the_sync(monkeypatch):
+    colocated = RolloutConfig(
+        group_size=G, colocate_with_learner=True, num_gpus_per_worker=0.5, gpu_memory_utilization=0.4
+    )
+    trainer = _trainer(monkeypatch, FakeRollout(), colocated, steps=2)
+    metrics = [trainer.step(k) for k in range(2)]
+    assert trainer.rollout.events == [
+        ("sample", 0, 0), ("sleep", 0), ("learn", 0), ("wake_up", 0),  # then the sync to v1
+        ("sample", 1, 1), ("sleep", 1), ("learn", 1), ("wake_up", 1),
+    ]  # fmt: skip
+    assert all("time/rollout_sleep" in m and "time/rollout_wake" in m for m in metrics)
+    plain = _trainer(monkeypatch, FakeRollout(), steps=1)
+    plain.step(0)
+    assert [e[0] for e in plain.rollout.events] == ["sample", "learn"]  # not colocated: no sleep
