@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -89,16 +90,25 @@ def _named_path(text: str) -> tuple[str, str]:
 
 def cmd_serve(args):
     from cluster.stages import start_serving
+    from serving.launch import stop_detector
 
     detector = start_serving(_config(args), args.adapter)
     print(
         f"[serve] {detector.url} serving {detector.adapter.name} ({detector.adapter.version}); Ctrl-C stops", flush=True
     )
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop: shut down as Ctrl-C does
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
+    finally:
+        stop_detector(detector)
+        print("[serve] stopped", flush=True)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def cmd_detect(args):

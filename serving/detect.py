@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,23 @@ from pipelines.prompts import (
     render_raw_lines,
     shown_line_numbers,
 )
-from pipelines.reasoning_format import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, parse_completion
+from pipelines.reasoning_format import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    THINK_CLOSE,
+    THINK_OPEN,
+    parse_completion,
+    verdict_position,
+    verdict_score,
+)
 from pipelines.templates import LogTemplateMiner
 from serving.untrusted import clip, escape_for_response, invalid_code_point, normalize_line
 
 REASON_MODE, FAST_MODE = "reason", "fast"
+DETECT_PRIORITY = 0  # vLLM priority scheduling: lower runs first; /v1 work is pinned to serving.fairness.BULK_PRIORITY
+SCORE_TOP_LOGPROBS = 20  # top log-probs asked per generated token, for `score` (vLLM's default max_logprobs)
+# One generated token: its text and its top (text, log-prob) alternatives.
+TokenLogprobs = tuple[str, Sequence[tuple[str, float]]]
 
 
 class InvalidDetectRequest(ValueError):
@@ -137,17 +149,34 @@ def parse_detect_request(payload: Any, limits: DetectLimits) -> DetectRequest:
 
 
 def sampling_for(fast: bool, limits: DetectLimits) -> dict[str, Any]:
-    """Greedy sampling; fast mode continues a prefilled `<answer>` and stops right after `</answer>` (kept)."""
+    """Greedy sampling with each token's top log-probs (for `score`); fast mode continues a prefilled `<answer>`
+    and stops right after `</answer>` (kept)."""
+    scored = {"temperature": 0.0, "logprobs": True, "top_logprobs": SCORE_TOP_LOGPROBS}
     if fast:
         return {
-            "temperature": 0.0,
+            **scored,
             "max_completion_tokens": limits.fast_max_new_tokens,
             "stop": [ANSWER_CLOSE],
             "include_stop_str_in_output": True,
             "add_generation_prompt": False,
             "continue_final_message": True,
         }
-    return {"temperature": 0.0, "max_completion_tokens": limits.max_new_tokens}
+    return {**scored, "max_completion_tokens": limits.max_new_tokens}
+
+
+def verdict_probability(token_logprobs: Sequence[TokenLogprobs] | None, plan: DetectPlan) -> float | None:
+    """P(anomalous) where the verdict is decided: fast mode's first generated token (right after the `<answer>`
+    prefill), or in reasoning mode the token that starts the text after `<answer>`; None when there is no such
+    token or none of its top alternatives starts a verdict."""
+    if not token_logprobs:
+        return None
+    if plan.mode == FAST_MODE:
+        position: int | None = 0
+    else:
+        position = verdict_position([text for text, _ in token_logprobs], plan.prefill)
+    if position is None:
+        return None
+    return verdict_score(list(token_logprobs[position][1]))
 
 
 def prompt_token_budget(
@@ -222,18 +251,22 @@ def detect_response(
     adapter: AdapterInfo,
     latency_ms: float,
     limits: DetectLimits | None = None,
+    token_logprobs: Sequence[TokenLogprobs] | None = None,
 ) -> dict[str, Any]:
     """The /detect answer; the verdict comes only from the model's completion, never from the log text.
 
-    `truncated` and `omitted_lines` say which request lines the model did not see; `templates` is capped in count
-    and length (`templates_total` counts them all) and escaped, as is the rationale.
+    `score` is P(anomalous) at the verdict token (`verdict_probability`), or None. `truncated` and `omitted_lines`
+    say which request lines the model did not see; `templates` is capped in count and length (`templates_total`
+    counts them all) and escaped, as is the rationale.
     """
     parsed = parse_completion(plan.prefill + completion)
     max_count = limits.max_response_templates if limits else 100
     max_chars = limits.max_template_chars if limits else 300
     templates = [escape_for_response(clip(t, max_chars)) for t in plan.rendered.templates[:max_count]]
+    score = verdict_probability(token_logprobs, plan)
     return {
         "verdict": parsed.verdict,
+        "score": None if score is None else round(score, 6),
         "well_formed": parsed.well_formed,
         "rationale": escape_for_response(parsed.rationale),
         "cited_lines_not_shown": citations_not_shown(parsed.rationale, plan),

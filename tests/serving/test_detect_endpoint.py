@@ -40,8 +40,18 @@ def _server(miner, limits, replies, adapters_dir=None):
         async def stream():
             if isinstance(reply, tuple):
                 yield ErrorResponse(error=ErrorInfo(message=reply[1], type="BadRequestError", code=reply[0]))
-            else:
-                yield SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(content=reply))])
+            else:  # a completion text, or {"content": text, "logprobs": [(token, {alternative: logprob})]}
+                text, tokens = (reply["content"], reply["logprobs"]) if isinstance(reply, dict) else (reply, [])
+                content = [
+                    SimpleNamespace(
+                        token=token, top_logprobs=[SimpleNamespace(token=t, logprob=lp) for t, lp in tops.items()]
+                    )
+                    for token, tops in tokens
+                ]
+                logprobs = SimpleNamespace(content=content) if content else None
+                yield SimpleNamespace(
+                    choices=[SimpleNamespace(message=SimpleNamespace(content=text), logprobs=logprobs)]
+                )
 
         return stream()
 
@@ -64,6 +74,16 @@ def test_detect_returns_the_parsed_completion(fast, bgl_raw_lines, miner, limits
     assert request.model == "logrl-detector" and request.temperature == 0.0 and request.stream is False
     assert request.max_completion_tokens == (limits.fast_max_new_tokens if fast else limits.max_new_tokens)
     assert (request.stop == ["</answer>"]) is fast and request.include_stop_str_in_output is fast
+    # Ahead of /v1 work in the engine, with the log-probs `score` is read from.
+    assert request.priority == 0 and request.logprobs is True and request.top_logprobs == 20
+    assert body["score"] is None  # the stub sent no log-probs
+
+
+def test_detect_scores_the_verdict_token_from_the_engines_logprobs(bgl_raw_lines, miner, limits):
+    reply = {"content": "anomalous</answer>", "logprobs": [("anomalous", {"anomalous": -0.1, "normal": -2.4})]}
+    _, client = _server(miner, limits, [reply])
+    body = client.post("/detect", json={"lines": bgl_raw_lines[:10], "fast": True}).json()
+    assert body["verdict"] == "anomalous" and body["score"] == pytest.approx(0.909, abs=1e-3)
 
 
 def test_engine_errors_keep_their_status_and_message(bgl_raw_lines, miner, limits):
