@@ -119,7 +119,9 @@ def cmd_detect(args):
 
 
 def cmd_tail(args):
-    from serving.tail import TailSettings, tail
+    import os
+
+    from serving.tail import TailSettings, TailStopped, tail
 
     settings = TailSettings(
         window_lines=args.window,
@@ -129,14 +131,20 @@ def cmd_tail(args):
         follow=not args.no_follow,
         from_start=not args.from_end,
         show_all=args.all,
+        state_dir=Path(args.state) if args.state else None,
+        max_spooled=args.max_spooled,
     )
+    cache = Path(os.environ.get("LOGRL_CACHE_DIR") or Path.home() / ".cache" / "logrl")
     try:
-        summary = tail(args.source, args.url, settings)
+        summary = tail(args.source, args.url, settings, cache_dir=cache)
     except KeyboardInterrupt:
         return
+    except (TailStopped, FileNotFoundError) as err:
+        raise ConfigError(f"tail: {err}") from None
     print(
-        f"logrl tail: {summary.lines} lines, {summary.windows} windows judged, {summary.anomalous} anomalous, "
-        f"{summary.failed} failed, {summary.retries} retries",
+        f"logrl tail: {summary.lines} lines, {summary.windows} windows judged ({summary.splits} split), "
+        f"{summary.anomalous} anomalous, {summary.undetermined} undetermined, {summary.failed} failed, "
+        f"{summary.retries} retries, {summary.resent} resent from the spool; state in {summary.state_dir}",
         file=sys.stderr,
     )
 
@@ -221,8 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
     tail_cmd.add_argument("--concurrency", type=_positive_int, default=4, help="windows in flight at most")
     tail_cmd.add_argument("--reason", action="store_true", help="reasoning mode (default: answer-first fast mode)")
     tail_cmd.add_argument("--no-follow", action="store_true", help="stop at the end of the file")
-    tail_cmd.add_argument("--from-end", action="store_true", help="only lines appended from now on")
-    tail_cmd.add_argument("--all", action="store_true", help="print every window's verdict, not only anomalies")
+    tail_cmd.add_argument(
+        "--from-end", action="store_true", help="with no saved position: only lines appended from now on"
+    )
+    tail_cmd.add_argument(
+        "--all", action="store_true", help="print every window's verdict, not only anomalous and undetermined ones"
+    )
+    tail_cmd.add_argument(
+        "--state",
+        help="folder for the spool and the saved position (default: one per file under ~/.cache/logrl/tail; "
+        "a temporary one for stdin)",
+    )
+    tail_cmd.add_argument(
+        "--max-spooled", type=_positive_int, default=2000, help="windows waiting for an answer before reading pauses"
+    )
     return parser
 
 

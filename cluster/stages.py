@@ -17,11 +17,29 @@ def ensure_data(cfg: LogrlConfig, force: bool = False) -> dict:
 
     summary_path = Path(cfg.data.output_dir) / SUMMARY_FILE
     if summary_path.exists() and not force:
-        return json.loads(summary_path.read_text())
-    init_ray(cfg.ray.address, cfg.ray.num_cpus)
-    summary = build_prompt_dataset(cfg.data)
-    print(f"[data] {json.dumps(summary)}", flush=True)
+        summary = json.loads(summary_path.read_text())
+    else:
+        init_ray(cfg.ray.address, cfg.ray.num_cpus)
+        summary = build_prompt_dataset(cfg.data)
+        print(f"[data] {json.dumps(summary)}", flush=True)
+    ensure_classical_stage(cfg, summary, force)
     return summary
+
+
+def ensure_classical_stage(cfg: LogrlConfig, summary: dict, force: bool = False) -> Path | None:
+    """The cascade's first stage (template counts of the train split), saved beside the miner; None without a
+    train split."""
+    from pipelines.prompt_store import iter_examples
+    from serving.cascade import STAGE_FILE, fit_classical_stage
+
+    path = Path(cfg.data.output_dir) / STAGE_FILE
+    train = (summary.get("paths") or {}).get("train")
+    if path.exists() and not force:
+        return path
+    if not train or not Path(train).exists():
+        return None
+    rows = iter_examples(train, ["template_ids", "anomaly_lines", "label"])
+    return fit_classical_stage(rows).save(path)
 
 
 def ensure_model(cfg: LogrlConfig, force: bool = False) -> str:

@@ -108,6 +108,7 @@ class RenderedPrompt:
     text: str
     templates: list[str] = field(default_factory=list)
     malformed: list[int] = field(default_factory=list)
+    template_ids: list[int | None] = field(default_factory=list)  # per raw line; None for an unparsable one
 
 
 def sanitize(text: str | None, max_chars: int = MAX_LINE_CHARS) -> str:
@@ -239,4 +240,5 @@ def render_raw_lines(
         record["template_id"], record["template"] = miner.match(record["content"])
         templates.setdefault(record["template"], None)
         lines.append(record)
-    return RenderedPrompt(render_window(lines, max_tokens, count_tokens), list(templates), malformed)
+    text = render_window(lines, max_tokens, count_tokens)
+    return RenderedPrompt(text, list(templates), malformed, [line["template_id"] for line in lines])

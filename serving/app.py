@@ -30,6 +30,7 @@ from pipelines.reasoning_format import answer_token_budget
 from pipelines.templates import LogTemplateMiner
 from serving.adapters import BOARD_NAMESPACE, AdapterChoiceError, available_versions, resolve_adapter
 from serving.auth import admin_key_digests, key_digests
+from serving.cascade import MODEL, STAGE_FILE, ClassicalStage
 from serving.config import ServeConfig
 from serving.detect import (
     DETECT_PRIORITY,
@@ -40,6 +41,7 @@ from serving.detect import (
     TokenLogprobs,
     chat_overhead_tokens,
     check_tags_survive_decoding,
+    classical_response,
     detect_response,
     load_adapter_info,
     parse_detect_request,
@@ -73,6 +75,11 @@ class DetectorSettings:
     max_lora_rank: int = 16
     board: str | None = None  # the app's AdapterBoard actor, polled every poll_s for switches made elsewhere
     poll_s: float = 1.0
+    classical_stage_path: str | None = (
+        None  # the cascade's first stage (serving.cascade); None: every window to the model
+    )
+    cascade: bool = True  # the default for requests that do not say
+    decide_known_anomalies: bool = False
 
 
 class EngineError(RuntimeError):
@@ -95,6 +102,7 @@ class DetectorServer(LLMServer):
             count_tokens = token_counter(AutoTokenizer.from_pretrained(detector.tokenizer_path))
         self._set_up_detector(detector, LogTemplateMiner.load(detector.miner_state_path), count_tokens)
         await super().__init__(llm_config)
+        await self._warm_up()
         if detector.board:
             board = ray.get_actor(detector.board, namespace=BOARD_NAMESPACE)
             await self._follow(board)  # a replica started after a switch serves the switched-to version at once
@@ -109,6 +117,11 @@ class DetectorServer(LLMServer):
         self._switching = asyncio.Lock()
         self._board_serial = -1
         self._follower: asyncio.Task | None = None
+        self._stage = (
+            ClassicalStage.load(detector.classical_stage_path, detector.decide_known_anomalies)
+            if detector.classical_stage_path
+            else None
+        )
 
     async def __serve_build_asgi_app__(self):
         app = await super().__serve_build_asgi_app__()
@@ -132,12 +145,20 @@ class DetectorServer(LLMServer):
         except InvalidDetectRequest as err:
             return error_response(err.status_code, err.message, param="lines")
         adapter = self._adapter  # the version that answers, fixed before generation starts
+        stage_reason = None
+        if self._stage is not None and (settings.cascade if plan.cascade is None else plan.cascade):
+            decision = self._stage.judge(plan.rendered.template_ids)
+            if decision.decision != MODEL:  # the classical first stage decided: no generation
+                latency_ms = (time.perf_counter() - started) * 1000
+                return JSONResponse(classical_response(decision, plan, adapter, latency_ms, settings.limits))
+            stage_reason = decision.reason
         try:
             completion, token_logprobs = await self._complete(plan)
         except EngineError as err:
             return error_response(err.status_code, str(err))
         latency_ms = (time.perf_counter() - started) * 1000
-        return JSONResponse(detect_response(completion, plan, adapter, latency_ms, settings.limits, token_logprobs))
+        body = detect_response(completion, plan, adapter, latency_ms, settings.limits, token_logprobs, stage_reason)
+        return JSONResponse(body)
 
     async def admin_adapters(self, request: Request) -> JSONResponse:
         """GET: the version served and those available. POST {"version": V}: serve V here, then on every replica."""
@@ -190,6 +211,17 @@ class DetectorServer(LLMServer):
                 await self._follow(board)
             except Exception as err:  # keep serving the current version; try again next poll
                 logger.warning("adapter board poll failed: %s", err)
+
+    async def _warm_up(self) -> None:
+        """One /detect generation before the replica takes requests: the first one with the adapter pays one-off
+        costs (over 30 s on a busy 2-core box), which would otherwise land on a client and its timeout."""
+        started = time.perf_counter()
+        plan = await asyncio.to_thread(self._plan, {"lines": ["logrl warm-up line"], "fast": True})
+        try:
+            await self._complete(plan)
+        except EngineError as err:  # the replica still starts; the first request will say what is wrong
+            logger.warning("warm-up generation failed: %s", err)
+        logger.info("warm-up generation took %.1fs", time.perf_counter() - started)
 
     def _plan(self, payload: Any) -> DetectPlan:
         settings = self._detector
@@ -353,6 +385,9 @@ def build_detector_app(
     if adapter.rank > serve_cfg.max_lora_rank:
         raise ValueError(f"adapter rank {adapter.rank} > serve.max_lora_rank {serve_cfg.max_lora_rank}; raise it")
     LogTemplateMiner.load(miner_state_path)  # a bad miner file fails here, not in every replica
+    stage_path = Path(miner_state_path).parent / STAGE_FILE  # written with the data (cluster.stages)
+    if stage_path.is_file():
+        ClassicalStage.load(stage_path)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     check_tags_survive_decoding(tokenizer)
     fast_max_new_tokens = serve_cfg.fast_max_new_tokens or answer_token_budget(
@@ -384,6 +419,9 @@ def build_detector_app(
         max_lora_rank=serve_cfg.max_lora_rank,
         board=board,
         poll_s=serve_cfg.adapter_poll_s,
+        classical_stage_path=str(stage_path.resolve()) if stage_path.is_file() else None,
+        cascade=serve_cfg.cascade,
+        decide_known_anomalies=serve_cfg.cascade_decides_known_anomalies,
     )
     return build_llm_deployment(
         detector_llm_config(serve_cfg, model_path, adapter),

@@ -40,7 +40,7 @@ class OpenAILimits(StrictModel):
         5, ge=0, description="Largest `top_logprobs`, `logprobs` and `prompt_logprobs` (and `logprob_token_ids` count)."
     )
     max_ongoing_requests: int = Field(
-        2,
+        1,
         ge=1,
         description="/v1 generations one replica runs at once; more wait in its queue. /detect has its own slots "
         "(serve.max_ongoing_requests) and the engine schedules it ahead of /v1 work.",
@@ -117,6 +117,17 @@ class ServeConfig(StrictModel):
     )
     openai_limits: OpenAILimits = Field(
         default_factory=OpenAILimits, description="Caps and per-key token budget for /v1/* generation requests."
+    )
+    cascade: bool = Field(
+        True,
+        description="/detect runs the classical first stage (template counts of the train split, "
+        "classical_stage.json beside the miner) and asks the model only about suspicious windows; a request's "
+        "`cascade` overrides it. Off, or without the file, every window goes to the model.",
+    )
+    cascade_decides_known_anomalies: bool = Field(
+        False,
+        description="The first stage also calls a window anomalous itself when a template of it occurred only on "
+        "anomaly lines in training (else the model decides such windows).",
     )
     max_response_templates: int = Field(100, ge=1, description="At most this many templates in a /detect response.")
     max_template_chars: int = Field(300, ge=16, description="Each template in a /detect response is cut to this.")

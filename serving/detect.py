@@ -29,6 +29,7 @@ from pipelines.reasoning_format import (
     verdict_score,
 )
 from pipelines.templates import LogTemplateMiner
+from serving.cascade import StageDecision
 from serving.untrusted import clip, escape_for_response, invalid_code_point, normalize_line
 
 REASON_MODE, FAST_MODE = "reason", "fast"
@@ -54,6 +55,7 @@ class DetectRequest(BaseModel):
 
     lines: list[str]
     fast: bool = False
+    cascade: bool | None = None  # None: the server's setting (serve.cascade)
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class DetectPlan:
     prefill: str = ""  # the start of the assistant turn, written for the model (fast mode: "<answer>")
     omitted_lines: tuple[int, ...] = ()  # 1-based numbers of request lines the prompt could not show
     request_lines: int = 0  # how many raw lines the request sent
+    cascade: bool | None = None  # the request's choice; None: the server's
 
 
 _CITED_LINE = re.compile(r"\bL(\d{1,9})\b")
@@ -242,6 +245,7 @@ def plan_detection(
         prefill=prefill,
         omitted_lines=tuple(omitted),
         request_lines=len(request.lines),
+        cascade=request.cascade,
     )
 
 
@@ -252,10 +256,13 @@ def detect_response(
     latency_ms: float,
     limits: DetectLimits | None = None,
     token_logprobs: Sequence[TokenLogprobs] | None = None,
+    stage_reason: str | None = None,
 ) -> dict[str, Any]:
     """The /detect answer; the verdict comes only from the model's completion, never from the log text.
 
-    `score` is P(anomalous) at the verdict token (`verdict_probability`), or None. `truncated` and `omitted_lines`
+    `score` is P(anomalous) at the verdict token (`verdict_probability`), or None; `stage` is "model" and
+    `stage_reason` why the cascade's first stage passed the window on (None: the cascade was off). `truncated` and
+    `omitted_lines`
     say which request lines the model did not see; `templates` is capped in count and length (`templates_total`
     counts them all) and escaped, as is the rationale.
     """
@@ -278,7 +285,22 @@ def detect_response(
         "adapter": adapter.name,
         "adapter_version": adapter.version,
         "mode": plan.mode,
+        "stage": "model",
+        "stage_reason": stage_reason,
         "latency_ms": round(latency_ms, 3),
+    }
+
+
+def classical_response(
+    decision: StageDecision, plan: DetectPlan, adapter: AdapterInfo, latency_ms: float, limits: DetectLimits | None
+) -> dict[str, Any]:
+    """The /detect answer when the cascade's first stage decided the window: no generation, no score."""
+    body = detect_response(f"<think></think><answer>{decision.decision}</answer>", plan, adapter, latency_ms, limits)
+    return {
+        **body,
+        "rationale": escape_for_response(f"classical stage: {decision.reason}"),
+        "stage": "classical",
+        "stage_reason": decision.reason,
     }
 
 

@@ -56,7 +56,7 @@ class GuardSettings:
     default_model: str = "adapter"  # or "reject"
     admin_key_digests: frozenset[str] | None = frozenset()  # None: open (auth disabled); empty: /admin/* closed
     openai_caps: OpenAICaps = OpenAICaps()
-    max_ongoing_bulk_requests: int = 2  # /v1 generations at once; /detect has max_ongoing_requests of its own
+    max_ongoing_bulk_requests: int = 1  # /v1 generations at once; /detect has max_ongoing_requests of its own
     tokens_per_minute_per_key: float | None = None  # this replica's share of each key's /v1 budget
 
 

@@ -41,6 +41,8 @@ RESPONSE_KEYS = {
     "adapter",
     "adapter_version",
     "mode",
+    "stage",
+    "stage_reason",
     "latency_ms",
 }
 

@@ -58,7 +58,7 @@ def detector(tiny_model_and_adapter, miner_path, tmp_path_factory, free_port):
         num_replicas=2,
         request_timeout_s=30,
         adapter_poll_s=0.5,
-        max_queued_requests=8,  # 2 x (16 + 2 + 8) requests held in all: 200 clients overflow it
+        max_queued_requests=8,  # 2 x (16 + 1 + 8) requests held in all: 200 clients overflow it
         openai_limits={"max_n": 4, "max_tokens": 96, "max_logprobs": 20, "tokens_per_minute_per_key": 10**6},
     )
     ray.init(
@@ -368,8 +368,9 @@ def test_bulk_v1_work_does_not_delay_detect_beyond_three_times_its_latency(detec
         while not stop.is_set() and len(bulk_statuses) < 60:
             bulk_statuses.append(_post(running.url, "/v1/chat/completions", json=at_the_caps, timeout=120).status_code)
 
-    # Two clients per bulk slot: every replica's /v1 slots stay busy and one request waits behind each.
-    clients = [threading.Thread(target=bulk_client) for _ in range(8)]
+    # Two clients per bulk slot: every replica's /v1 slot stays busy and one request waits behind it.
+    slots = cfg.num_replicas * cfg.openai_limits.max_ongoing_requests
+    clients = [threading.Thread(target=bulk_client) for _ in range(2 * slots)]
     for client in clients:
         client.start()
     time.sleep(3)
@@ -385,7 +386,7 @@ def test_bulk_v1_work_does_not_delay_detect_beyond_three_times_its_latency(detec
 
 
 def test_overload_at_200_clients_is_429_with_retry_after_never_serves_503(detector, bgl_raw_lines):
-    """200 concurrent /detect requests against 2 x 26 held: the rest are refused by the guard, in the OpenAI shape."""
+    """200 concurrent /detect requests against 2 x 25 held: the rest are refused by the guard, in the OpenAI shape."""
     import asyncio
 
     import httpx
@@ -485,7 +486,9 @@ def test_tail_follows_a_growing_log(detector, bgl_raw_lines, tmp_path):
     log.write_text("\n".join(bgl_raw_lines[:45]) + "\n")
     records: list[dict] = []
     stop = threading.Event()
-    settings = TailSettings(window_lines=20, flush_after_s=1.0, concurrency=2, show_all=True, poll_s=0.1)
+    settings = TailSettings(
+        window_lines=20, flush_after_s=1.0, concurrency=2, show_all=True, poll_s=0.1, state_dir=tmp_path / "state"
+    )
 
     def emit(record: dict) -> None:
         records.append(record)
@@ -502,6 +505,60 @@ def test_tail_follows_a_growing_log(detector, bgl_raw_lines, tmp_path):
     assert not follower.is_alive()
     assert sorted(record["lines"] for record in records) == ["L1-L20", "L21-L40", "L41-L55"]
     assert all("error" not in record and record["adapter_version"] == "adapter-v3" for record in records)
+
+
+def test_tail_loses_no_window_while_the_server_is_down(detector, bgl_raw_lines, tmp_path):
+    """Serve's proxy (the app's only HTTP listener) is killed while `logrl tail` follows a log: the windows cut
+    during the outage wait in the spool and are judged once Serve has started a new proxy."""
+    import threading
+    import time
+
+    import httpx
+    import ray
+
+    from serving.tail import TailSettings, tail
+
+    _, running = detector
+    log = tmp_path / "live.log"
+    log.write_text("\n".join(bgl_raw_lines[:20]) + "\n")
+    records: list[dict] = []
+    stop = threading.Event()
+    settings = TailSettings(
+        window_lines=10, flush_after_s=1.0, concurrency=2, show_all=True, poll_s=0.1, state_dir=tmp_path / "state"
+    )
+    summaries: list = []
+    follower = threading.Thread(
+        target=lambda: summaries.append(tail(str(log), running.url, settings, records.append, stop, API_KEY))
+    )
+    follower.start()
+    try:
+        deadline = time.monotonic() + 120
+        while len(records) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(records) == 2
+        proxies = [a for a in ray.util.list_named_actors(all_namespaces=True) if "SERVE_PROXY_ACTOR" in a["name"]]
+        ray.kill(ray.get_actor(proxies[0]["name"], namespace=proxies[0]["namespace"]), no_restart=False)
+        down = False
+        while not down and time.monotonic() < deadline:  # wait until nothing answers on the port
+            try:
+                httpx.get(f"{running.url}/health", timeout=2)
+                time.sleep(0.1)
+            except httpx.TransportError:
+                down = True
+        assert down, "the proxy never went down"
+        with log.open("a") as handle:  # written while the server is down
+            handle.write("\n".join(bgl_raw_lines[20:60]) + "\n")
+        deadline = time.monotonic() + 180
+        while len(records) < 6 and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        follower.join(timeout=120)
+    spans = sorted(record["lines"] for record in records)
+    assert spans == sorted(f"L{n}-L{n + 9}" for n in range(1, 60, 10)), spans
+    assert all("error" not in record for record in records)
+    assert summaries[0].retries > 0  # the outage was seen, and waited out
+    print(f"\ntail across a proxy restart: {summaries[0].retries} retries, 6 windows judged, none lost")
 
 
 def test_endpoint_teacher_asks_this_projects_serve_endpoint(detector, tmp_path, monkeypatch):
