@@ -6,10 +6,12 @@ local Serve app judges the rest, fast mode), cascade with known anomalies decide
 model-only (every window to the model). The baseline for the ratios is model-only, measured in the same run.
 
 The stream: the held-out part of the bundled BGL sample (the lines after the training split, chronological),
-replayed until `--lines` lines; the first replay is the test split verbatim, later ones have every digit redrawn
-(new node ids, addresses, counts and times: no replay repeats a line verbatim, so no cache sees it twice). It is
-written without the label column, as a live log; labels stay here. A window is anomalous when one of its lines
-carries an alert label. Model-only runs on the first `--model-lines` lines only (every window costs a generation).
+replayed until `--lines` lines; the first replay is the test split verbatim, later ones have the digits of every
+numeric token redrawn (times, dates, counts, addresses, ids made of digits: no replay repeats a line verbatim, so
+no cache sees a line twice; names such as `bglio388` or paths keep theirs). It is written without the label
+column, as a live log; labels stay here. A window is anomalous when one of its lines
+carries an alert label. Classical-only reads `--lines` lines; the arms that call the model read the first
+`--model-lines` (every suspicious window costs a generation).
 
 Needs a trained run: `make quickstart` (or `logrl train`), then
     python bench/stream_detect.py --config configs/quickstart.yaml --out docs/results/stream
@@ -39,6 +41,11 @@ from serving.cascade import ANOMALOUS, MODEL, LinesStage, StageDecision  # noqa:
 from serving.tail import TailSettings, tail  # noqa: E402
 
 BGL_SAMPLE = REPO_ROOT / "data" / "bgl" / "BGL_2k.log"
+NUMERIC_TOKEN = re.compile(r"(?<!\S)[-+]?[\d.:,]*\d[\d.:,]*(?!\S)")  # 1117838570, 2005.06.03, 10.0.0.1:80
+
+
+def redraw(token: str, rng: random.Random) -> str:
+    return re.sub(r"\d", lambda _: str(rng.randrange(10)), token)
 
 
 def build_stream(path: Path, train_fraction: float, window: int, lines: int, seed: int = 0) -> tuple[Path, list[bool]]:
@@ -55,7 +62,7 @@ def build_stream(path: Path, train_fraction: float, window: int, lines: int, see
             for line in held_out[: lines - len(labels)]:
                 label, live = line.split(None, 1)
                 if replay:
-                    live = re.sub(r"\d", lambda _: str(rng.randrange(10)), live)
+                    live = NUMERIC_TOKEN.sub(lambda token: redraw(token.group(0), rng), live)
                 out.write(live + "\n")
                 labels.append(label != "-")
             replay += 1
@@ -73,7 +80,9 @@ class ClassicalOnly:
         return StageDecision(ANOMALOUS, decision.reason) if decision.decision == MODEL else decision
 
 
-def run_arm(name, stream: Path, labels: list[bool], url: str, first_stage, window: int, concurrency: int, state: Path):
+def run_arm(
+    name, stream: Path, labels: list[bool], url: str, first_stage, window: int, concurrency: int, state: Path, test: int
+):
     """Tail the stream once; return events/s, verdict latencies, and the confusion counts per window."""
     cut_at: dict[int, float] = {}
     verdicts: dict[int, bool] = {}
@@ -121,11 +130,8 @@ def run_arm(name, stream: Path, labels: list[bool], url: str, first_stage, windo
         "undetermined": summary.undetermined,
         "retries": summary.retries,
         **confusion(truth, verdicts),
-        "test_split": confusion({s: a for s, a in truth.items() if s <= TEST_SPLIT_LINES[0]}, verdicts),
+        "test_split": confusion({s: a for s, a in truth.items() if s <= test}, verdicts),
     }
-
-
-TEST_SPLIT_LINES = [600]  # set in main: the lines of one replay
 
 
 def confusion(truth: dict[int, bool], predicted: dict[int, bool]) -> dict:
@@ -184,30 +190,27 @@ def main() -> None:
     window = cfg.data.window_size
     args.work.mkdir(parents=True, exist_ok=True)
     stream, labels = build_stream(args.work / "stream.log", cfg.data.train_fraction, window, args.lines)
-    TEST_SPLIT_LINES[0] = min(len(labels), round(2000 // window * (1 - cfg.data.train_fraction)) * window)
     short, short_labels = build_stream(
         args.work / "stream-short.log", cfg.data.train_fraction, window, args.model_lines
     )
+    test_lines = round(2000 // window * (1 - cfg.data.train_fraction)) * window  # one replay: the test split
     stage = LinesStage.from_data_dir(cfg.data.output_dir)
     known = LinesStage.from_data_dir(cfg.data.output_dir, decide_known_anomalies=True)
     print(f"stream: {len(labels):,} lines ({sum(labels):,} with an alert label), windows of {window}", flush=True)
 
-    results = []
-    results.append(
-        run_arm("classical-only", stream, labels, "http://unused", ClassicalOnly(stage), window, 1, args.work / "s0")
-    )
-    print(json.dumps(results[-1]), flush=True)
+    def arm(name, path, truth, first_stage, url, concurrency, index):
+        result = run_arm(name, path, truth, url, first_stage, window, concurrency, args.work / f"s{index}", test_lines)
+        print(json.dumps(result), flush=True)
+        return result
+
+    results = [arm("classical-only", stream, labels, ClassicalOnly(stage), "http://unused", 1, 0)]
     detector = start_serving(cfg)
     try:
-        arms = [
-            ("cascade", stream, labels, stage),
-            ("cascade, known anomalies decided classically", stream, labels, known),
-            ("model-only", short, short_labels, None),
-        ]
-        for index, (name, path, truth, first_stage) in enumerate(arms, start=1):
-            state = args.work / f"s{index}"
-            results.append(run_arm(name, path, truth, detector.url, first_stage, window, args.concurrency, state))
-            print(json.dumps(results[-1]), flush=True)
+        results.append(arm("cascade", short, short_labels, stage, detector.url, args.concurrency, 1))
+        results.append(
+            arm("cascade, known anomalies classical", short, short_labels, known, detector.url, args.concurrency, 2)
+        )
+        results.append(arm("model-only", short, short_labels, None, detector.url, args.concurrency, 3))
     finally:
         stop_detector(detector)
     report = table(results)
@@ -217,8 +220,8 @@ def main() -> None:
         (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         (args.out / "report.md").write_text(
             f"# `bench/stream_detect.py`\n\n`{' '.join(sys.argv)}`\n\nStream: {len(labels):,} lines, "
-            f"{sum(labels):,} with an alert label; model-only on the first {len(short_labels):,}. Baseline: "
-            f"model-only, same run.\n\n{report}\n"
+            f"{sum(labels):,} with an alert label; the arms that call the model on the first {len(short_labels):,}. "
+            f"Baseline: model-only, same run.\n\n{report}\n"
         )
 
 

@@ -15,8 +15,9 @@ Judge (`ClassicalStage.judge`) a window by its lines' template ids:
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -113,16 +114,54 @@ def fit_classical_stage(
     return stage
 
 
+_DIGIT = re.compile(r"\d")
+# Necessary conditions for the default masking rules (pipelines.masking) to match at all: a cheap test skips the
+# regex. Rules are applied in order on the partly masked text, as drain3 does; masks like <NUM> hold none of these.
+_PRECHECKS: dict[str, Callable[[str], bool]] = {
+    r"\bR\d\d-M\d(?:-[A-Za-z0-9]+)*(?::J\d\d-U\d\d)?\b": lambda text: "-M" in text,
+    r"blk_-?\d+": lambda text: "blk_" in text,
+    r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?::\d+)?\b": lambda text: "." in text,
+    r"\b[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){3,}\b": lambda text: ":" in text,
+    r"\b0[xX][0-9a-fA-F]+\b": lambda text: "0x" in text or "0X" in text,
+    r"\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b": lambda text: _DIGIT.search(text) is not None,
+    r"(?<![A-Za-z0-9_.])[-+]?\d+(?:\.\d+)?(?![A-Za-z0-9_])": lambda text: _DIGIT.search(text) is not None,
+}
+
+
+class FastMasker:
+    """drain3's masking (each rule's regex in order, `<NAME>` for a match), skipping a rule whose necessary
+    condition fails; rules it does not know always run. The same output as the miner's own masker."""
+
+    def __init__(self, masking: Sequence[Sequence[str]]):
+        self._rules = [(re.compile(pattern), f"<{name}>", _PRECHECKS.get(pattern)) for name, pattern in masking]
+
+    def __call__(self, text: str) -> str:
+        for regex, mask, precheck in self._rules:
+            if precheck is None or precheck(text):
+                text = regex.sub(mask, text)
+        return text
+
+
 class LinesStage:
     """The first stage on raw log lines (`logrl tail --cascade`): normalise, parse and match them with the run's
-    frozen miner exactly as /detect does, then judge the window. Matches are cached per content (the miner never
-    changes, so a cached match is exact)."""
+    frozen miner exactly as /detect does, then judge the window. drain3 matches on the masked content only, so
+    matches are cached per masked content: exact, and a line whose numbers changed still hits the cache."""
 
     def __init__(self, stage: ClassicalStage, miner, data_format: str, cache_size: int = 1 << 16):
-        from functools import lru_cache
-
         self.stage, self.data_format = stage, data_format
-        self._match = lru_cache(maxsize=cache_size)(miner.match)
+        self._miner, self._mask = miner, FastMasker(miner.settings["masking"])
+        self._cache: dict[str, int] = {}
+        self._cache_size = cache_size
+
+    def _template_id(self, content: str) -> int:
+        masked = self._mask(content)
+        template = self._cache.get(masked)
+        if template is None:
+            template = self._miner.match(content)[0]
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()
+            self._cache[masked] = template
+        return template
 
     @classmethod
     def from_data_dir(cls, folder: Path | str, decide_known_anomalies: bool = False) -> LinesStage:
@@ -149,7 +188,7 @@ class LinesStage:
             except MalformedLine:
                 ids.append(None)
                 continue
-            ids.append(self._match(content)[0])
+            ids.append(self._template_id(content))
         return ids
 
     def judge(self, raw_lines: Sequence[str]) -> StageDecision:

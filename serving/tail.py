@@ -134,11 +134,15 @@ def retryable(err: Exception) -> bool:
     return False
 
 
-def follow_file(
+READ_BYTES = 1 << 16  # read at a time: lines travel from the reader thread in batches, not one by one
+
+
+def follow_file_batches(
     path: Path, settings: TailSettings, stop: threading.Event, start_offset: int | None = None
-) -> Iterator[Line]:
-    """Lines of `path` as they are written, from `start_offset` (else its start, or its end with `from_start`
-    off); reopens it when it is truncated or replaced (log rotation) and reads the new file from its start."""
+) -> Iterator[list[Line]]:
+    """Lines of `path` as they are written, in batches (all the complete lines of one read), from `start_offset`
+    (else its start, or its end with `from_start` off); reopens it when it is truncated or replaced (log
+    rotation) and reads the new file from its start."""
     handle = None
     identity = None
     partial = b""
@@ -158,12 +162,18 @@ def follow_file(
                     handle.seek(offset)
                 elif not settings.from_start:
                     handle.seek(0, 2)
-            chunk = handle.readline()
+            chunk = handle.read(READ_BYTES)
             if chunk:
-                partial += chunk
-                if partial.endswith(b"\n"):
-                    yield Line(_text(partial), handle.tell(), identity)
-                    partial = b""
+                data, partial = partial + chunk, b""
+                cut = data.rfind(b"\n") + 1
+                position = handle.tell() - len(data)  # the byte offset of data[0]
+                batch = []
+                for raw in data[: cut - 1].split(b"\n") if cut else ():
+                    position += len(raw) + 1
+                    batch.append(Line(_text(raw), position, identity))
+                partial = data[cut:]
+                if batch:
+                    yield batch
                 continue
             if not settings.follow:
                 break
@@ -177,10 +187,18 @@ def follow_file(
                 continue
             stop.wait(settings.poll_s)
         if partial and not stop.is_set():
-            yield Line(_text(partial), handle.tell() if handle else None, identity)
+            yield [Line(_text(partial), handle.tell() if handle else None, identity)]
     finally:
         if handle is not None:
             handle.close()
+
+
+def follow_file(
+    path: Path, settings: TailSettings, stop: threading.Event, start_offset: int | None = None
+) -> Iterator[Line]:
+    """`follow_file_batches`, a line at a time."""
+    for batch in follow_file_batches(path, settings, stop, start_offset):
+        yield from batch
 
 
 def _text(raw: bytes) -> str:
@@ -191,12 +209,12 @@ def _inode(handle: Any) -> int:
     return os.fstat(handle.fileno()).st_ino
 
 
-def _read_into(source: Iterator[Line], lines: queue.Queue, stop: threading.Event) -> None:
+def _read_into(source: Iterator[list[Line]], lines: queue.Queue, stop: threading.Event) -> None:
     try:
-        for line in source:
+        for batch in source:
             while not stop.is_set():
                 try:
-                    lines.put(line, timeout=0.2)  # a full queue is the back-pressure on the reader
+                    lines.put(batch, timeout=0.2)  # a full queue is the back-pressure on the reader
                     break
                 except queue.Full:
                     continue
@@ -338,8 +356,10 @@ def tail(
     for window in pending:
         senders.submit(window)
 
-    lines: queue.Queue = queue.Queue(maxsize=max(4 * settings.window_lines, 64))
-    reader_source = _stdin_lines(stop) if not is_file else follow_file(Path(source), settings, stop, start_offset)
+    lines: queue.Queue = queue.Queue(maxsize=64)  # batches of lines
+    reader_source = (
+        _stdin_lines(stop) if not is_file else follow_file_batches(Path(source), settings, stop, start_offset)
+    )
     reader = threading.Thread(target=_read_into, args=(reader_source, lines, stop), daemon=True)
     reader.start()
     cutter = WindowCutter(settings.window_lines, next_line)
@@ -379,16 +399,19 @@ def tail(
     try:
         while not stop.is_set():
             try:
-                line = lines.get(timeout=settings.flush_after_s)
+                batch = lines.get(timeout=settings.flush_after_s)
             except queue.Empty:
                 spool_and_send(cutter.flush())  # the log went quiet: judge what has arrived
                 continue
-            if line is _EOF:
+            if batch is _EOF:
                 spool_and_send(cutter.flush())
                 break
-            summary.lines += 1
-            inode = line.inode
-            spool_and_send(cutter.feed(line.text, line.end_offset))
+            for line in batch:
+                if stop.is_set():
+                    break
+                summary.lines += 1
+                inode = line.inode
+                spool_and_send(cutter.feed(line.text, line.end_offset))
         save_position(unsaved[0], now=True)
         _wait_until_answered(spool, stop)
     finally:
@@ -407,8 +430,8 @@ def _wait_until_answered(spool: Spool, stop: threading.Event) -> None:
         pass
 
 
-def _stdin_lines(stop: threading.Event) -> Iterator[Line]:
+def _stdin_lines(stop: threading.Event) -> Iterator[list[Line]]:
     for line in sys.stdin:
         if stop.is_set():
             return
-        yield Line(line.rstrip("\r\n"))
+        yield [Line(line.rstrip("\r\n"))]

@@ -94,3 +94,24 @@ def test_detect_answers_from_the_first_stage_or_asks_the_model(bgl_stage, miner,
     asked = detect_response("<think>x</think><answer>anomalous</answer>", plan, adapter, 9, limits, None, "rare")
     assert (asked["stage"], asked["stage_reason"]) == ("model", "rare")
     json.dumps(decided)
+
+
+def test_the_fast_masker_masks_exactly_as_the_miner_does(bgl_stage):
+    import random
+    import re
+
+    from pipelines.log_formats import parse_line
+    from pipelines.templates import LogTemplateMiner
+    from serving.cascade import FastMasker
+
+    folder, lines = bgl_stage
+    miner = LogTemplateMiner.load(folder / "miner_state.json")
+    fast = FastMasker(miner.settings["masking"])
+    rng = random.Random(3)
+    contents = [parse_line(line, "bgl")["content"] for line in lines]
+    contents += [re.sub(r"\d", lambda _: str(rng.randrange(10)), text) for text in contents]
+    contents += [
+        "blk_-123 from 10.0.0.1:50010 to 0xdeadBEEF at 00:1a:2b:3c:4d:5e, R02-M1-N0-C:J12-U11 +3.5 cafe1234",
+        "no digits at all here", "", "a.b:c 0X1F R12-M0 blk_ 1.2.3", "deadbeef99 12345678 9.9.9.9.9",
+    ]  # fmt: skip
+    assert [fast(text) for text in contents] == [miner.mask(text) for text in contents]
