@@ -22,7 +22,7 @@ BULK_PRIORITY = 1  # vLLM's priority scheduling runs lower values first; /detect
 class OpenAICaps:
     """What one /v1 generation request may ask for (from `serve.openai_limits`)."""
 
-    max_n: int = 4
+    max_n: int = 2
     max_tokens: int = 512
     max_prompts: int = 4
     allow_ignore_eos: bool = False

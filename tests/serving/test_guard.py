@@ -126,7 +126,7 @@ def test_v1_caps_are_400s_naming_the_field_and_the_body_must_be_utf8_json():
     messages = [{"role": "user", "content": "hi"}]
     starving = {"messages": messages, "n": 256, "max_tokens": 760, "ignore_eos": True}
     response = client.post("/v1/chat/completions", json=starving)
-    _assert_error(response, 400, "at most 4 completions")
+    _assert_error(response, 400, "at most 2 completions")
     assert response.json()["error"]["param"] == "n"
     headers = {"content-type": "application/json"}
     _assert_error(client.post("/v1/chat/completions", content=b'{"messages": ', headers=headers), 400, "not valid JSON")

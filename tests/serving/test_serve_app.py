@@ -59,7 +59,7 @@ def detector(tiny_model_and_adapter, miner_path, tmp_path_factory, free_port):
         request_timeout_s=30,
         adapter_poll_s=0.5,
         max_queued_requests=8,  # 2 x (16 + 1 + 8) requests held in all: 200 clients overflow it
-        openai_limits={"max_n": 4, "max_tokens": 96, "max_logprobs": 20, "tokens_per_minute_per_key": 10**6},
+        openai_limits={"max_tokens": 96, "max_logprobs": 20, "tokens_per_minute_per_key": 10**6},
     )
     ray.init(
         _node_ip_address="127.0.0.1",
@@ -362,7 +362,7 @@ def test_bulk_v1_work_does_not_delay_detect_beyond_three_times_its_latency(detec
     detect_latency()  # warm
     idle = statistics.median(detect_latency() for _ in range(5))
     stop, bulk_statuses = threading.Event(), []
-    at_the_caps = {"messages": messages, "n": 4, "max_tokens": 96, "temperature": 1.0}
+    at_the_caps = {"messages": messages, "n": cfg.openai_limits.max_n, "max_tokens": 96, "temperature": 1.0}
 
     def bulk_client() -> None:
         while not stop.is_set() and len(bulk_statuses) < 60:
