@@ -78,7 +78,7 @@ class DetectorSettings:
     classical_stage_path: str | None = (
         None  # the cascade's first stage (serving.cascade); None: every window to the model
     )
-    cascade: bool = True  # the default for requests that do not say
+    cascade: bool = False  # the default for requests that do not say
     decide_known_anomalies: bool = False
 
 

@@ -124,10 +124,10 @@ class ServeConfig(StrictModel):
         default_factory=OpenAILimits, description="Caps and per-key token budget for /v1/* generation requests."
     )
     cascade: bool = Field(
-        True,
+        False,
         description="/detect runs the classical first stage (template counts of the train split, "
         "classical_stage.json beside the miner) and asks the model only about suspicious windows; a request's "
-        "`cascade` overrides it. Off, or without the file, every window goes to the model.",
+        "`cascade` overrides it. Off (the default), or without the file, every window goes to the model.",
     )
     cascade_decides_known_anomalies: bool = Field(
         False,

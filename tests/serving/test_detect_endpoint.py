@@ -18,7 +18,7 @@ class _EngineFreeServer(DetectorServer):
         pass
 
 
-def _server(miner, limits, replies, adapters_dir=None):
+def _server(miner, limits, replies, adapters_dir=None, **settings_kwargs):
     """A DetectorServer without its engine: `chat` yields the next canned reply and records the request."""
     from vllm.entrypoints.serve.engine.protocol import ErrorInfo, ErrorResponse
 
@@ -29,6 +29,7 @@ def _server(miner, limits, replies, adapters_dir=None):
         data_format="bgl",
         limits=limits,
         adapters_dir=adapters_dir,
+        **settings_kwargs,
     )
     server._set_up_detector(settings, miner, estimate_tokens)
     server.requests = []
@@ -171,3 +172,23 @@ def test_json_nested_too_deeply_is_a_400(miner, limits):
     _, client = _server(miner, limits, [])
     response = client.post("/detect", content=b"[" * 5000 + b"]" * 5000, headers={"content-type": "application/json"})
     assert response.status_code == 400 and "nested too deeply" in response.json()["error"]["message"]
+
+
+def test_the_first_stage_answers_what_it_clears_and_passes_the_rest_on(bgl_raw_lines, miner, limits, tmp_path):
+    from serving.cascade import ClassicalStage
+
+    window = bgl_raw_lines[:10]
+    ids = [miner.match(line.split(" ", 9)[-1])[0] for line in window]  # what /detect's renderer will find
+    common = {template: 10 for template in ids}
+    stage = ClassicalStage(normal_lines=common, max_normal_count=common).save(tmp_path / "classical_stage.json")
+    reply = "<think></think><answer>anomalous</answer>"
+    server, client = _server(miner, limits, [reply, reply], classical_stage_path=str(stage))
+    asked = client.post("/detect", json={"lines": window}).json()  # serve.cascade is off by default
+    assert (asked["stage"], asked["stage_reason"], asked["verdict"]) == ("model", None, "anomalous")
+    cleared = client.post("/detect", json={"lines": window, "cascade": True}).json()
+    assert (cleared["stage"], cleared["verdict"], cleared["score"]) == ("classical", "normal", None)
+    assert cleared["rationale"] == "classical stage: every template is common in normal training windows"
+    assert len(server.requests) == 1  # no generation for the cleared window
+    suspicious = client.post("/detect", json={"lines": [*window, "not a bgl line"], "cascade": True}).json()
+    assert suspicious["stage"] == "model" and suspicious["stage_reason"] == "L11 is not a well-formed log line"
+    assert len(server.requests) == 2
