@@ -29,7 +29,7 @@ class OpenAILimits(StrictModel):
     """What one /v1 generation request may ask of the engine, how many run at once, and each key's token budget."""
 
     max_n: int = Field(
-        2,
+        1,
         ge=1,
         description="Largest `n` and `best_of` (completions per prompt); more is a 400. On CPU a decode step costs "
         "about in proportion to the sequences in it, so every concurrent /v1 sequence slows /detect.",

@@ -22,7 +22,7 @@ BULK_PRIORITY = 1  # vLLM's priority scheduling runs lower values first; /detect
 class OpenAICaps:
     """What one /v1 generation request may ask for (from `serve.openai_limits`)."""
 
-    max_n: int = 2
+    max_n: int = 1
     max_tokens: int = 512
     max_prompts: int = 4
     allow_ignore_eos: bool = False
@@ -61,9 +61,8 @@ def shape_v1_request(payload: dict, route: str, caps: OpenAICaps) -> tuple[dict,
     sequences = max(_count(payload, "n", 1), _count(payload, "best_of", 0))
     if sequences > caps.max_n:
         param = "n" if _count(payload, "n", 1) > caps.max_n else "best_of"
-        raise CapExceeded(
-            f"{param} is {sequences}; this server allows at most {caps.max_n} completions a request", param
-        )
+        allowed = f"{caps.max_n} completion{'s' if caps.max_n > 1 else ''}"
+        raise CapExceeded(f"{param} is {sequences}; this server allows at most {allowed} per request", param)
     prompts = _prompts(payload, route)
     if prompts > caps.max_prompts:
         raise CapExceeded(f"{prompts} prompts in one request; this server allows at most {caps.max_prompts}", "prompt")

@@ -15,7 +15,7 @@ def test_the_issues_request_is_refused_naming_the_field():
     starving = {"messages": MESSAGES, "n": 256, "max_tokens": 760, "ignore_eos": True}
     with pytest.raises(CapExceeded) as err:
         shape_v1_request(starving, CHAT, CAPS)
-    assert err.value.param == "n" and "at most 4" in err.value.message
+    assert err.value.param == "n" and "at most 4 completions per request" in err.value.message
 
 
 @pytest.mark.parametrize(
