@@ -114,6 +114,7 @@ def run_arm(
         state_dir=state,
         max_spooled=4 * concurrency,
     )
+    load_before = os.getloadavg()[0]
     started, cpu_started = time.perf_counter(), time.process_time()
     summary = tail(str(stream), url, settings, emit, first_stage=first_stage, on_window=on_window)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
@@ -123,6 +124,7 @@ def run_arm(
         "lines": summary.lines,
         "wall_s": round(wall, 2),
         "events_per_s": round(summary.lines / wall, 1),
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],  # the box's, before and after
         "tail_cpu_s": round(cpu, 2),  # this process only: the tail's own cost, whatever else the box runs
         "events_per_tail_cpu_s": round(summary.lines / cpu, 1) if cpu else None,
         "windows": len(truth),
@@ -149,8 +151,8 @@ def table(results: list[dict]) -> str:
     base = next(r for r in results if r["arm"] == "model-only")
     rows = [
         "| arm | lines | events/s | x model-only | events per tail CPU-s | windows to model | p50 / p99 time to "
-        "verdict (ms) | recall | precision | test-split recall / precision |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|---|",
+        "verdict (ms) | recall | precision | test-split recall / precision | box load |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---|---|",
     ]
     for r in results:
         split = r["test_split"]
@@ -158,7 +160,8 @@ def table(results: list[dict]) -> str:
             f"| {r['arm']} | {r['lines']:,} | {r['events_per_s']:,.0f} "
             f"| {r['events_per_s'] / base['events_per_s']:.1f} | {r['events_per_tail_cpu_s']:,.0f} "
             f"| {r['to_model']:,} of {r['windows']:,} | {r['p50_verdict_ms']} / {r['p99_verdict_ms']} "
-            f"| {r['recall']} | {r['precision']} | {split['recall']} / {split['precision']} |"
+            f"| {r['recall']} | {r['precision']} | {split['recall']} / {split['precision']} "
+            f"| {r.get('load_average', ['?', '?'])[0]} -> {r.get('load_average', ['?', '?'])[1]} |"
         )
     return "\n".join(rows)
 
