@@ -161,8 +161,9 @@ class DetectorGuard:
         self._admitted += 1
         try:
             body = await _read_body(receive, headers, settings.max_request_bytes)
-            if path in MODEL_ROUTES:
-                body = self._admit_generation(body, path, digest(key) if key else "anonymous")
+            if path in MODEL_ROUTES:  # budgets per configured key; with auth disabled, one for everyone
+                key_id = digest(key) if key and settings.key_digests else "anonymous"
+                body = self._admit_generation(body, path, key_id)
             await self._run(scope, _replay(body, receive), send, path)
         finally:
             self._admitted -= 1
