@@ -104,4 +104,6 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
         from serving.engine_internals import ray_single_node_on_loopback
 
         ray_single_node_on_loopback()
-    ray.init(num_cpus=num_cpus, runtime_env={"env_vars": forwarded_env()}, include_dashboard=False)
+    # "local": always a new cluster; without it ray.init joins the one a `ray start` on this machine left in
+    # its ray_current_cluster file, which logrl did not start and cannot vouch is closed.
+    ray.init(address="local", num_cpus=num_cpus, runtime_env={"env_vars": forwarded_env()}, include_dashboard=False)
