@@ -4,8 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CACHE := $(CURDIR)/.cache
 
-# Local, CPU-only settings for Ray, vLLM and DeepSpeed (see README "Environment").
-export RAY_AUTH_MODE ?= disabled
+# Local, CPU-only settings for Ray, vLLM and DeepSpeed (see README "Environment"). Ray's token auth stays on: the
+# local clusters logrl starts get a fresh token each (cluster/environment.py).
 export RAY_USAGE_STATS_ENABLED ?= 0
 export HF_HUB_OFFLINE ?= 1
 export VLLM_CPU_KVCACHE_SPACE ?= 1

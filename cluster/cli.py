@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
 
 from cluster.config import ConfigError, load_config
+from cluster.console import quiet_console, say
 from cluster.environment import apply_defaults, apply_process_defaults
+
+# Commands that start Ray and run for minutes: quiet by default on a terminal (`--verbose` shows everything).
+LONG_COMMANDS = ("prepare-data", "build-tiny-model", "sft", "train", "eval", "serve", "quickstart")
 
 
 def _config(args: argparse.Namespace):
@@ -100,16 +105,25 @@ def _named_path(text: str) -> tuple[str, str]:
 
 def cmd_serve(args):
     from cluster.stages import start_serving
+    from serving.launch import stop_detector
 
     detector = start_serving(_config(args), args.adapter)
     print(
         f"[serve] {detector.url} serving {detector.adapter.name} ({detector.adapter.version}); Ctrl-C stops", flush=True
     )
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop: shut down as Ctrl-C does
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
+    finally:
+        stop_detector(detector)
+        print("[serve] stopped", flush=True)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def cmd_scale(args):
@@ -142,7 +156,9 @@ def cmd_detect(args):
 
 
 def cmd_tail(args):
-    from serving.tail import TailSettings, tail
+    import os
+
+    from serving.tail import TailSettings, TailStopped, tail
 
     settings = TailSettings(
         window_lines=args.window,
@@ -152,14 +168,29 @@ def cmd_tail(args):
         follow=not args.no_follow,
         from_start=not args.from_end,
         show_all=args.all,
+        state_dir=Path(args.state) if args.state else None,
+        max_spooled=args.max_spooled,
     )
+    cache = Path(os.environ.get("LOGRL_CACHE_DIR") or Path.home() / ".cache" / "logrl")
+    first_stage = None
+    if args.cascade:
+        from serving.cascade import LinesStage
+
+        try:
+            first_stage = LinesStage.from_data_dir(args.cascade)
+        except FileNotFoundError as err:
+            raise ConfigError(f"tail --cascade: {err}") from None
     try:
-        summary = tail(args.source, args.url, settings)
+        summary = tail(args.source, args.url, settings, cache_dir=cache, first_stage=first_stage)
     except KeyboardInterrupt:
         return
+    except (TailStopped, FileNotFoundError) as err:
+        raise ConfigError(f"tail: {err}") from None
     print(
-        f"logrl tail: {summary.lines} lines, {summary.windows} windows judged, {summary.anomalous} anomalous, "
-        f"{summary.failed} failed, {summary.retries} retries",
+        f"logrl tail: {summary.lines} lines, {summary.windows} windows judged ({summary.splits} split), "
+        f"{summary.classical} decided by the first stage, {summary.anomalous} anomalous, "
+        f"{summary.undetermined} undetermined, {summary.failed} failed, "
+        f"{summary.retries} retries, {summary.resent} resent from the spool; state in {summary.state_dir}",
         file=sys.stderr,
     )
 
@@ -192,13 +223,13 @@ def cmd_quickstart(args):
         stop_detector(detector)
     test = summary["splits"]["test"]
     held_out = f"{test['sessions']} windows, {test['anomalous']} anomalous"
-    print(f"\n=== logrl quickstart: the trained detector on the held-out test split ({held_out}) ===")
-    print(report_table(evaluation["metrics"]))
-    print(f"report, plots, every prediction: {evaluation['out']}")
-    print(f"/detect on held-out window {row['id']} (true label {row['label']}): {json.dumps(answer)}")
-    print(f"adapter: {result['adapter']['path']}")
-    print(f"metrics: {Path(result['log']) / 'metrics.jsonl'}  TensorBoard: {Path(result['log']) / 'tensorboard'}")
-    print("phases: " + ", ".join(f"{k} {v:.0f}s" for k, v in phases.items()))
+    say(f"\n=== logrl quickstart: the trained detector on the held-out test split ({held_out}) ===")
+    say(report_table(evaluation["metrics"]))
+    say(f"report, plots, every prediction: {evaluation['out']}")
+    say(f"adapter: {result['adapter']['path']}")
+    say(f"metrics: {Path(result['log']) / 'metrics.jsonl'}  TensorBoard: {Path(result['log']) / 'tensorboard'}")
+    say("phases: " + ", ".join(f"{k} {v:.0f}s" for k, v in phases.items()))
+    say(f"/detect on held-out window {row['id']} (true label {row['label']}): {json.dumps(answer)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,6 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument(
                 "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.steps=2"
             )
+        if name in LONG_COMMANDS:
+            loud = cmd.add_mutually_exclusive_group()
+            loud.add_argument(
+                "--quiet",
+                action="store_true",
+                default=None,
+                help="one line per phase; Ray, vLLM and library output to <train.output_dir>/logs/ (default on a "
+                "terminal)",
+            )
+            loud.add_argument("--verbose", action="store_false", dest="quiet", help="everything on the console")
     sub.choices["serve"].add_argument("--adapter", help="adapter folder (default: the latest trained)")
     sub.choices["scale"].add_argument("--rollout", type=_positive_int, required=True, help="rollout engines wanted")
     sub.choices["train"].add_argument(
@@ -246,8 +287,26 @@ def build_parser() -> argparse.ArgumentParser:
     tail_cmd.add_argument("--concurrency", type=_positive_int, default=4, help="windows in flight at most")
     tail_cmd.add_argument("--reason", action="store_true", help="reasoning mode (default: answer-first fast mode)")
     tail_cmd.add_argument("--no-follow", action="store_true", help="stop at the end of the file")
-    tail_cmd.add_argument("--from-end", action="store_true", help="only lines appended from now on")
-    tail_cmd.add_argument("--all", action="store_true", help="print every window's verdict, not only anomalies")
+    tail_cmd.add_argument(
+        "--from-end", action="store_true", help="with no saved position: only lines appended from now on"
+    )
+    tail_cmd.add_argument(
+        "--all", action="store_true", help="print every window's verdict, not only anomalous and undetermined ones"
+    )
+    tail_cmd.add_argument(
+        "--state",
+        help="folder for the spool and the saved position (default: one per file under ~/.cache/logrl/tail; "
+        "a temporary one for stdin)",
+    )
+    tail_cmd.add_argument(
+        "--max-spooled", type=_positive_int, default=2000, help="windows waiting for an answer before reading pauses"
+    )
+    tail_cmd.add_argument(
+        "--cascade",
+        metavar="DATA_DIR",
+        help="judge windows with the run's classical first stage here (its data folder: miner, "
+        "classical_stage.json) and send only suspicious ones to /detect",
+    )
     return parser
 
 
@@ -292,11 +351,44 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     apply_process_defaults()
     try:
+        if getattr(args, "quiet", False) is None:
+            args.quiet = sys.stdout.isatty()
+        if getattr(args, "quiet", False):
+            return _run_quietly(args)
         args.func(args)
-    except ConfigError as err:
+    except (ConfigError, FileNotFoundError) as err:  # input and config errors: one line naming the file or field
         print(f"logrl: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _stop_ray() -> None:
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+def _run_quietly(args: argparse.Namespace) -> int:
+    """Run a long command with its output in a log file under the run folder and one line per phase here."""
+    import traceback
+
+    cfg = _config(args)  # a config error is one line, before anything starts
+    log = Path(cfg.train.output_dir) / "logs" / f"{args.command}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    say(f"[logrl] {args.command}: Ray, vLLM and library output go to {log}")
+    with quiet_console(log, {"sft": cfg.sft.steps, "train": cfg.train.steps}):
+        try:
+            args.func(args)
+            _stop_ray()  # its shutdown messages go to the log too
+            return 0
+        except (ConfigError, FileNotFoundError, KeyboardInterrupt):
+            raise
+        except Exception as err:
+            traceback.print_exc()  # into the log
+            failure = f"logrl {args.command} failed: {type(err).__name__}: {err} (traceback in {log})"
+    print(failure, file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

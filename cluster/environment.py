@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import secrets
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,14 @@ CPU_VLLM_ENV = {
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
     "VLLM_CPU_OMP_THREADS_BIND": "nobind",
 }
+
+
+# Ray's single-node mode (its default on macOS/Windows): the node's address is 127.0.0.1, so the GCS, raylets,
+# workers, agents and metrics exporters all listen on loopback. Read by each Ray process when it imports Ray.
+RAY_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# Serve's documented hook for middlewares in its HTTP proxy: ours closes the proxy's own /-/ routes.
+SERVE_PROXY_MIDDLEWARES_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
+SERVE_PROXY_MIDDLEWARES = "serving.proxy_guard:proxy_middlewares"
 
 
 def _cache_dir() -> Path:
@@ -61,8 +72,22 @@ def _has_cuda() -> bool:
         return False
 
 
+def local_cluster_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """What a local Ray cluster started by logrl needs to be closed: every Ray port on loopback, Ray's token auth on
+    with a fresh token for this cluster (unless `environ` already names one, or sets RAY_AUTH_MODE=disabled), and
+    the Serve proxy's guard. Returns only the settings `environ` does not already have."""
+    wanted = {RAY_LOOPBACK_ENV: "0", SERVE_PROXY_MIDDLEWARES_ENV: SERVE_PROXY_MIDDLEWARES}
+    has_token = environ.get("RAY_AUTH_TOKEN") or environ.get("RAY_AUTH_TOKEN_PATH")
+    if environ.get("RAY_AUTH_MODE", "").lower() != "disabled" and not has_token:
+        # RAY_AUTH_MODE stays unset: ray.init then turns token auth on for the new cluster and reloads its own
+        # settings, which it would not do for a mode set after Ray was imported.
+        wanted["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    return {key: value for key, value in wanted.items() if key not in environ}
+
+
 def init_ray(address: str | None, num_cpus: int | None) -> None:
-    """Join the given cluster, the one a `ray job submit` runs in, or start a local one."""
+    """Join the given cluster, the one a `ray job submit` runs in, or start a local one, closed to the network."""
+    ray_was_imported = "ray" in sys.modules
     import ray
 
     from rl_actors.actor_group import forwarded_env
@@ -71,13 +96,17 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
         return
     if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address or os.environ["RAY_ADDRESS"])  # a job keeps its own runtime_env
-    else:
-        # A dead worker's whole process group is killed: a SIGKILLed rollout actor takes its vLLM engine-core
-        # process (and the GPU memory it holds) with it. Ray 2.60's default; the image sets it for `ray start` too.
-        os.environ.setdefault("RAY_process_group_cleanup_enabled", "1")
-        ray.init(
-            num_cpus=num_cpus,
-            runtime_env={"env_vars": forwarded_env()},
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",  # a local cluster is reached over loopback only
-        )
+        return
+    # Ray's processes inherit this environment; Ray itself read it when it was imported, so a process that
+    # imported Ray earlier gets the loopback setting through the one private switch behind it.
+    os.environ.update(local_cluster_env(os.environ))
+    if ray_was_imported and os.environ[RAY_LOOPBACK_ENV] == "0":
+        from serving.engine_internals import ray_single_node_on_loopback
+
+        ray_single_node_on_loopback()
+    # A dead worker's whole process group is killed: a SIGKILLed rollout actor takes its vLLM engine-core process
+    # (and the GPU memory it holds) with it. Ray 2.60's default; the image sets it for `ray start` too.
+    os.environ.setdefault("RAY_process_group_cleanup_enabled", "1")
+    # "local": always a new cluster; without it ray.init joins the one a `ray start` on this machine left in
+    # its ray_current_cluster file, which logrl did not start and cannot vouch is closed.
+    ray.init(address="local", num_cpus=num_cpus, runtime_env={"env_vars": forwarded_env()}, include_dashboard=False)

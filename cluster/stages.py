@@ -7,7 +7,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from cluster.config import LogrlConfig
+from cluster.config import ConfigError, LogrlConfig
+from cluster.console import say
 from cluster.environment import init_ray
 
 
@@ -17,11 +18,60 @@ def ensure_data(cfg: LogrlConfig, force: bool = False) -> dict:
 
     summary_path = Path(cfg.data.output_dir) / SUMMARY_FILE
     if summary_path.exists() and not force:
-        return json.loads(summary_path.read_text())
-    init_ray(cfg.ray.address, cfg.ray.num_cpus)
-    summary = build_prompt_dataset(cfg.data)
-    print(f"[data] {json.dumps(summary)}", flush=True)
+        summary = json.loads(summary_path.read_text())
+    else:
+        check_data_inputs(cfg)  # a wrong file fails here, in one line, before any Ray instance starts
+        init_ray(cfg.ray.address, cfg.ray.num_cpus)
+        summary = build_prompt_dataset(cfg.data)
+        print(f"data summary: {json.dumps(summary)}", flush=True)
+        print(data_line(summary), flush=True)
+    ensure_classical_stage(cfg, summary, force)
     return summary
+
+
+def check_data_inputs(cfg: LogrlConfig) -> None:
+    """Input errors as one line naming the field and file, before any Ray instance starts: every `data.paths`
+    file exists and, for the text window formats, its start looks like a log of `data.format`."""
+    from pipelines.config import BLOCK_FORMATS
+    from pipelines.read_logs import check_inputs
+    from pipelines.table_formats import require_file
+
+    try:
+        if cfg.data.format in BLOCK_FORMATS or cfg.data.format == "templates" or cfg.data.session == "time":
+            for index, path in enumerate(cfg.data.paths):  # their own readers check the contents
+                require_file(path, f"data.paths[{index}]")
+        else:
+            check_inputs(cfg.data)
+    except (ValueError, FileNotFoundError) as err:
+        raise ConfigError(str(err)) from None
+
+
+def data_line(summary: dict) -> str:
+    """The data phase in one line: lines read, dead letters, templates, the splits, the report."""
+    splits = summary.get("splits", {})
+    parts = ", ".join(f"{name} {s['sessions']} sessions ({s['anomalous']} anomalous)" for name, s in splits.items())
+    dead = sum((summary.get("dead_letters") or {}).values())
+    report = Path(summary.get("paths", {}).get("summary", "")).with_name("report.md")
+    return (
+        f"[data] {summary.get('lines_read', 0):,} lines, {dead} dead letters, {summary.get('templates', 0)} "
+        f"templates; {parts}; report {report}"
+    )
+
+
+def ensure_classical_stage(cfg: LogrlConfig, summary: dict, force: bool = False) -> Path | None:
+    """The cascade's first stage (template counts of the train split), saved beside the miner; None without a
+    train split."""
+    from pipelines.prompt_store import iter_examples
+    from serving.cascade import STAGE_FILE, fit_classical_stage
+
+    path = Path(cfg.data.output_dir) / STAGE_FILE
+    train = (summary.get("paths") or {}).get("train")
+    if path.exists() and not force:
+        return path
+    if not train or not Path(train).exists():
+        return None
+    rows = iter_examples(train, ["template_ids", "anomaly_lines", "label"])
+    return fit_classical_stage(rows).save(path)
 
 
 def ensure_model(cfg: LogrlConfig, force: bool = False) -> str:
@@ -280,7 +330,7 @@ def run_eval_stage(
         run.log_metrics(0, eval_metrics(metrics))
         run.log_artifacts(out_dir, f"eval/{out_dir.name}")
         run.finish()
-    print(report_table(metrics), flush=True)
+    say(report_table(metrics))
     print(f"[eval] report: {out_dir / 'report.md'} ({time.perf_counter() - started:.0f}s)", flush=True)
     return {"out": str(out_dir), "metrics": metrics}
 

@@ -16,9 +16,13 @@ MAX_LINE_CHARS = 300  # one runaway line must not eat the prompt budget
 MAX_HEADER_CHARS = 40
 DEFAULT_MAX_PROMPT_TOKENS = 640
 UNKNOWN_FIELD = "?"
-SEVERE_LEVELS = frozenset(
-    {"FATAL", "SEVERE", "ERROR", "FAILURE", "CRIT", "CRITICAL", "ALERT", "EMERG", "WARN", "WARNING"}
-)
+# How much a level matters when a prompt must drop groups: FATAL > ERROR > WARNING > the rest (0).
+SEVERITY_RANKS = {
+    **dict.fromkeys(("FATAL", "FAILURE", "CRIT", "CRITICAL", "ALERT", "EMERG", "PANIC"), 3),
+    **dict.fromkeys(("ERROR", "ERR", "SEVERE"), 2),
+    **dict.fromkeys(("WARN", "WARNING"), 1),
+}
+SEVERE_LEVELS = frozenset(SEVERITY_RANKS)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")  # a log line is one prompt line: no injected newlines
 _RANGE = re.compile(r"L(\d+)(?:-L(\d+))?")
 _NUMBERS = re.compile(r"(L\d+(?:-L\d+)?(?:,L\d+(?:-L\d+)?)*)(?: \(x\d+\))?[ :]")
@@ -87,6 +91,7 @@ class Group:
     header: str  # "COMPONENT LEVEL", sanitized, no ':'
     text: str  # the template (or the raw content of a line without one), exactly as shown
     severe: bool
+    severity: int = 0  # SEVERITY_RANKS of the level: what a cut keeps first
 
     @property
     def first(self) -> int:
@@ -108,6 +113,7 @@ class RenderedPrompt:
     text: str
     templates: list[str] = field(default_factory=list)
     malformed: list[int] = field(default_factory=list)
+    template_ids: list[int | None] = field(default_factory=list)  # per raw line; None for an unparsable one
 
 
 def sanitize(text: str | None, max_chars: int = MAX_LINE_CHARS) -> str:
@@ -156,8 +162,8 @@ def group_lines(lines: Sequence[dict]) -> list[Group]:
         if key not in numbers:
             template = line.get("template") if key[0] is not None else None
             text = _sanitized_template(template) if template is not None else sanitize(line.get("content"))
-            severe = str(line.get("level") or "").upper() in SEVERE_LEVELS
-            numbers[key], shown[key] = [], (header, text, severe)
+            severity = SEVERITY_RANKS.get(str(line.get("level") or "").upper(), 0)
+            numbers[key], shown[key] = [], (header, text, severity > 0, severity)
         numbers[key].append(number)
     return [Group(tuple(numbers[key]), *shown[key]) for key in numbers]
 
@@ -167,7 +173,8 @@ def _trailer(hidden_lines: int, hidden_groups: int) -> str:
 
 
 def fit_groups(groups: list[Group], max_tokens: int, count_tokens: TokenCounter = estimate_tokens) -> list[Group]:
-    """The groups shown, in first-appearance order: all if they fit, else severe, rare, early ones first.
+    """The groups shown, in first-appearance order: all if they fit, else the most severe (FATAL, then ERROR,
+    then WARNING), then rare, then early ones first.
 
     The most important group is kept even if it alone is over the budget: a prompt never shows nothing.
     """
@@ -177,7 +184,7 @@ def fit_groups(groups: list[Group], max_tokens: int, count_tokens: TokenCounter 
     n_lines = sum(group.count for group in groups)
     budget = max_tokens - count_tokens("\n" + _trailer(n_lines, len(groups)))  # the trailer's widest form
     kept: set[int] = set()
-    for index in sorted(range(len(groups)), key=lambda i: (not groups[i].severe, groups[i].count, groups[i].first)):
+    for index in sorted(range(len(groups)), key=lambda i: (-groups[i].severity, groups[i].count, groups[i].first)):
         cost = count_tokens(rendered[index] + "\n")
         if cost <= budget or not kept:
             kept.add(index)
@@ -247,4 +254,5 @@ def render_raw_lines(
         record["template_id"], record["template"] = miner.match(record["content"])
         templates.setdefault(record["template"], None)
         lines.append(record)
-    return RenderedPrompt(render_window(lines, max_tokens, count_tokens), list(templates), malformed)
+    text = render_window(lines, max_tokens, count_tokens)
+    return RenderedPrompt(text, list(templates), malformed, [line["template_id"] for line in lines])

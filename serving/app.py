@@ -30,14 +30,18 @@ from pipelines.reasoning_format import answer_token_budget
 from pipelines.templates import LogTemplateMiner
 from serving.adapters import BOARD_NAMESPACE, AdapterChoiceError, available_versions, resolve_adapter
 from serving.auth import admin_key_digests, key_digests
+from serving.cascade import MODEL, STAGE_FILE, ClassicalStage
 from serving.config import ServeConfig
 from serving.detect import (
+    DETECT_PRIORITY,
     AdapterInfo,
     DetectLimits,
     DetectPlan,
     InvalidDetectRequest,
+    TokenLogprobs,
     chat_overhead_tokens,
     check_tags_survive_decoding,
+    classical_response,
     detect_response,
     load_adapter_info,
     parse_detect_request,
@@ -45,8 +49,9 @@ from serving.detect import (
     prompt_token_budget,
     token_counter,
 )
-from serving.engine_internals import SkipNodeInit, swap_adapter
+from serving.engine_internals import SkipNodeInit, bind_replica_grpc_to_node_address, swap_adapter
 from serving.errors import error_response
+from serving.fairness import BULK_PRIORITY, OpenAICaps
 from serving.guard import TOO_DEEP, DetectorGuard, GuardSettings
 
 logger = logging.getLogger(__name__)
@@ -70,6 +75,11 @@ class DetectorSettings:
     max_lora_rank: int = 16
     board: str | None = None  # the app's AdapterBoard actor, polled every poll_s for switches made elsewhere
     poll_s: float = 1.0
+    classical_stage_path: str | None = (
+        None  # the cascade's first stage (serving.cascade); None: every window to the model
+    )
+    cascade: bool = False  # the default for requests that do not say
+    decide_known_anomalies: bool = False
 
 
 class EngineError(RuntimeError):
@@ -84,6 +94,7 @@ class DetectorServer(LLMServer):
     """LLMServer plus POST /detect on the same vLLM app; the miner is loaded once per replica."""
 
     async def __init__(self, llm_config: LLMConfig, *, detector: DetectorSettings):
+        bind_replica_grpc_to_node_address()
         count_tokens = estimate_tokens
         if detector.tokenizer_path:
             from transformers import AutoTokenizer
@@ -91,6 +102,7 @@ class DetectorServer(LLMServer):
             count_tokens = token_counter(AutoTokenizer.from_pretrained(detector.tokenizer_path))
         self._set_up_detector(detector, LogTemplateMiner.load(detector.miner_state_path), count_tokens)
         await super().__init__(llm_config)
+        await self._warm_up()
         if detector.board:
             board = ray.get_actor(detector.board, namespace=BOARD_NAMESPACE)
             await self._follow(board)  # a replica started after a switch serves the switched-to version at once
@@ -105,6 +117,11 @@ class DetectorServer(LLMServer):
         self._switching = asyncio.Lock()
         self._board_serial = -1
         self._follower: asyncio.Task | None = None
+        self._stage = (
+            ClassicalStage.load(detector.classical_stage_path, detector.decide_known_anomalies)
+            if detector.classical_stage_path
+            else None
+        )
 
     async def __serve_build_asgi_app__(self):
         app = await super().__serve_build_asgi_app__()
@@ -128,12 +145,20 @@ class DetectorServer(LLMServer):
         except InvalidDetectRequest as err:
             return error_response(err.status_code, err.message, param="lines")
         adapter = self._adapter  # the version that answers, fixed before generation starts
+        stage_reason = None
+        if self._stage is not None and (settings.cascade if plan.cascade is None else plan.cascade):
+            decision = self._stage.judge(plan.rendered.template_ids)
+            if decision.decision != MODEL:  # the classical first stage decided: no generation
+                latency_ms = (time.perf_counter() - started) * 1000
+                return JSONResponse(classical_response(decision, plan, adapter, latency_ms, settings.limits))
+            stage_reason = decision.reason
         try:
-            completion = await self._complete(plan)
+            completion, token_logprobs = await self._complete(plan)
         except EngineError as err:
             return error_response(err.status_code, str(err))
         latency_ms = (time.perf_counter() - started) * 1000
-        return JSONResponse(detect_response(completion, plan, adapter, latency_ms, settings.limits))
+        body = detect_response(completion, plan, adapter, latency_ms, settings.limits, token_logprobs, stage_reason)
+        return JSONResponse(body)
 
     async def admin_adapters(self, request: Request) -> JSONResponse:
         """GET: the version served and those available. POST {"version": V}: serve V here, then on every replica."""
@@ -187,23 +212,38 @@ class DetectorServer(LLMServer):
             except Exception as err:  # keep serving the current version; try again next poll
                 logger.warning("adapter board poll failed: %s", err)
 
+    async def _warm_up(self) -> None:
+        """One /detect generation before the replica takes requests: the first one with the adapter pays one-off
+        costs (over 30 s on a busy 2-core box), which would otherwise land on a client and its timeout."""
+        started = time.perf_counter()
+        plan = await asyncio.to_thread(self._plan, {"lines": ["logrl warm-up line"], "fast": True})
+        try:
+            await self._complete(plan)
+        except EngineError as err:  # the replica still starts; the first request will say what is wrong
+            logger.warning("warm-up generation failed: %s", err)
+        logger.info("warm-up generation took %.1fs", time.perf_counter() - started)
+
     def _plan(self, payload: Any) -> DetectPlan:
         settings = self._detector
         detect_request = parse_detect_request(payload, settings.limits)
         return plan_detection(detect_request, self._miner, settings.data_format, settings.limits, self._count_tokens)
 
-    async def _complete(self, plan: DetectPlan) -> str:
-        """One non-streaming chat completion with the adapter, through vLLM's OpenAI chat layer."""
+    async def _complete(self, plan: DetectPlan) -> tuple[str, list[TokenLogprobs]]:
+        """One non-streaming chat completion with the adapter, through vLLM's OpenAI chat layer, ahead of /v1 work
+        in the engine's queue: the text and each generated token's top log-probs (for the score)."""
         from ray.serve.llm.openai_api_models import ChatCompletionRequest
         from vllm.entrypoints.serve.engine.protocol import ErrorResponse  # base of Ray's and vLLM's error models
 
         chat_request = ChatCompletionRequest(
-            model=self._detector.adapter.name, messages=plan.messages, stream=False, **plan.sampling
+            model=self._adapter.name, messages=plan.messages, stream=False, priority=DETECT_PRIORITY, **plan.sampling
         )
         async for response in await self.chat(chat_request):
             if isinstance(response, ErrorResponse):
                 raise EngineError(response.error.message, response.error.code)
-            return response.choices[0].message.content or ""
+            choice = response.choices[0]
+            generated = choice.logprobs.content if choice.logprobs and choice.logprobs.content else []
+            tokens = [(item.token, [(top.token, top.logprob) for top in item.top_logprobs]) for item in generated]
+            return choice.message.content or "", tokens
         raise EngineError("the engine returned no completion", 500)
 
 
@@ -253,6 +293,8 @@ def detector_llm_config(serve_cfg: ServeConfig, model_path: str, adapter: Adapte
         "max_loras": serve_cfg.max_loras,
         # A frontend arg: vLLM's init_app_state registers it as a static adapter, served under `name`.
         "lora_modules": [LoRAModulePath(name=adapter.name, path=adapter.path, base_model_name=model_id)],
+        # /detect asks with priority 0, the guard pins /v1 work to BULK_PRIORITY: the engine runs /detect first.
+        "scheduling_policy": "priority",
     }
     extra: dict[str, Any]
     if serve_cfg.num_gpus_per_replica > 0:
@@ -268,10 +310,11 @@ def detector_llm_config(serve_cfg: ServeConfig, model_path: str, adapter: Adapte
         deployment_config={
             **replica_count_config(serve_cfg),
             "ray_actor_options": {"num_cpus": serve_cfg.num_cpus_per_replica},
-            # The replica's guard queues and refuses with JSON errors, so Serve lets it see all it may hold;
-            # Serve's own queue (plain-text 503 when full) is only the backstop in front of it.
-            "max_ongoing_requests": serve_cfg.max_ongoing_requests + serve_cfg.max_queued_requests,
-            "max_queued_requests": max(serve_cfg.max_queued_requests, 1),
+            # The replica's guard queues and refuses (429 with Retry-After, in the OpenAI shape): Serve hands each
+            # replica twice what the guard holds, so requests over it reach the guard and are refused there at
+            # once, and Serve's own queue is unbounded, so it never answers its plain-text 503 (backpressure).
+            "max_ongoing_requests": 2 * guard_capacity(serve_cfg),
+            "max_queued_requests": -1,
         },
         runtime_env={"env_vars": _replica_env()},
         log_engine_metrics=False,
@@ -294,8 +337,15 @@ def replica_count_config(serve_cfg: ServeConfig) -> dict[str, Any]:
     }
 
 
+def guard_capacity(serve_cfg: ServeConfig) -> int:
+    """Requests one replica's guard holds (working on /detect, on /v1 generation, and waiting) before a 429."""
+    return serve_cfg.max_ongoing_requests + serve_cfg.openai_limits.max_ongoing_requests + serve_cfg.max_queued_requests
+
+
 def guard_settings(serve_cfg: ServeConfig) -> GuardSettings:
     """What each replica's guard enforces; only key digests leave this process, never the keys."""
+    limits = serve_cfg.openai_limits
+    budget = limits.tokens_per_minute_per_key
     return GuardSettings(
         key_digests=key_digests(serve_cfg),
         max_request_bytes=serve_cfg.max_request_bytes,
@@ -305,6 +355,17 @@ def guard_settings(serve_cfg: ServeConfig) -> GuardSettings:
         adapter_name=serve_cfg.adapter_name,
         default_model=serve_cfg.default_model,
         admin_key_digests=admin_key_digests(serve_cfg),
+        openai_caps=OpenAICaps(
+            max_n=limits.max_n,
+            max_tokens=limits.max_tokens,
+            max_prompts=limits.max_prompts,
+            allow_ignore_eos=limits.allow_ignore_eos,
+            max_logprobs=limits.max_logprobs,
+            priority=BULK_PRIORITY,
+        ),
+        max_ongoing_bulk_requests=limits.max_ongoing_requests,
+        # Serve spreads a key's requests over the replicas; each holds an equal share of its budget.
+        tokens_per_minute_per_key=budget / serve_cfg.initial_replicas if budget else None,
     )
 
 
@@ -324,6 +385,9 @@ def build_detector_app(
     if adapter.rank > serve_cfg.max_lora_rank:
         raise ValueError(f"adapter rank {adapter.rank} > serve.max_lora_rank {serve_cfg.max_lora_rank}; raise it")
     LogTemplateMiner.load(miner_state_path)  # a bad miner file fails here, not in every replica
+    stage_path = Path(miner_state_path).parent / STAGE_FILE  # written with the data (cluster.stages)
+    if stage_path.is_file():
+        ClassicalStage.load(stage_path)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     check_tags_survive_decoding(tokenizer)
     fast_max_new_tokens = serve_cfg.fast_max_new_tokens or answer_token_budget(
@@ -355,6 +419,9 @@ def build_detector_app(
         max_lora_rank=serve_cfg.max_lora_rank,
         board=board,
         poll_s=serve_cfg.adapter_poll_s,
+        classical_stage_path=str(stage_path.resolve()) if stage_path.is_file() else None,
+        cascade=serve_cfg.cascade,
+        decide_known_anomalies=serve_cfg.cascade_decides_known_anomalies,
     )
     return build_llm_deployment(
         detector_llm_config(serve_cfg, model_path, adapter),

@@ -29,15 +29,21 @@ def auth_headers(api_key: str | None = None) -> dict[str, str]:
 
 
 def detect(
-    url: str, lines: list[str], fast: bool = False, timeout: float = 120.0, api_key: str | None = None
+    url: str,
+    lines: list[str],
+    fast: bool = False,
+    timeout: float = 120.0,
+    api_key: str | None = None,
+    cascade: bool | None = None,
+    client: httpx.Client | None = None,
 ) -> dict[str, Any]:
-    """POST one session's raw log lines to `url`/detect and return the JSON verdict."""
-    response = httpx.post(
-        f"{url.rstrip('/')}/detect",
-        json={"lines": list(lines), "fast": fast},
-        timeout=timeout,
-        headers=auth_headers(api_key),
-    )
+    """POST one session's raw log lines to `url`/detect and return the JSON verdict (`cascade`: ask for the
+    server's classical first stage, or skip it; None: the server's default). `client` reuses its connections."""
+    body: dict[str, Any] = {"lines": list(lines), "fast": fast}
+    if cascade is not None:
+        body["cascade"] = cascade
+    post = client.post if client is not None else httpx.post
+    response = post(f"{url.rstrip('/')}/detect", json=body, timeout=timeout, headers=auth_headers(api_key))
     if response.status_code != 200:
         try:
             message, from_proxy = response.json()["error"]["message"], False

@@ -25,6 +25,40 @@ class AutoscalingConfig(StrictModel):
         return self
 
 
+class OpenAILimits(StrictModel):
+    """What one /v1 generation request may ask of the engine, how many run at once, and each key's token budget."""
+
+    max_n: int = Field(
+        1,
+        ge=1,
+        description="Largest `n` and `best_of` (completions per prompt); more is a 400. On CPU a decode step costs "
+        "about in proportion to the sequences in it, so every concurrent /v1 sequence slows /detect.",
+    )
+    max_tokens: int = Field(
+        512,
+        ge=1,
+        description="Largest `max_tokens` / `max_completion_tokens`; a request naming none gets this many.",
+    )
+    max_prompts: int = Field(4, ge=1, description="/v1/completions: most prompts in one request's `prompt` list.")
+    allow_ignore_eos: bool = Field(False, description="Whether `ignore_eos: true` (generate to the limit) is allowed.")
+    max_logprobs: int = Field(
+        5, ge=0, description="Largest `top_logprobs`, `logprobs` and `prompt_logprobs` (and `logprob_token_ids` count)."
+    )
+    max_ongoing_requests: int = Field(
+        1,
+        ge=1,
+        description="/v1 generations one replica runs at once; more wait in its queue. /detect has its own slots "
+        "(serve.max_ongoing_requests) and the engine schedules it ahead of /v1 work.",
+    )
+    tokens_per_minute_per_key: int | None = Field(
+        60_000,
+        ge=1,
+        description="Tokens each API key's /v1 requests may generate per minute (charged at admission as "
+        "completions x max_tokens; a minute's worth may be spent at once); over it, 429 with Retry-After. Each "
+        "replica holds an equal share. None: no budget.",
+    )
+
+
 class ServeConfig(StrictModel):
     """Which base model and adapter to host, and how."""
 
@@ -81,10 +115,24 @@ class ServeConfig(StrictModel):
         120, gt=0, description="/detect answers 504 after this long (queueing, matching and generation together)."
     )
     max_ongoing_requests: int = Field(
-        16, ge=1, description="Requests one replica works on at once; more wait in its queue."
+        16, ge=1, description="/detect requests one replica works on at once; more wait in its queue."
     )
     max_queued_requests: int = Field(
         64, ge=0, description="Requests one replica lets wait; beyond that it answers 429 with Retry-After."
+    )
+    openai_limits: OpenAILimits = Field(
+        default_factory=OpenAILimits, description="Caps and per-key token budget for /v1/* generation requests."
+    )
+    cascade: bool = Field(
+        False,
+        description="/detect runs the classical first stage (template counts of the train split, "
+        "classical_stage.json beside the miner) and asks the model only about suspicious windows; a request's "
+        "`cascade` overrides it. Off (the default), or without the file, every window goes to the model.",
+    )
+    cascade_decides_known_anomalies: bool = Field(
+        False,
+        description="The first stage also calls a window anomalous itself when a template of it occurred only on "
+        "anomaly lines in training (else the model decides such windows).",
     )
     max_response_templates: int = Field(100, ge=1, description="At most this many templates in a /detect response.")
     max_template_chars: int = Field(300, ge=16, description="Each template in a /detect response is cut to this.")

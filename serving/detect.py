@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,24 @@ from pipelines.prompts import (
     render_raw_lines,
     shown_line_numbers,
 )
-from pipelines.reasoning_format import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, parse_completion
+from pipelines.reasoning_format import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    THINK_CLOSE,
+    THINK_OPEN,
+    parse_completion,
+    verdict_position,
+    verdict_score,
+)
 from pipelines.templates import LogTemplateMiner
+from serving.cascade import StageDecision
 from serving.untrusted import clip, escape_for_response, invalid_code_point, normalize_line
 
 REASON_MODE, FAST_MODE = "reason", "fast"
+DETECT_PRIORITY = 0  # vLLM priority scheduling: lower runs first; /v1 work is pinned to serving.fairness.BULK_PRIORITY
+SCORE_TOP_LOGPROBS = 20  # top log-probs asked per generated token, for `score` (vLLM's default max_logprobs)
+# One generated token: its text and its top (text, log-prob) alternatives.
+TokenLogprobs = tuple[str, Sequence[tuple[str, float]]]
 
 
 class InvalidDetectRequest(ValueError):
@@ -42,6 +55,7 @@ class DetectRequest(BaseModel):
 
     lines: list[str]
     fast: bool = False
+    cascade: bool | None = None  # None: the server's setting (serve.cascade)
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,7 @@ class DetectPlan:
     prefill: str = ""  # the start of the assistant turn, written for the model (fast mode: "<answer>")
     omitted_lines: tuple[int, ...] = ()  # 1-based numbers of request lines the prompt could not show
     request_lines: int = 0  # how many raw lines the request sent
+    cascade: bool | None = None  # the request's choice; None: the server's
 
 
 _CITED_LINE = re.compile(r"\bL(\d{1,9})\b")
@@ -137,17 +152,34 @@ def parse_detect_request(payload: Any, limits: DetectLimits) -> DetectRequest:
 
 
 def sampling_for(fast: bool, limits: DetectLimits) -> dict[str, Any]:
-    """Greedy sampling; fast mode continues a prefilled `<answer>` and stops right after `</answer>` (kept)."""
+    """Greedy sampling with each token's top log-probs (for `score`); fast mode continues a prefilled `<answer>`
+    and stops right after `</answer>` (kept)."""
+    scored = {"temperature": 0.0, "logprobs": True, "top_logprobs": SCORE_TOP_LOGPROBS}
     if fast:
         return {
-            "temperature": 0.0,
+            **scored,
             "max_completion_tokens": limits.fast_max_new_tokens,
             "stop": [ANSWER_CLOSE],
             "include_stop_str_in_output": True,
             "add_generation_prompt": False,
             "continue_final_message": True,
         }
-    return {"temperature": 0.0, "max_completion_tokens": limits.max_new_tokens}
+    return {**scored, "max_completion_tokens": limits.max_new_tokens}
+
+
+def verdict_probability(token_logprobs: Sequence[TokenLogprobs] | None, plan: DetectPlan) -> float | None:
+    """P(anomalous) where the verdict is decided: fast mode's first generated token (right after the `<answer>`
+    prefill), or in reasoning mode the token that starts the text after `<answer>`; None when there is no such
+    token or none of its top alternatives starts a verdict."""
+    if not token_logprobs:
+        return None
+    if plan.mode == FAST_MODE:
+        position: int | None = 0
+    else:
+        position = verdict_position([text for text, _ in token_logprobs], plan.prefill)
+    if position is None:
+        return None
+    return verdict_score(list(token_logprobs[position][1]))
 
 
 def prompt_token_budget(
@@ -213,6 +245,7 @@ def plan_detection(
         prefill=prefill,
         omitted_lines=tuple(omitted),
         request_lines=len(request.lines),
+        cascade=request.cascade,
     )
 
 
@@ -222,18 +255,25 @@ def detect_response(
     adapter: AdapterInfo,
     latency_ms: float,
     limits: DetectLimits | None = None,
+    token_logprobs: Sequence[TokenLogprobs] | None = None,
+    stage_reason: str | None = None,
 ) -> dict[str, Any]:
     """The /detect answer; the verdict comes only from the model's completion, never from the log text.
 
-    `truncated` and `omitted_lines` say which request lines the model did not see; `templates` is capped in count
-    and length (`templates_total` counts them all) and escaped, as is the rationale.
+    `score` is P(anomalous) at the verdict token (`verdict_probability`), or None; `stage` is "model" and
+    `stage_reason` why the cascade's first stage passed the window on (None: the cascade was off). `truncated` and
+    `omitted_lines`
+    say which request lines the model did not see; `templates` is capped in count and length (`templates_total`
+    counts them all) and escaped, as is the rationale.
     """
     parsed = parse_completion(plan.prefill + completion)
     max_count = limits.max_response_templates if limits else 100
     max_chars = limits.max_template_chars if limits else 300
     templates = [escape_for_response(clip(t, max_chars)) for t in plan.rendered.templates[:max_count]]
+    score = verdict_probability(token_logprobs, plan)
     return {
         "verdict": parsed.verdict,
+        "score": None if score is None else round(score, 6),
         "well_formed": parsed.well_formed,
         "rationale": escape_for_response(parsed.rationale),
         "cited_lines_not_shown": citations_not_shown(parsed.rationale, plan),
@@ -245,7 +285,22 @@ def detect_response(
         "adapter": adapter.name,
         "adapter_version": adapter.version,
         "mode": plan.mode,
+        "stage": "model",
+        "stage_reason": stage_reason,
         "latency_ms": round(latency_ms, 3),
+    }
+
+
+def classical_response(
+    decision: StageDecision, plan: DetectPlan, adapter: AdapterInfo, latency_ms: float, limits: DetectLimits | None
+) -> dict[str, Any]:
+    """The /detect answer when the cascade's first stage decided the window: no generation, no score."""
+    body = detect_response(f"<think></think><answer>{decision.decision}</answer>", plan, adapter, latency_ms, limits)
+    return {
+        **body,
+        "rationale": escape_for_response(f"classical stage: {decision.reason}"),
+        "stage": "classical",
+        "stage_reason": decision.reason,
     }
 
 

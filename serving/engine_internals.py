@@ -1,8 +1,12 @@
-"""The only place serving/ touches private Ray Serve LLM and vLLM APIs; each use names what it relies on.
+"""The only place logrl touches private Ray Serve LLM, Ray core and vLLM APIs; each use names what it relies on.
 
 - `SkipNodeInit`: Ray Serve LLM's callback base (`ray.llm._internal`), to skip its per-node download step.
 - `swap_adapter`: vLLM's `OpenAIServingModels` (`lora_requests`, `lora_id_counter`) and engine client
   (`add_lora`), reached through Ray's `VLLMEngine` (`_oai_models`, `_engine_client`).
+- `ray_single_node_on_loopback`: Ray core's `ray_constants.ENABLE_RAY_CLUSTER`, read from
+  `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER` when Ray is imported.
+- `bind_replica_grpc_to_node_address`: Ray Serve's replica module calls `add_port_to_grpc_server(server, "[::]:0")`
+  for its inter-deployment gRPC server (`ray.serve._private.replica`, looked up at call time).
 """
 
 from __future__ import annotations
@@ -36,3 +40,36 @@ async def swap_adapter(server: Any, name: str, path: str) -> int:
     await server.engine._engine_client.add_lora(request)
     models.lora_requests[name] = request
     return request.lora_int_id
+
+
+def ray_single_node_on_loopback() -> None:
+    """Put this process's Ray in single-node mode after the fact (node address 127.0.0.1, so every port it starts
+    listens on loopback), as `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` does for a process that imports Ray after it is
+    set. Ray reads the flag at each call that picks the node's address, so setting it before `ray.init` suffices."""
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def bind_replica_grpc_to_node_address() -> None:
+    """Make this Serve replica's inter-deployment gRPC server listen on the node's address, not on every interface.
+
+    Ray Serve 2.60 starts it on `[::]:0` in every replica, without Ray's token auth, and it unpickles what it is
+    sent; on a local cluster the node's address is 127.0.0.1. Call it in the replica's constructor: Serve starts
+    that server once the constructor has returned.
+    """
+    import ray
+    from ray._common.network_utils import build_address
+    from ray.serve._private import replica
+
+    original = replica.add_port_to_grpc_server
+    if getattr(original, "binds_node_address", False):
+        return
+
+    def add_port_on_node_address(server: Any, address: str) -> int:
+        if address.startswith("[::]:"):
+            address = build_address(ray.util.get_node_ip_address(), int(address.rsplit(":", 1)[1]))
+        return original(server, address)
+
+    add_port_on_node_address.binds_node_address = True  # type: ignore[attr-defined]
+    replica.add_port_to_grpc_server = add_port_on_node_address

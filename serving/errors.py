@@ -10,7 +10,9 @@ from starlette.responses import JSONResponse
 _TYPES = {
     400: "BadRequestError",
     401: "AuthenticationError",
+    403: "PermissionDeniedError",
     404: "NotFoundError",
+    405: "MethodNotAllowedError",
     413: "RequestTooLargeError",
     422: "UnprocessableEntityError",
     429: "RateLimitError",
@@ -32,6 +34,6 @@ def error_response(
     return JSONResponse(error_payload(status_code, message, param), status_code=status_code, headers=headers)
 
 
-def error_bytes(status_code: int, message: str) -> bytes:
+def error_bytes(status_code: int, message: str, param: str | None = None) -> bytes:
     """The error body as bytes, for raw ASGI responses."""
-    return json.dumps(error_payload(status_code, message)).encode("utf-8")
+    return json.dumps(error_payload(status_code, message, param)).encode("utf-8")

@@ -97,6 +97,17 @@ def test_budget_cut_is_announced_and_keeps_severe_then_rare_groups():
     assert render_window(lines, 10**6).count("\n") == len(group_lines(lines)) - 1  # no cut when it fits
 
 
+def test_a_cut_keeps_fatal_over_many_distinct_warnings():
+    """60 distinct WARNING lines once pushed a FATAL line out (WARNING counted as severe as FATAL, and rarer)."""
+    lines = [line(f"disk {i} latency over threshold {i * 13}", i, level="WARNING") for i in range(1, 61)]
+    lines += [line(f"retrying job {i}", 60 + i, level="ERROR") for i in range(1, 4)]
+    lines.insert(30, line("machine check interrupt, node halted", 500, level="FATAL"))
+    rows = render_window(lines, 60).split("\n")
+    assert any("FATAL: machine check interrupt" in row for row in rows)
+    kept_levels = [row.split(":")[0].split()[-1] for row in rows[:-1]]
+    assert "ERROR" in kept_levels and kept_levels.count("WARNING") < 60  # errors next, warnings only if room
+
+
 def test_a_tiny_budget_still_shows_the_most_important_group():
     lines = [line("first routine line here", 1), line("kernel panic now", 2, level="ERROR")]
     assert render_window(lines, 1).split("\n") == [

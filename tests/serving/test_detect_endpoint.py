@@ -18,7 +18,7 @@ class _EngineFreeServer(DetectorServer):
         pass
 
 
-def _server(miner, limits, replies, adapters_dir=None):
+def _server(miner, limits, replies, adapters_dir=None, **settings_kwargs):
     """A DetectorServer without its engine: `chat` yields the next canned reply and records the request."""
     from vllm.entrypoints.serve.engine.protocol import ErrorInfo, ErrorResponse
 
@@ -29,6 +29,7 @@ def _server(miner, limits, replies, adapters_dir=None):
         data_format="bgl",
         limits=limits,
         adapters_dir=adapters_dir,
+        **settings_kwargs,
     )
     server._set_up_detector(settings, miner, estimate_tokens)
     server.requests = []
@@ -40,8 +41,18 @@ def _server(miner, limits, replies, adapters_dir=None):
         async def stream():
             if isinstance(reply, tuple):
                 yield ErrorResponse(error=ErrorInfo(message=reply[1], type="BadRequestError", code=reply[0]))
-            else:
-                yield SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(content=reply))])
+            else:  # a completion text, or {"content": text, "logprobs": [(token, {alternative: logprob})]}
+                text, tokens = (reply["content"], reply["logprobs"]) if isinstance(reply, dict) else (reply, [])
+                content = [
+                    SimpleNamespace(
+                        token=token, top_logprobs=[SimpleNamespace(token=t, logprob=lp) for t, lp in tops.items()]
+                    )
+                    for token, tops in tokens
+                ]
+                logprobs = SimpleNamespace(content=content) if content else None
+                yield SimpleNamespace(
+                    choices=[SimpleNamespace(message=SimpleNamespace(content=text), logprobs=logprobs)]
+                )
 
         return stream()
 
@@ -64,6 +75,16 @@ def test_detect_returns_the_parsed_completion(fast, bgl_raw_lines, miner, limits
     assert request.model == "logrl-detector" and request.temperature == 0.0 and request.stream is False
     assert request.max_completion_tokens == (limits.fast_max_new_tokens if fast else limits.max_new_tokens)
     assert (request.stop == ["</answer>"]) is fast and request.include_stop_str_in_output is fast
+    # Ahead of /v1 work in the engine, with the log-probs `score` is read from.
+    assert request.priority == 0 and request.logprobs is True and request.top_logprobs == 20
+    assert body["score"] is None  # the stub sent no log-probs
+
+
+def test_detect_scores_the_verdict_token_from_the_engines_logprobs(bgl_raw_lines, miner, limits):
+    reply = {"content": "anomalous</answer>", "logprobs": [("anomalous", {"anomalous": -0.1, "normal": -2.4})]}
+    _, client = _server(miner, limits, [reply])
+    body = client.post("/detect", json={"lines": bgl_raw_lines[:10], "fast": True}).json()
+    assert body["verdict"] == "anomalous" and body["score"] == pytest.approx(0.909, abs=1e-3)
 
 
 def test_engine_errors_keep_their_status_and_message(bgl_raw_lines, miner, limits):
@@ -151,3 +172,23 @@ def test_json_nested_too_deeply_is_a_400(miner, limits):
     _, client = _server(miner, limits, [])
     response = client.post("/detect", content=b"[" * 5000 + b"]" * 5000, headers={"content-type": "application/json"})
     assert response.status_code == 400 and "nested too deeply" in response.json()["error"]["message"]
+
+
+def test_the_first_stage_answers_what_it_clears_and_passes_the_rest_on(bgl_raw_lines, miner, limits, tmp_path):
+    from serving.cascade import ClassicalStage
+
+    window = bgl_raw_lines[:10]
+    ids = [miner.match(line.split(" ", 9)[-1])[0] for line in window]  # what /detect's renderer will find
+    common = {template: 10 for template in ids}
+    stage = ClassicalStage(normal_lines=common, max_normal_count=common).save(tmp_path / "classical_stage.json")
+    reply = "<think></think><answer>anomalous</answer>"
+    server, client = _server(miner, limits, [reply, reply], classical_stage_path=str(stage))
+    asked = client.post("/detect", json={"lines": window}).json()  # serve.cascade is off by default
+    assert (asked["stage"], asked["stage_reason"], asked["verdict"]) == ("model", None, "anomalous")
+    cleared = client.post("/detect", json={"lines": window, "cascade": True}).json()
+    assert (cleared["stage"], cleared["verdict"], cleared["score"]) == ("classical", "normal", None)
+    assert cleared["rationale"] == "classical stage: every template is common in normal training windows"
+    assert len(server.requests) == 1  # no generation for the cleared window
+    suspicious = client.post("/detect", json={"lines": [*window, "not a bgl line"], "cascade": True}).json()
+    assert suspicious["stage"] == "model" and suspicious["stage_reason"] == "L11 is not a well-formed log line"
+    assert len(server.requests) == 2

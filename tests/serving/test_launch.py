@@ -59,13 +59,24 @@ def test_replicas_get_the_queue_bounds_and_only_key_digests():
     from serving.app import detector_llm_config, guard_settings
     from serving.detect import AdapterInfo
 
-    cfg = ServeConfig(api_keys=["plain-secret"], max_ongoing_requests=4, max_queued_requests=10)
+    cfg = ServeConfig(
+        api_keys=["plain-secret"],
+        max_ongoing_requests=4,
+        max_queued_requests=10,
+        num_replicas=2,
+        openai_limits={"max_ongoing_requests": 3, "max_n": 2, "tokens_per_minute_per_key": 9000},
+    )
     guard = guard_settings(cfg)
     assert "plain-secret" not in repr(guard) and len(guard.key_digests) == 1
-    assert (guard.max_ongoing_requests, guard.max_queued_requests) == (4, 10)
+    assert (guard.max_ongoing_requests, guard.max_ongoing_bulk_requests, guard.max_queued_requests) == (4, 3, 10)
+    assert guard.openai_caps.max_n == 2 and guard.openai_caps.priority == 1
+    assert guard.tokens_per_minute_per_key == 4500  # each of the 2 replicas holds half of a key's budget
     llm = detector_llm_config(cfg, "/nonexistent/model", AdapterInfo("logrl-detector", "v1", "/a/v1", 8))
     deployment = llm.deployment_config
-    assert deployment["max_ongoing_requests"] == 14 and deployment["max_queued_requests"] == 10
+    # Serve hands each replica twice what its guard holds and never queues-and-drops itself: the guard's 429
+    # (OpenAI shape, Retry-After) answers overload, never Serve's plain-text 503.
+    assert deployment["max_ongoing_requests"] == 2 * (4 + 3 + 10) and deployment["max_queued_requests"] == -1
+    assert llm.engine_kwargs["scheduling_policy"] == "priority"  # /detect (priority 0) runs ahead of /v1 work
 
 
 def test_building_the_llm_config_does_not_start_ray():
