@@ -79,8 +79,8 @@ def _raw(**data):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"format": "regex"}, r"data: Value error, data.regex is the line regex of format regex"),
-        ({"regex": {"line": "(?P<content>.*)"}}, r"data: Value error, data.regex is the line regex of format regex"),
+        ({"format": "regex"}, r"data.regex is the line regex of format regex: set both or neither"),
+        ({"regex": {"line": "(?P<content>.*)"}}, r"data.regex is the line regex of format regex: set both or neither"),
         ({"format": "regex", "regex": {"line": "(?P<content>.*"}}, r"data.regex.line: .*not a regular expression"),
         ({"format": "regex", "regex": {"line": "(?P<msg>.*)"}}, r"data.regex.line: .*unknown named groups \['msg'\]"),
         ({"format": "regex", "regex": {"line": "(?P<level>.*)"}}, r"data.regex.line: .*needs a named group `content`"),

@@ -39,10 +39,12 @@ def limits() -> DetectLimits:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer(bgl_raw_lines: list[str]):
-    """The project's tiny-model tokenizer (format tags as plain added tokens), trained on a few log lines."""
+    """The project's tiny-model tokenizer (format tags as plain added tokens), trained as the quickstart trains it:
+    on log lines and the prompts, so the system prompt is words, not characters."""
+    from pipelines.prompts import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT
     from rl_actors.tiny_model import train_tokenizer
 
-    return train_tokenizer(bgl_raw_lines[:200], vocab_size=400)
+    return train_tokenizer([*bgl_raw_lines[:200], SYSTEM_PROMPT, FAST_SYSTEM_PROMPT], vocab_size=1024)
 
 
 @pytest.fixture(scope="session")
