@@ -18,7 +18,7 @@ sys.path.insert(0, REPO_ROOT)
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from pipelines.reasoning_format import render_completion  # noqa: E402
+from contract.completion_format import render_completion  # noqa: E402
 from reward_workers.config import RewardConfig  # noqa: E402
 from reward_workers.registry import RewardInput  # noqa: E402
 from reward_workers.scorer import RewardScorer  # noqa: E402

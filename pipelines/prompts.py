@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from contract.completion_format import neutralize_tags
 from pipelines.log_formats import MalformedLine, parse_line
-from pipelines.reasoning_format import neutralize_tags
 from pipelines.templates import UNSEEN_ID, LogTemplateMiner
 
 MAX_LINE_CHARS = 300  # one runaway line must not eat the prompt budget

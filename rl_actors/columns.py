@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.reasoning_format import parse_completion
+from contract.completion_format import parse_completion
 from reward_workers.registry import RewardInput
 from reward_workers.sharding import split_evenly
 from rl_actors.batch import PromptGroup, Sample

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import ray
 
-from pipelines.reasoning_format import completion_score
+from contract.completion_format import completion_score
 from rl_actors.adapters import AdapterSnapshot, prune_adapter_versions
 from rl_actors.batch import PromptGroup, Sample
 from rl_actors.config import ModelConfig, RolloutConfig, vllm_max_lora_rank

@@ -13,6 +13,7 @@ import numpy as np
 import ray
 from ray.util.placement_group import PlacementGroup, remove_placement_group
 
+from contract.chat_tokens import chat_token_ids
 from pipelines.augment import augmented
 from pipelines.config import DataConfig
 from pipelines.prompt_store import row_labels
@@ -45,7 +46,7 @@ from rl_actors.metrics import MetricsLogger, mean_over_ranks, timed
 from rl_actors.reward_actor import RewardWorker
 from rl_actors.rollout import RolloutWorker
 from rl_actors.sampling import PromptSampler
-from rl_actors.sequences import encode_completion, encode_prompt
+from rl_actors.sequences import encode_completion
 
 LATEST_FILE = "latest_adapter.json"
 PROMPT_CACHE = 4096  # tokenised prompts kept (a few MB), so training holds no more than that of a large split
@@ -161,7 +162,7 @@ def run_sft(cfg: RLSettings, rows: Sequence[dict]) -> Path:
 
     def pair(index: int, key: str) -> tuple[list[int], list[int]]:  # tokenised when drawn: rows may be lazy
         example = sft_example(training_view(cfg, rows[index], key), fast[index], cfg.data.format)
-        return encode_prompt(tokenizer, example["messages"]), encode_completion(tokenizer, example["completion"])
+        return chat_token_ids(tokenizer, example["messages"]), encode_completion(tokenizer, example["completion"])
 
     learners = make_learners(cfg, cfg.sft.batch_size, cfg.sft.learning_rate, init_adapter=None)
     logger = metrics_logger(cfg, "sft")
@@ -215,7 +216,7 @@ class GRPOTrainer:
         tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
         # Tokenised when drawn (rows may be a lazy PromptTable); a view drawn again is not encoded twice.
         self.prompt_ids = lru_cache(maxsize=PROMPT_CACHE)(
-            lambda prompt: encode_prompt(tokenizer, build_messages(prompt, data_format=cfg.data.format))
+            lambda prompt: chat_token_ids(tokenizer, build_messages(prompt, data_format=cfg.data.format))
         )
         self.sampler = PromptSampler(row_labels(rows), cfg.train.seed, cfg.train.anomalous_share)
         group_size = cfg.rollout.group_size

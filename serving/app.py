@@ -25,8 +25,8 @@ from ray.serve.llm import LLMConfig, LLMServer, build_llm_deployment
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from contract.completion_format import answer_token_budget
 from pipelines.prompts import estimate_tokens
-from pipelines.reasoning_format import answer_token_budget
 from pipelines.templates import LogTemplateMiner
 from serving.adapters import BOARD_NAMESPACE, AdapterChoiceError, available_versions, resolve_adapter
 from serving.auth import admin_key_digests, key_digests

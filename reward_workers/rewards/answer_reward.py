@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.reasoning_format import VERDICTS, parse_completion
+from contract.completion_format import VERDICTS, parse_completion
 from reward_workers.config import RewardConfig
 from reward_workers.registry import RewardInput, register_reward
 

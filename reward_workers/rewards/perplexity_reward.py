@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from pipelines.reasoning_format import parse_completion
+from contract.completion_format import parse_completion
 from reward_workers.config import RewardConfig
 from reward_workers.registry import RewardInput, register_reward
 
