@@ -141,14 +141,15 @@ def resume_point(cfg: LogrlConfig) -> Path:
 
 def run_train_stage(cfg: LogrlConfig, resume: bool = False) -> dict:
     """GRPO from the SFT adapter (running SFT first when it is configured and missing), or from a checkpoint."""
+    from contract.adapter_store import PEFT_CONFIG_FILE, version_name
     from rl_actors.trainer import GRPOTrainer, adapters_dir
 
     ensure_model(cfg)
     checkpoint = resume_point(cfg) if resume else None
     init_adapter = cfg.train.init_adapter
     if init_adapter is None and cfg.sft.steps > 0:
-        sft_dir = adapters_dir(cfg.train) / "v0"
-        if (sft_dir / "adapter_config.json").exists():
+        sft_dir = adapters_dir(cfg.train) / version_name(0)
+        if (sft_dir / PEFT_CONFIG_FILE).exists():
             print(f"[sft] reusing the SFT adapter {sft_dir} (delete it to redo SFT)", flush=True)
             init_adapter = str(sft_dir)
         else:
@@ -179,10 +180,10 @@ def start_serving(cfg: LogrlConfig, adapter: str | None = None):
 
 def detector_args(cfg: LogrlConfig, adapter: str | None = None) -> tuple:
     """(serve_cfg, model, adapter, miner_state, format, max_prompt_tokens) for the serving builders."""
+    from contract.adapter_store import read_latest
     from pipelines.build_dataset import MINER_STATE_FILE
-    from rl_actors.trainer import latest_adapter
 
-    adapter = adapter or cfg.serve.adapter or (latest_adapter(cfg.train.output_dir) or {}).get("path")
+    adapter = adapter or cfg.serve.adapter or (read_latest(cfg.train.output_dir) or {}).get("path")
     if not adapter:
         raise FileNotFoundError(f"no adapter to serve: set serve.adapter or train into {cfg.train.output_dir} first")
     serve_cfg = cfg.serve.model_copy(update={"max_model_len": cfg.serve.max_model_len or cfg.model.max_model_len})
@@ -197,10 +198,10 @@ def eval_arms(
     cfg: LogrlConfig, adapter: str | None = None, no_adapter: bool = False, extra_arms: dict[str, str] | None = None
 ) -> list:
     """The model arms to evaluate: the base model (`no_adapter`) or the given/latest adapter, then any named extras."""
-    from evaluation.inference import ArmSpec, adapter_version
-    from rl_actors.trainer import latest_adapter
+    from contract.adapter_store import adapter_version, read_latest
+    from evaluation.inference import ArmSpec
 
-    latest = latest_adapter(cfg.train.output_dir)
+    latest = read_latest(cfg.train.output_dir)
     arms = []
     if no_adapter:
         arms.append(ArmSpec("base", None))

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from contract.chat_tokens import FAST_PREFILL, chat_token_ids, prefill_for
 from contract.completion_format import ANSWER_CLOSE, answer_token_budget
@@ -24,15 +22,6 @@ class ArmSpec:
     name: str
     adapter_path: str | None
     adapter_version: int | None = None
-
-
-def adapter_version(path: str | Path, latest: dict | None = None) -> int:
-    """An adapter's version: from `latest_adapter.json` when it points here, else the `v<N>` folder name, else 0."""
-    folder = Path(path).resolve()
-    if latest and Path(latest["path"]).resolve() == folder:
-        return int(latest["version"])
-    match = re.fullmatch(r"v(\d+)", folder.name)
-    return int(match.group(1)) if match else 0
 
 
 def encode_eval_prompt(tokenizer, prompt_text: str, mode: str, data_format: str | None = None) -> list[int]:

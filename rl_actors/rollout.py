@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import ray
 
+from contract.adapter_store import version_of_lora_int_id
 from contract.completion_format import completion_score
 from rl_actors.adapters import AdapterSnapshot, prune_adapter_versions
 from rl_actors.batch import PromptGroup, Sample
@@ -108,7 +109,7 @@ class RolloutEngine:
 
     @property
     def adapter_version(self) -> int | None:
-        return None if self.lora is None else self.lora.lora_int_id - 1
+        return None if self.lora is None else version_of_lora_int_id(self.lora.lora_int_id)
 
     def load_adapter(self, snapshot: AdapterSnapshot) -> int:
         """Switch to a new adapter version; the old one is evicted so stale weights are never served."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -13,6 +12,8 @@ import numpy as np
 import ray
 from ray.util.placement_group import PlacementGroup, remove_placement_group
 
+from contract.adapter_store import adapter_versions, read_latest, write_latest
+from contract.adapter_store import adapters_dir as run_adapters_dir
 from contract.chat_tokens import chat_token_ids
 from pipelines.augment import augmented
 from pipelines.config import DataConfig
@@ -24,7 +25,7 @@ from reward_workers.registry import RewardInput
 from reward_workers.rewards.perplexity_reward import NEEDS_REFERENCE_LOGPROBS
 from reward_workers.worker import score_with_pool_timed
 from rl_actors.actor_group import ActorGroup, Pending, make_placement
-from rl_actors.adapters import AdapterSnapshot, adapter_versions, prune_adapter_versions
+from rl_actors.adapters import AdapterSnapshot, prune_adapter_versions
 from rl_actors.batch import PromptGroup, group_positions, grouped_advantages
 from rl_actors.checkpoint import (
     STATE_FILE,
@@ -48,7 +49,6 @@ from rl_actors.rollout import RolloutWorker
 from rl_actors.sampling import PromptSampler
 from rl_actors.sequences import encode_completion
 
-LATEST_FILE = "latest_adapter.json"
 PROMPT_CACHE = 4096  # tokenised prompts kept (a few MB), so training holds no more than that of a large split
 
 
@@ -80,7 +80,7 @@ def metrics_logger(cfg: RLSettings, stage: str) -> MetricsLogger:
 
 
 def adapters_dir(train_cfg: TrainConfig) -> Path:
-    return Path(train_cfg.output_dir) / "adapters"
+    return run_adapters_dir(train_cfg.output_dir)
 
 
 def checkpoints_dir(train_cfg: TrainConfig) -> Path:
@@ -103,16 +103,9 @@ def publish_adapter(
     """Write the adapter folder, point `latest_adapter.json` at it (serving reads that file), and prune old
     versions to `train.keep_adapters` (never the `protected` ones nor this one)."""
     path = snapshot.write(adapters_dir(train_cfg)).resolve()
-    latest = {"version": snapshot.version, "name": snapshot.name, "path": str(path), "stage": stage}
-    (Path(train_cfg.output_dir) / LATEST_FILE).write_text(json.dumps(latest, indent=2) + "\n")
+    write_latest(train_cfg.output_dir, snapshot.version, path, stage)
     prune_adapter_versions(adapters_dir(train_cfg), train_cfg.keep_adapters, {*protected, snapshot.version})
     return path
-
-
-def latest_adapter(output_dir: str | Path) -> dict | None:
-    """The newest published adapter ({version, name, path, stage}) or None."""
-    path = Path(output_dir) / LATEST_FILE
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def make_learners(
@@ -371,7 +364,7 @@ class GRPOTrainer:
             self.logger.log(step, last)
             if checkpoint_due(step + 1, train.checkpoint_every, train.steps):
                 self.checkpoint(step + 1)
-        adapter = latest_adapter(train.output_dir)
+        adapter = read_latest(train.output_dir)
         self.logger.log_artifacts(adapter["path"], f"adapter/{Path(adapter['path']).name}")
         return {"metrics": last, "adapter": adapter, "log": str(self.logger.dir)}
 

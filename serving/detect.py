@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from contract.adapter_store import PEFT_CONFIG_FILE
 from contract.chat_tokens import chat_token_ids, prefill_for, with_prefill
 from contract.completion_format import (
     ANSWER_CLOSE,
@@ -112,7 +113,7 @@ def citations_not_shown(rationale: str, plan: DetectPlan) -> list[int]:
 def load_adapter_info(name: str, path: str | Path) -> AdapterInfo:
     """Read a PEFT folder's rank; its version is the folder name (symlinks such as `latest` resolved)."""
     folder = Path(path).resolve()
-    config_file = folder / "adapter_config.json"
+    config_file = folder / PEFT_CONFIG_FILE
     if not config_file.is_file():
         raise FileNotFoundError(f"{folder}: not a PEFT adapter folder (no adapter_config.json)")
     config = json.loads(config_file.read_text())
