@@ -21,8 +21,7 @@ from pipelines.prompt_store import row_labels
 from pipelines.prompts import TEMPLATES_FORMAT, build_messages
 from pipelines.teacher import fast_mode_draws, sft_example
 from reward_workers.config import RewardConfig
-from reward_workers.registry import RewardInput
-from reward_workers.rewards.perplexity_reward import NEEDS_REFERENCE_LOGPROBS
+from reward_workers.registry import RewardInput, needs_ref_logprobs
 from reward_workers.worker import score_with_pool_timed
 from rl_actors.actor_group import ActorGroup, Pending, make_placement
 from rl_actors.adapters import AdapterSnapshot, prune_adapter_versions
@@ -414,7 +413,7 @@ class GRPOTrainer:
     def reference_logprobs(self, batch: StepBatch, metrics: dict) -> StepView:
         """A view of the batch that also carries its completion logprobs under the KL reference at the sampling
         temperature, when KL or a reward needs them: computed by the learner ranks, left in the object store."""
-        if self.cfg.algo.kl_coef == 0 and NEEDS_REFERENCE_LOGPROBS not in self.cfg.reward.weights:
+        if self.cfg.algo.kl_coef == 0 and not needs_ref_logprobs(self.cfg.reward.weights):
             return batch.view
         temperature = self.cfg.rollout.temperature
         with timed(metrics, "time/reference"):

@@ -10,7 +10,7 @@ from sacrebleu.metrics import BLEU
 from contract.completion_format import parse_completion
 from reward_workers.config import GroundingConfig, RewardConfig
 from reward_workers.evidence import anomaly_groups, check_evidence, count_prompt_groups
-from reward_workers.registry import RewardInput, register_reward
+from reward_workers.reward_spec import RewardInput, register_reward
 
 
 @lru_cache(maxsize=1)
