@@ -4,5 +4,6 @@
 - `chat_tokens`: the last step from chat messages to token ids, fast mode's `<answer>` prefill included.
 - `adapter_store`: adapter identity on disk: `v<N>` folders, int versions, LoRA ids, the latest pointer.
 - `log_formats`: the names of the log formats a run's data may come in.
-- `actor_env`: how work is cut across workers and which settings follow every actor process.
+- `sharding`: how a batch is cut into even, contiguous shards across workers, ranks and steps.
+- `actor_env`: which of the driver's settings follow every actor and Serve replica.
 """

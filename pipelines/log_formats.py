@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from pipelines.regex_format import RegexFormat
+from pipelines.malformed_line import MalformedLine
+from pipelines.regex_format import RegexFormat, compile_regex_format
 
 RECORD_KEYS = ("label", "timestamp", "node", "level", "component", "content", "block_ids")
 
@@ -20,18 +19,6 @@ _MONTHS = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _SYSLOG_TAG = re.compile(r"(?P<component>[^\s:]+?)(?:\[[^\]\s]*\])?:(?:\s+|$)(?P<content>.*)", re.S)
 _HDFS_STAMP = re.compile(r"\d{12}")
 _HDFS_BLOCK = re.compile(r"blk_-?\d+")
-
-
-class MalformedLine(ValueError):
-    """A line that does not fit its format; `reason` says which rule it broke (goes to the dead-letter file).
-
-    `kind` is the rule without the offending value (`bgl: bad date`): the run summary counts dead letters by it.
-    """
-
-    def __init__(self, reason: str, kind: str | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.kind = kind or reason
 
 
 def _record(
@@ -162,8 +149,6 @@ def line_parser(fmt: str, regex: RegexFormat | None = None) -> Callable[[str], d
     if fmt == "regex":
         if regex is None:
             raise ValueError("format regex needs its line regex: set data.regex")
-        from pipelines.regex_format import compile_regex_format  # it imports MalformedLine from here
-
         parser = compile_regex_format(regex)
     else:
         parser = FORMATS.get(fmt)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from ray.serve.llm import LLMConfig, LLMServer, build_llm_deployment
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from contract.actor_env import forwarded_env
 from contract.completion_format import answer_token_budget
 from pipelines.prompts import estimate_tokens
 from pipelines.templates import LogTemplateMiner
@@ -56,9 +56,6 @@ from serving.guard import TOO_DEEP, DetectorGuard, GuardSettings
 
 logger = logging.getLogger(__name__)
 DEFAULT_APP_NAME = "logrl-detector"
-# Settings vLLM and Hugging Face read from the environment; replicas are fresh processes, so they must get them.
-_FORWARDED_ENV_PREFIXES = ("VLLM_", "HF_", "TRANSFORMERS_", "OMP_", "TOKENIZERS_")
-_FORWARDED_ENV_NAMES = ("TMPDIR", "PYTHONPATH")
 
 
 @dataclass(frozen=True)
@@ -260,16 +257,16 @@ async def _json_body(request: Request) -> tuple[Any, JSONResponse | None]:
 
 
 def _replica_env() -> dict[str, str]:
-    """The job's runtime_env env vars plus this process's vLLM/HF settings.
+    """The job's runtime_env env vars plus this process's settings every actor shares (`contract.actor_env`).
 
-    Ray Serve LLM replaces the job's `env_vars` with the LLMConfig's, so the job's (e.g. PYTHONPATH) are merged in.
+    Ray Serve LLM replaces the job's `env_vars` with the LLMConfig's, so the job's (e.g. PYTHONPATH) are merged in,
+    and this process's PYTHONPATH where the job sets none.
     """
     env: dict[str, str] = {}
     if ray.is_initialized():  # get_runtime_context() would otherwise start a Ray instance on every interface
         env = dict((ray.get_runtime_context().runtime_env or {}).get("env_vars", {}))
-    for key, value in os.environ.items():
-        if key.startswith(_FORWARDED_ENV_PREFIXES) or key in _FORWARDED_ENV_NAMES:
-            env.setdefault(key, value)
+    for key, value in forwarded_env(also=("PYTHONPATH",)).items():
+        env.setdefault(key, value)
     return env
 
 
