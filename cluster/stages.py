@@ -32,12 +32,12 @@ def ensure_data(cfg: LogrlConfig, force: bool = False) -> dict:
 def check_data_inputs(cfg: LogrlConfig) -> None:
     """Input errors as one line naming the field and file, before any Ray instance starts: every `data.paths`
     file exists and, for the text window formats, its start looks like a log of `data.format`."""
-    from pipelines.config import BLOCK_FORMATS
+    from contract.log_formats import BLOCK_FORMATS, TEMPLATES_FORMAT
     from pipelines.read_logs import check_inputs
     from pipelines.table_formats import require_file
 
     try:
-        if cfg.data.format in BLOCK_FORMATS or cfg.data.format == "templates" or cfg.data.session == "time":
+        if cfg.data.format in BLOCK_FORMATS or cfg.data.format == TEMPLATES_FORMAT or cfg.data.session == "time":
             for index, path in enumerate(cfg.data.paths):  # their own readers check the contents
                 require_file(path, f"data.paths[{index}]")
         else:
@@ -238,6 +238,7 @@ def run_eval_stage(
     unseen-template slice is cut against the train split's templates, and session formats get a perturbed copy
     of the rows for the flip rate. `train_subset` (the label curve) replaces the train split the baselines fit on.
     """
+    from contract.log_formats import TEMPLATES_FORMAT
     from evaluation.baselines import run_baselines
     from evaluation.inference import evaluate_arms
     from evaluation.report import arm_key, report_table, write_report
@@ -245,7 +246,6 @@ def run_eval_stage(
     from pipelines.augment import perturbed_copy
     from pipelines.build_dataset import load_examples
     from pipelines.novelty import has_unseen_template, seen_templates
-    from pipelines.prompts import TEMPLATES_FORMAT
 
     arms = eval_arms(cfg, adapter, no_adapter, extra_arms)
     summary = ensure_data(cfg)  # baselines fit on its train split; --data rows are rendered with its miner

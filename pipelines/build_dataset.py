@@ -11,8 +11,9 @@ from pathlib import Path
 import pyarrow as pa
 import ray
 
+from contract.log_formats import BLOCK_FORMATS, TEMPLATES_FORMAT
 from pipelines.build_steps import Built, fit_miner
-from pipelines.config import BLOCK_FORMATS, DataConfig
+from pipelines.config import DataConfig
 from pipelines.data_report import write_data_report
 from pipelines.label_patch import read_patch_report
 from pipelines.novelty import split_novelty
@@ -78,7 +79,7 @@ def match_templates(lines: ray.data.Dataset, miner_path: Path, cfg: DataConfig) 
 
 def check_sessions(cfg: DataConfig) -> None:
     """Fail before reading anything when the session kind cannot produce labels for this format."""
-    if cfg.format == "templates":
+    if cfg.format == TEMPLATES_FORMAT:
         return  # each template row is a session of its own
     if cfg.session == "time" and cfg.format in BLOCK_FORMATS:
         raise ValueError(f"session: time needs line labels: {cfg.format} labels blocks (use session: block)")
@@ -204,11 +205,11 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         "summary": out / SUMMARY_FILE,
     }
     clear_outputs(out)
-    timed = cfg.session == "time" and cfg.format != "templates"
+    timed = cfg.session == "time" and cfg.format != TEMPLATES_FORMAT
     if cfg.format in BLOCK_FORMATS or timed:
         built = stream_blocks(cfg, teacher, paths)
     else:
-        built = (build_in_driver if cfg.format == "templates" else stream_windows)(cfg, teacher, paths)
+        built = (build_in_driver if cfg.format == TEMPLATES_FORMAT else stream_windows)(cfg, teacher, paths)
 
     if rewriter is not None:  # only train rows: they are the SFT targets; test references stay the rule's
         teacher_stats |= apply_row_teacher(paths["train"], rewriter)

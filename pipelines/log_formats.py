@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from contract.log_formats import LABEL_FIRST_FORMATS, REGEX_FORMAT, TEMPLATES_FORMAT
 from pipelines.malformed_line import MalformedLine
 from pipelines.regex_format import RegexFormat, compile_regex_format
 
@@ -130,23 +131,20 @@ def parse_template(text: str) -> dict:
     return _record(None, None, None, None, None, text.strip())
 
 
-# Formats whose corpora carry the alert label as the first token. Live logs (what /detect receives) have no
-# label: they start with the unix timestamp, and are parsed as if labelled "?" and then reported as unlabelled.
-LABEL_FIRST_FORMATS = ("bgl", "thunderbird", "spirit")
-
+# A parser per format of `contract.log_formats.LOG_FORMATS` but regex, whose parser is built from its settings.
 FORMATS: dict[str, Callable[[str], dict]] = {
     "bgl": parse_bgl,
     "thunderbird": parse_thunderbird,
     "spirit": parse_spirit,
     "hdfs": parse_hdfs,
     "loglead_hdfs": parse_hdfs,  # LogLead's events come from HDFS lines: live lines are raw HDFS lines
-    "templates": parse_template,
+    TEMPLATES_FORMAT: parse_template,
 }
 
 
 def line_parser(fmt: str, regex: RegexFormat | None = None) -> Callable[[str], dict]:
     """The parser of format `fmt` (the generic `regex` format needs its settings): text in, record out."""
-    if fmt == "regex":
+    if fmt == REGEX_FORMAT:
         if regex is None:
             raise ValueError("format regex needs its line regex: set data.regex")
         parser = compile_regex_format(regex)
