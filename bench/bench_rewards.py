@@ -88,9 +88,9 @@ def main() -> None:
     import ray
 
     from reward_workers.worker import RewardWorker, score_with_pool, score_with_pool_timed
+    from serving.engine_internals import init_ray_on_loopback
 
-    ray.init(
-        _node_ip_address="127.0.0.1",
+    init_ray_on_loopback(
         num_cpus=args.num_cpus,
         include_dashboard=False,
         runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}},

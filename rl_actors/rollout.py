@@ -12,6 +12,7 @@ from contract.completion_format import completion_score
 from rl_actors.adapters import AdapterSnapshot, prune_adapter_versions
 from rl_actors.batch import PromptGroup, Sample
 from rl_actors.config import ModelConfig, RolloutConfig, vllm_max_lora_rank
+from rl_actors.engine_internals import evict_adapter
 from rl_actors.sequences import assistant_end_id
 
 SCORE_LOGPROBS = 20  # top log-probs per generated token when scoring (vLLM's default max_logprobs)
@@ -117,7 +118,7 @@ class RolloutEngine:
 
         path = snapshot.write(self.adapter_dir)
         if self.lora is not None:
-            self.llm.llm_engine.remove_lora(self.lora.lora_int_id)
+            evict_adapter(self.llm, self.lora.lora_int_id)
         self.lora = LoRARequest(snapshot.name, snapshot.lora_int_id, str(path))
         # vLLM reads the folder when the adapter is first used: the loaded version is never pruned.
         prune_adapter_versions(self.adapter_dir, self.keep_adapters, protected={snapshot.version})
