@@ -4,7 +4,7 @@
   public way to drop a LoRA from its cache.
 
 Serving's private uses live in `serving/engine_internals.py` (rl_actors may not import serving);
-`tests/rl_actors/test_rollout_internals.py` checks that every name used here exists in the installed vLLM.
+`tests/rl_actors/test_private_apis.py` checks that every name used here exists in the installed vLLM.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The private vLLM names `rl_actors/engine_internals.py` relies on exist in the installed vLLM (skipped without it)."""
+"""The private vLLM and Ray names that `rl_actors/engine_internals.py` and `ray_internals.py` use exist."""
 
 from __future__ import annotations
 
@@ -23,3 +23,9 @@ def test_evict_adapter_removes_by_id():
     removed = []
     evict_adapter(SimpleNamespace(llm_engine=SimpleNamespace(remove_lora=removed.append)), 4)
     assert removed == [4]
+
+
+def test_ray_serialization_hooks_exist():
+    from ray._private.serialization import SerializationContext
+
+    assert callable(SerializationContext.serialize) and callable(SerializationContext.deserialize_objects)
