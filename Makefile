@@ -92,7 +92,7 @@ templates-experiment: install base-model templates-check
 
 # Cross-system: SFT (domain teacher) on one system's templates only, evaluated on every template of the other
 # (RationAnomaly's patch applied to both), baselines fitted on the source only. TEMPLATES as above (BGL first).
-CROSS_STEPS ?= 100
+CROSS_STEPS ?= 60
 cross-system-experiment: install base-model templates-check
 	@set -e; bgl=$$(echo "$(TEMPLATES)" | cut -d, -f1); spirit=$$(echo "$(TEMPLATES)" | cut -d, -f2); \
 	for pair in "bgl:$$bgl:spirit:$$spirit" "spirit:$$spirit:bgl:$$bgl"; do \
@@ -102,18 +102,17 @@ cross-system-experiment: install base-model templates-check
 			--set data.train_fraction=0.9 --set sft.steps=$(CROSS_STEPS) --set train.output_dir=runs/cross-$$src \
 			--set data.output_dir=runs/cross-$$src/data"; \
 		$(TPL) sft $$args; \
-		$(TPL) eval $$args --protocol cross-system --data templates:$$dst_csv --arm sft=runs/cross-$$src/adapters/v0 \
-			--out docs/results/cross-system/$$src-to-$$dst; \
+		$(TPL) eval $$args --protocol cross-system --data templates:$$dst_csv --no-adapter \
+			--arm sft-domain-teacher=runs/cross-$$src/adapters/v0 --mode both --out docs/results/cross-system/$$src-to-$$dst; \
 	done
 
-# Label efficiency on the template task: SFT (domain teacher) on 25/50/100/200 labelled templates, 3 passes each,
-# the run's own SFT adapter for "all" (make templates-experiment first), fast mode with scores, baselines fitted on
-# the same subsets.
+# Label efficiency on the template task: SFT on CURVE_BUDGETS labelled templates, 3 passes each, the rule-teacher
+# run's own SFT adapter for "all" (make templates-experiment first), fast mode with scores, baselines fitted on the
+# same subsets.
+CURVE_BUDGETS ?= 25,50,100,all
 label-curve-experiment: install base-model templates-check
-	$(TPL) eval $(TPL_DATA) --set data.teacher.kind=domain --set train.output_dir=runs/tpl-domain \
-		--set data.output_dir=runs/tpl-domain/data --protocol label-curve --curve-epochs 3 \
-		--out runs/tpl-domain/label-curve
-	mkdir -p docs/results/label-curve && cp runs/tpl-domain/label-curve/curve.* docs/results/label-curve/
+	$(TPL) eval $(TPL_DATA) --set train.output_dir=runs/tpl-rule --set data.output_dir=runs/tpl-rule/data \
+		--protocol label-curve --budgets $(CURVE_BUDGETS) --curve-epochs 3 --out docs/results/label-curve
 
 # What bench/gpu_smoke.py needs on a GPU machine that has CUDA torch, transformers and peft but no package index
 # (docs/results/gpu-smoke): deepspeed as a wheel, pydantic and deepspeed's small dependencies for Python 3.12, and
