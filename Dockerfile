@@ -11,6 +11,7 @@ COPY --chown=ray:users pyproject.toml README.md mlflow-requirements.txt ./
 # Every package the `logrl` CLI imports (pyproject's packages.find list; tests/cluster/test_packaging.py builds a
 # wheel from exactly these folders and imports the CLI, serving and evaluation from a clean venv).
 COPY --chown=ray:users cluster ./cluster
+COPY --chown=ray:users contract ./contract
 COPY --chown=ray:users pipelines ./pipelines
 COPY --chown=ray:users rl_actors ./rl_actors
 COPY --chown=ray:users reward_workers ./reward_workers

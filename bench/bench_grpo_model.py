@@ -164,10 +164,11 @@ def main() -> None:
 
     from cluster.config import load_config
     from cluster.environment import init_ray
+    from contract.chat_tokens import chat_token_ids
     from pipelines.build_dataset import load_examples
     from pipelines.prompts import build_messages
     from rl_actors.base_models import resolve_model_path
-    from rl_actors.sequences import assistant_end_id, encode_prompt
+    from rl_actors.sequences import assistant_end_id
     from rl_actors.trainer import GRPOTrainer
 
     torch.set_num_threads(args.threads)
@@ -198,10 +199,10 @@ def main() -> None:
     all_rows = load_examples(args.rows) if args.rows else bgl_rows(cfg.data.max_prompt_tokens)
     fmt = cfg.data.format  # the task prompt logrl's trainer uses for this config (template sets: a short one)
     lengths = {
-        i: len(encode_prompt(tokenizer, build_messages(r["prompt"], data_format=fmt))) for i, r in enumerate(all_rows)
+        i: len(chat_token_ids(tokenizer, build_messages(r["prompt"], data_format=fmt))) for i, r in enumerate(all_rows)
     }
     rows = pick_rows(all_rows, p, lengths, cfg.model.max_model_len - n)
-    prompts = [encode_prompt(tokenizer, build_messages(r["prompt"], data_format=fmt)) for r in rows]
+    prompts = [chat_token_ids(tokenizer, build_messages(r["prompt"], data_format=fmt)) for r in rows]
 
     print(f"model   : {model_path}")
     print(f"machine : {machine()}; torch {torch.__version__}, {args.threads} threads per role")

@@ -18,7 +18,7 @@ sys.path.insert(0, REPO_ROOT)
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from pipelines.reasoning_format import render_completion  # noqa: E402
+from contract.completion_format import render_completion  # noqa: E402
 from reward_workers.config import RewardConfig  # noqa: E402
 from reward_workers.registry import RewardInput  # noqa: E402
 from reward_workers.scorer import RewardScorer  # noqa: E402
@@ -88,9 +88,9 @@ def main() -> None:
     import ray
 
     from reward_workers.worker import RewardWorker, score_with_pool, score_with_pool_timed
+    from serving.engine_internals import init_ray_on_loopback
 
-    ray.init(
-        _node_ip_address="127.0.0.1",
+    init_ray_on_loopback(
         num_cpus=args.num_cpus,
         include_dashboard=False,
         runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}},

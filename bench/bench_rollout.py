@@ -9,7 +9,6 @@ Run after a quickstart (it reuses its model, adapter and prompts):
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -30,18 +29,21 @@ def main() -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from contract.adapter_store import read_latest
+    from contract.chat_tokens import chat_token_ids
     from pipelines.build_dataset import load_examples
     from pipelines.prompts import build_messages
     from rl_actors.adapters import AdapterSnapshot
     from rl_actors.rollout import RolloutEngine
-    from rl_actors.sequences import encode_prompt
 
     run = Path(args.run)
     cfg = load_config(None, [f"train.output_dir={run}", f"data.output_dir={run / 'data'}"])
-    latest = json.loads((run / "latest_adapter.json").read_text())
+    latest = read_latest(run)
+    if latest is None:
+        raise SystemExit(f"{run}: no published adapter (train into it first)")
     tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
     rows = load_examples(run / "data" / "train")[: args.prompts]
-    prompts = [encode_prompt(tokenizer, build_messages(r["prompt"])) for r in rows]
+    prompts = [chat_token_ids(tokenizer, build_messages(r["prompt"])) for r in rows]
 
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(cfg.model.path), latest["path"]).eval()
     started, hf_tokens = time.perf_counter(), 0

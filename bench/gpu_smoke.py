@@ -29,10 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from contract.chat_tokens import chat_token_ids  # noqa: E402
 from rl_actors.batch import Sample  # noqa: E402
 from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig  # noqa: E402
 from rl_actors.learner import LearnerCore  # noqa: E402
-from rl_actors.sequences import encode_completion, encode_prompt, pairs_logprobs  # noqa: E402
+from rl_actors.sequences import encode_completion, pairs_logprobs  # noqa: E402
 
 SYSTEM = "You detect anomalies in system logs. Think in <think></think>, then answer normal or anomalous."
 LOGS = [
@@ -87,7 +88,7 @@ def training_pairs(tokenizer) -> list[tuple[list[int], list[int]]]:
     for log, answer in zip(LOGS, ANSWERS):
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Log: {log}"}]
         completion = f"<think>The line reads: {log[:40]}.</think><answer>{answer}</answer>"
-        pairs.append((encode_prompt(tokenizer, messages), encode_completion(tokenizer, completion)))
+        pairs.append((chat_token_ids(tokenizer, messages), encode_completion(tokenizer, completion)))
     return pairs
 
 

@@ -208,8 +208,8 @@ def main() -> None:
     import torch
     from transformers import AutoTokenizer
 
+    from contract.chat_tokens import chat_token_ids
     from pipelines.prompts import build_messages
-    from rl_actors.sequences import encode_prompt
 
     torch.set_num_threads(args.threads)
     out = Path(tempfile.mkdtemp(prefix="bench-trl-"))
@@ -217,7 +217,7 @@ def main() -> None:
         all_rows = bgl_rows(max_prompt_tokens=400)
         model_path = tiny_model(out, all_rows, args)
         tokenizer = AutoTokenizer.from_pretrained(model_path)
-        lengths = {i: len(encode_prompt(tokenizer, build_messages(r["prompt"]))) for i, r in enumerate(all_rows)}
+        lengths = {i: len(chat_token_ids(tokenizer, build_messages(r["prompt"]))) for i, r in enumerate(all_rows)}
         # Prompts of about --prompt-tokens: the shortest rows at or above it, alternating labels.
         near = {i: n if n >= args.prompt_tokens else 1 << 30 for i, n in lengths.items()}  # shorter: never fit
         rows = pick_rows(all_rows, args.prompts, near, args.max_model_len - args.max_new_tokens)

@@ -129,9 +129,9 @@ def plot(points: list[dict], path: Path) -> None:
 
 
 def start_app(args: argparse.Namespace):
-    import ray
 
     from serving.config import ServeConfig
+    from serving.engine_internals import init_ray_on_loopback
     from serving.launch import run_detector
 
     if args.config:  # everything the training run used: base model, latest adapter, miner, prompt budget
@@ -143,8 +143,7 @@ def start_app(args: argparse.Namespace):
         cfg, model, adapter, miner = ServeConfig(max_model_len=768), args.model, args.adapter, args.miner
         data_format, max_prompt_tokens = args.format, args.max_prompt_tokens
     cfg = cfg.model_copy(update={"port": args.port, "auth": "disabled"})  # loopback-only bench run
-    ray.init(
-        _node_ip_address="127.0.0.1",
+    init_ray_on_loopback(
         num_cpus=args.num_cpus,
         include_dashboard=False,
         log_to_driver=False,  # replica access logs would bury the table

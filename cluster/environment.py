@@ -90,7 +90,7 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
     ray_was_imported = "ray" in sys.modules
     import ray
 
-    from rl_actors.actor_group import forwarded_env
+    from contract.actor_env import forwarded_env
 
     if ray.is_initialized():
         return

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from cluster.config import ConfigError, LogrlConfig
+from contract.adapter_store import PEFT_CONFIG_FILE, adapters_dir, version_name
 
 PROTOCOLS = ("split", "cross-system", "label-curve")
 DEFAULT_BUDGETS = "25,50,100,200,all"
@@ -82,12 +83,12 @@ def run_label_curve(cfg: LogrlConfig, budgets: list[int | None], out: str | None
         point_cfg.sft.steps = (
             cfg.sft.steps if full_run else sft_steps_for(len(subset), cfg.sft.batch_size, epochs, cfg.sft.steps)
         )
-        adapter = run_dir / "adapters" / "v0"
-        full = Path(cfg.train.output_dir) / "adapters" / "v0"
-        if full_run and (full / "adapter_config.json").exists():
+        adapter = adapters_dir(run_dir) / version_name(0)
+        full = adapters_dir(cfg.train.output_dir) / version_name(0)
+        if full_run and (full / PEFT_CONFIG_FILE).exists():
             adapter = full  # every row: the run's own SFT adapter is that point
             print(f"[label-curve] {name}: the run's SFT adapter {full}")
-        elif not (adapter / "adapter_config.json").exists():
+        elif not (adapter / PEFT_CONFIG_FILE).exists():
             from cluster.environment import init_ray
             from cluster.stages import ensure_model
 

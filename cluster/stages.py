@@ -32,12 +32,12 @@ def ensure_data(cfg: LogrlConfig, force: bool = False) -> dict:
 def check_data_inputs(cfg: LogrlConfig) -> None:
     """Input errors as one line naming the field and file, before any Ray instance starts: every `data.paths`
     file exists and, for the text window formats, its start looks like a log of `data.format`."""
-    from pipelines.config import BLOCK_FORMATS
+    from contract.log_formats import BLOCK_FORMATS, TEMPLATES_FORMAT
     from pipelines.read_logs import check_inputs
     from pipelines.table_formats import require_file
 
     try:
-        if cfg.data.format in BLOCK_FORMATS or cfg.data.format == "templates" or cfg.data.session == "time":
+        if cfg.data.format in BLOCK_FORMATS or cfg.data.format == TEMPLATES_FORMAT or cfg.data.session == "time":
             for index, path in enumerate(cfg.data.paths):  # their own readers check the contents
                 require_file(path, f"data.paths[{index}]")
         else:
@@ -141,14 +141,15 @@ def resume_point(cfg: LogrlConfig) -> Path:
 
 def run_train_stage(cfg: LogrlConfig, resume: bool = False) -> dict:
     """GRPO from the SFT adapter (running SFT first when it is configured and missing), or from a checkpoint."""
+    from contract.adapter_store import PEFT_CONFIG_FILE, version_name
     from rl_actors.trainer import GRPOTrainer, adapters_dir
 
     ensure_model(cfg)
     checkpoint = resume_point(cfg) if resume else None
     init_adapter = cfg.train.init_adapter
     if init_adapter is None and cfg.sft.steps > 0:
-        sft_dir = adapters_dir(cfg.train) / "v0"
-        if (sft_dir / "adapter_config.json").exists():
+        sft_dir = adapters_dir(cfg.train) / version_name(0)
+        if (sft_dir / PEFT_CONFIG_FILE).exists():
             print(f"[sft] reusing the SFT adapter {sft_dir} (delete it to redo SFT)", flush=True)
             init_adapter = str(sft_dir)
         else:
@@ -179,10 +180,10 @@ def start_serving(cfg: LogrlConfig, adapter: str | None = None):
 
 def detector_args(cfg: LogrlConfig, adapter: str | None = None) -> tuple:
     """(serve_cfg, model, adapter, miner_state, format, max_prompt_tokens) for the serving builders."""
+    from contract.adapter_store import read_latest
     from pipelines.build_dataset import MINER_STATE_FILE
-    from rl_actors.trainer import latest_adapter
 
-    adapter = adapter or cfg.serve.adapter or (latest_adapter(cfg.train.output_dir) or {}).get("path")
+    adapter = adapter or cfg.serve.adapter or (read_latest(cfg.train.output_dir) or {}).get("path")
     if not adapter:
         raise FileNotFoundError(f"no adapter to serve: set serve.adapter or train into {cfg.train.output_dir} first")
     serve_cfg = cfg.serve.model_copy(update={"max_model_len": cfg.serve.max_model_len or cfg.model.max_model_len})
@@ -197,10 +198,10 @@ def eval_arms(
     cfg: LogrlConfig, adapter: str | None = None, no_adapter: bool = False, extra_arms: dict[str, str] | None = None
 ) -> list:
     """The model arms to evaluate: the base model (`no_adapter`) or the given/latest adapter, then any named extras."""
-    from evaluation.inference import ArmSpec, adapter_version
-    from rl_actors.trainer import latest_adapter
+    from contract.adapter_store import adapter_version, read_latest
+    from evaluation.inference import ArmSpec
 
-    latest = latest_adapter(cfg.train.output_dir)
+    latest = read_latest(cfg.train.output_dir)
     arms = []
     if no_adapter:
         arms.append(ArmSpec("base", None))
@@ -237,6 +238,7 @@ def run_eval_stage(
     unseen-template slice is cut against the train split's templates, and session formats get a perturbed copy
     of the rows for the flip rate. `train_subset` (the label curve) replaces the train split the baselines fit on.
     """
+    from contract.log_formats import TEMPLATES_FORMAT
     from evaluation.baselines import run_baselines
     from evaluation.inference import evaluate_arms
     from evaluation.report import arm_key, report_table, write_report
@@ -244,7 +246,6 @@ def run_eval_stage(
     from pipelines.augment import perturbed_copy
     from pipelines.build_dataset import load_examples
     from pipelines.novelty import has_unseen_template, seen_templates
-    from pipelines.prompts import TEMPLATES_FORMAT
 
     arms = eval_arms(cfg, adapter, no_adapter, extra_arms)
     summary = ensure_data(cfg)  # baselines fit on its train split; --data rows are rendered with its miner

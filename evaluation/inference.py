@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+from contract.chat_tokens import FAST_PREFILL, chat_token_ids, prefill_for
+from contract.completion_format import ANSWER_CLOSE, answer_token_budget
 from evaluation.predictions import FAST_MODE, REASON_MODE, ArmResult, Prediction, predict
 from pipelines.prompts import build_messages
-from pipelines.reasoning_format import ANSWER_CLOSE, ANSWER_OPEN, answer_token_budget
 from rl_actors.config import ModelConfig, RolloutConfig
 
-# Fast mode (R-Log's answer-first variant), as /detect runs it: the assistant turn is prefilled with `<answer>`.
-FAST_PREFILL = ANSWER_OPEN
 PROMPT_TOO_LONG = "prompt_too_long"
 
 
@@ -27,27 +24,12 @@ class ArmSpec:
     adapter_version: int | None = None
 
 
-def adapter_version(path: str | Path, latest: dict | None = None) -> int:
-    """An adapter's version: from `latest_adapter.json` when it points here, else the `v<N>` folder name, else 0."""
-    folder = Path(path).resolve()
-    if latest and Path(latest["path"]).resolve() == folder:
-        return int(latest["version"])
-    match = re.fullmatch(r"v(\d+)", folder.name)
-    return int(match.group(1)) if match else 0
-
-
 def encode_eval_prompt(tokenizer, prompt_text: str, mode: str, data_format: str | None = None) -> list[int]:
     """Prompt ids for one row: the reasoning chat, or the fast chat with `<answer>` prefilled (one tokenization)."""
-    from rl_actors.sequences import encode_prompt
-
-    if mode == REASON_MODE:
-        return encode_prompt(tokenizer, build_messages(prompt_text, data_format=data_format))
-    if mode != FAST_MODE:
+    if mode not in (REASON_MODE, FAST_MODE):
         raise ValueError(f"mode must be {REASON_MODE!r} or {FAST_MODE!r}, got {mode!r}")
-    messages = build_messages(prompt_text, fast=True, data_format=data_format)
-    messages.append({"role": "assistant", "content": FAST_PREFILL})
-    text = tokenizer.apply_chat_template(messages, continue_final_message=True, tokenize=False)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+    fast = mode == FAST_MODE
+    return chat_token_ids(tokenizer, build_messages(prompt_text, fast=fast, data_format=data_format), prefill_for(fast))
 
 
 def fast_token_budget(tokenizer, configured: int | None = None) -> int:

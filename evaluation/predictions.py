@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 
+from contract.completion_format import parse_completion
 from pipelines.domain_teacher import contradicts
-from pipelines.reasoning_format import parse_completion
 from reward_workers import evidence
 from reward_workers.evidence import index_prompt_lines
 

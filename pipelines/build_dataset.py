@@ -6,16 +6,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import ray
 
-from pipelines.config import BLOCK_FORMATS, DataConfig
+from contract.log_formats import BLOCK_FORMATS, TEMPLATES_FORMAT
+from pipelines.build_steps import Built, fit_miner
+from pipelines.config import DataConfig
 from pipelines.data_report import write_data_report
 from pipelines.label_patch import read_patch_report
-from pipelines.masking import masking_rules
 from pipelines.novelty import split_novelty
 from pipelines.prompt_rows import (
     PROMPT_SETTINGS_FILE,
@@ -38,6 +38,7 @@ from pipelines.splits import (
     stratified_splits,
     template_holdout_split,
 )
+from pipelines.stream_blocks import stream_blocks
 from pipelines.stream_sessions import (
     ShardJob,
     clear_outputs,
@@ -47,7 +48,7 @@ from pipelines.stream_sessions import (
     run_shards,
 )
 from pipelines.teacher import RowTeacher, RuleTeacher, Teacher
-from pipelines.templates import UNSEEN_ID, LogTemplateMiner, TemplateMatcher, mask_contents
+from pipelines.templates import UNSEEN_ID, LogTemplateMiner, TemplateMatcher
 
 MINER_STATE_FILE = "miner_state.json"
 SUMMARY_FILE = "summary.json"
@@ -65,20 +66,6 @@ def iter_rows(ds: ray.data.Dataset, columns: list[str] | None = None) -> Iterato
             yield from batch.to_pylist()
 
 
-def fit_miner(lines: ray.data.Dataset, cfg: DataConfig) -> LogTemplateMiner:
-    """Fit drain3 on the good lines' contents (all, or the first `drain_fit_lines`), streamed in log order: the
-    read tasks mask them in parallel, the driver only learns (drain learning is sequential)."""
-    masking = masking_rules(cfg.masking_file)
-    masked = lines.map_batches(mask_contents, fn_kwargs={"masking": masking}, batch_format="pyarrow", batch_size=None)
-    if cfg.drain_fit_lines is not None:
-        masked = masked.limit(cfg.drain_fit_lines)
-    contents = (
-        text for block in masked.iter_batches(batch_format="pyarrow", batch_size=None) for text in block[0].to_pylist()
-    )
-    settings = {"sim_threshold": cfg.drain_sim_threshold, "depth": cfg.drain_depth, "masking": masking}
-    return LogTemplateMiner.fit_masked(contents, **settings)
-
-
 def match_templates(lines: ray.data.Dataset, miner_path: Path, cfg: DataConfig) -> ray.data.Dataset:
     """Add template_id/template in parallel; each actor loads the frozen miner once."""
     return lines.map_batches(
@@ -92,7 +79,7 @@ def match_templates(lines: ray.data.Dataset, miner_path: Path, cfg: DataConfig) 
 
 def check_sessions(cfg: DataConfig) -> None:
     """Fail before reading anything when the session kind cannot produce labels for this format."""
-    if cfg.format == "templates":
+    if cfg.format == TEMPLATES_FORMAT:
         return  # each template row is a session of its own
     if cfg.session == "time" and cfg.format in BLOCK_FORMATS:
         raise ValueError(f"session: time needs line labels: {cfg.format} labels blocks (use session: block)")
@@ -110,22 +97,6 @@ def _count_unmatched(rows: Iterable[dict], tally: dict) -> Iterator[dict]:
     for row in rows:
         tally["unmatched_lines"] += row["template_id"] == UNSEEN_ID
         yield row
-
-
-@dataclass
-class Built:
-    """What either way of building sessions reports back for the summary and the prompt settings."""
-
-    good_lines: int
-    dead_letters: dict[str, int]
-    templates: int
-    drain_fit_lines: int
-    unmatched_lines: int
-    splits: dict
-    unlabelled_sessions: int = 0
-    indicative: dict[int, str] | None = None
-    expected: dict[int, str] | None = None
-    seconds: dict[str, float] | None = None  # per stage of the streaming build: fit, plan, shards
 
 
 def stream_windows(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) -> Built:
@@ -234,13 +205,11 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         "summary": out / SUMMARY_FILE,
     }
     clear_outputs(out)
-    timed = cfg.session == "time" and cfg.format != "templates"
+    timed = cfg.session == "time" and cfg.format != TEMPLATES_FORMAT
     if cfg.format in BLOCK_FORMATS or timed:
-        from pipelines.stream_blocks import stream_blocks  # it builds on this module's fit_miner and Built
-
         built = stream_blocks(cfg, teacher, paths)
     else:
-        built = (build_in_driver if cfg.format == "templates" else stream_windows)(cfg, teacher, paths)
+        built = (build_in_driver if cfg.format == TEMPLATES_FORMAT else stream_windows)(cfg, teacher, paths)
 
     if rewriter is not None:  # only train rows: they are the SFT targets; test references stay the rule's
         teacher_stats |= apply_row_teacher(paths["train"], rewriter)

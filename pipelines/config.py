@@ -7,11 +7,9 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from contract.log_formats import BLOCK_FORMATS, REGEX_FORMAT, TEMPLATES_FORMAT, DataFormat
 from pipelines.masking import masking_rules
 from pipelines.regex_format import RegexFormat, line_pattern_problem, timestamp_problem
-
-DataFormat = Literal["bgl", "thunderbird", "spirit", "hdfs", "loglead_hdfs", "templates", "regex"]
-BLOCK_FORMATS = ("hdfs", "loglead_hdfs")  # labelled per block (session), never per line
 
 
 class StrictModel(BaseModel):
@@ -269,11 +267,11 @@ class DataConfig(StrictModel):
 
     @model_validator(mode="after")
     def _templates_have_no_time_order(self) -> DataConfig:
-        if self.format == "templates" and self.split == "chronological":
+        if self.format == TEMPLATES_FORMAT and self.split == "chronological":
             raise ValueError("format templates has no time order: set data.split: stratified")
-        if (self.format == "regex") != (self.regex is not None):
+        if (self.format == REGEX_FORMAT) != (self.regex is not None):
             raise ValueError("data.regex is the line regex of format regex: set both or neither")
-        if self.teacher.kind == "rlog" and self.format != "templates":
+        if self.teacher.kind == "rlog" and self.format != TEMPLATES_FORMAT:
             raise ValueError(
                 f"data.teacher.kind rlog explains single templates: it needs format templates, not {self.format}"
             )
@@ -283,7 +281,11 @@ class DataConfig(StrictModel):
             and "timestamp" not in re.compile(self.regex.line).groupindex
         ):
             raise ValueError("data.session time needs time stamps: data.regex.line has no `timestamp` group")
-        if self.split == "stratified" and self.format not in ("templates", *BLOCK_FORMATS) and self.session == "fixed":
+        if (
+            self.split == "stratified"
+            and self.format not in (TEMPLATES_FORMAT, *BLOCK_FORMATS)
+            and self.session == "fixed"
+        ):
             raise ValueError(
                 f"data.split stratified needs every label before the split; {self.format} windows stream in time "
                 "order and are split chronologically (set data.split: chronological)"
@@ -293,7 +295,7 @@ class DataConfig(StrictModel):
                 "data.split template_holdout works on fixed windows and template sets; block and time sessions "
                 "take chronological or stratified"
             )
-        if self.label_patch and self.format != "templates":
+        if self.label_patch and self.format != TEMPLATES_FORMAT:
             raise ValueError(f"data.label_patch corrects template labels: it needs format templates, not {self.format}")
         return self
 

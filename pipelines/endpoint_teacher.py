@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from contract.completion_format import parse_completion
 from pipelines.config import EndpointTeacherConfig
 from pipelines.prompts import build_messages
-from pipelines.reasoning_format import parse_completion
 from pipelines.teacher import TeachResult
 
 RETRY_STATUS = {429, 500, 502, 503, 504}

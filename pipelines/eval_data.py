@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import get_args
 
-from pipelines.config import BLOCK_FORMATS, DataFormat
+from contract.log_formats import BLOCK_FORMATS, LOG_FORMATS, REGEX_FORMAT, TEMPLATES_FORMAT
 from pipelines.log_formats import MalformedLine, parse_line
 from pipelines.prompt_rows import PromptSettings, make_sessions, prompt_row, shown_as_itself
 from pipelines.read_logs import read_shard
@@ -29,7 +28,7 @@ def parse_spec(spec: str) -> tuple[str, str, str | None]:
     path, _, labels = rest.partition(",")
     if not colon or not path:
         raise ValueError(f"{SPEC_FIELD} {spec!r}: expected {SPEC_HELP}")
-    formats = [name for name in get_args(DataFormat) if name != "regex"]  # regex needs data.regex: no spec
+    formats = [name for name in LOG_FORMATS if name != REGEX_FORMAT]  # regex needs data.regex: no spec
     if fmt not in formats:
         raise ValueError(f"{SPEC_FIELD} {spec!r}: unknown format {fmt!r}; known: {list(formats)}")
     if fmt in BLOCK_FORMATS and not labels:
@@ -59,7 +58,7 @@ def read_eval_records(fmt: str, path: str, miner: LogTemplateMiner) -> tuple[lis
     tally = {"malformed": 0}
     if fmt == "loglead_hdfs":
         records = read_loglead_table(path, SPEC_FIELD).to_pylist()
-    elif fmt == "templates":
+    elif fmt == TEMPLATES_FORMAT:
         records = read_template_records(path, SPEC_FIELD)
     else:
         records = list(_text_records(path, fmt, tally))
@@ -67,7 +66,7 @@ def read_eval_records(fmt: str, path: str, miner: LogTemplateMiner) -> tuple[lis
         raise ValueError(f"{SPEC_FIELD}: {path}: no usable {fmt} lines ({tally['malformed']} malformed)")
     for record in records:
         record["template_id"], record["template"] = miner.match(record["content"])  # never refitted on eval data
-        if fmt == "templates":
+        if fmt == TEMPLATES_FORMAT:
             shown_as_itself(record)
     return records, tally["malformed"]
 
@@ -86,7 +85,7 @@ def load_eval_rows(
     miner = LogTemplateMiner.load(require_file(Path(run_data_dir) / settings.miner_file, "miner_file"))
     labels = read_session_labels(labels_path, f"{SPEC_FIELD} labels") if labels_path else None
     records, malformed = read_eval_records(fmt, path, miner)
-    if label_patch and fmt == "templates":
+    if label_patch and fmt == TEMPLATES_FORMAT:
         from pipelines.label_patch import apply_label_patch, load_label_patch
 
         apply_label_patch(records, load_label_patch(label_patch))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from pipelines.regex_format import RegexFormat
+from contract.log_formats import LABEL_FIRST_FORMATS, REGEX_FORMAT, TEMPLATES_FORMAT
+from pipelines.malformed_line import MalformedLine
+from pipelines.regex_format import RegexFormat, compile_regex_format
 
 RECORD_KEYS = ("label", "timestamp", "node", "level", "component", "content", "block_ids")
 
@@ -20,18 +20,6 @@ _MONTHS = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _SYSLOG_TAG = re.compile(r"(?P<component>[^\s:]+?)(?:\[[^\]\s]*\])?:(?:\s+|$)(?P<content>.*)", re.S)
 _HDFS_STAMP = re.compile(r"\d{12}")
 _HDFS_BLOCK = re.compile(r"blk_-?\d+")
-
-
-class MalformedLine(ValueError):
-    """A line that does not fit its format; `reason` says which rule it broke (goes to the dead-letter file).
-
-    `kind` is the rule without the offending value (`bgl: bad date`): the run summary counts dead letters by it.
-    """
-
-    def __init__(self, reason: str, kind: str | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.kind = kind or reason
 
 
 def _record(
@@ -143,27 +131,22 @@ def parse_template(text: str) -> dict:
     return _record(None, None, None, None, None, text.strip())
 
 
-# Formats whose corpora carry the alert label as the first token. Live logs (what /detect receives) have no
-# label: they start with the unix timestamp, and are parsed as if labelled "?" and then reported as unlabelled.
-LABEL_FIRST_FORMATS = ("bgl", "thunderbird", "spirit")
-
+# A parser per format of `contract.log_formats.LOG_FORMATS` but regex, whose parser is built from its settings.
 FORMATS: dict[str, Callable[[str], dict]] = {
     "bgl": parse_bgl,
     "thunderbird": parse_thunderbird,
     "spirit": parse_spirit,
     "hdfs": parse_hdfs,
     "loglead_hdfs": parse_hdfs,  # LogLead's events come from HDFS lines: live lines are raw HDFS lines
-    "templates": parse_template,
+    TEMPLATES_FORMAT: parse_template,
 }
 
 
 def line_parser(fmt: str, regex: RegexFormat | None = None) -> Callable[[str], dict]:
     """The parser of format `fmt` (the generic `regex` format needs its settings): text in, record out."""
-    if fmt == "regex":
+    if fmt == REGEX_FORMAT:
         if regex is None:
             raise ValueError("format regex needs its line regex: set data.regex")
-        from pipelines.regex_format import compile_regex_format  # it imports MalformedLine from here
-
         parser = compile_regex_format(regex)
     else:
         parser = FORMATS.get(fmt)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipelines.config import BLOCK_FORMATS
+from contract.log_formats import BLOCK_FORMATS, TEMPLATES_FORMAT
 from pipelines.prompts import render_window, shown_line_numbers
 from pipelines.sessions import (
     Session,
@@ -98,7 +98,7 @@ def shown_as_itself(record: dict) -> dict:
 
 def window_size_for(fmt: str, window_size: int) -> int:
     """Lines per fixed session: a template CSV row is a session of its own."""
-    return 1 if fmt == "templates" else window_size
+    return 1 if fmt == TEMPLATES_FORMAT else window_size
 
 
 def make_sessions(
@@ -119,7 +119,7 @@ def make_sessions(
             Session(f"t{start}", lines, session_label(lines)) for start, lines in time_windows(rows, time_window_s)
         ]
         return timed, len(timed), 0
-    if fmt == "templates":
+    if fmt == TEMPLATES_FORMAT:
         sessions = (Session(f"w{i:06d}", lines, session_label(lines)) for i, lines in enumerate(fixed_windows(rows, 1)))
         return sessions, n_lines, 0
     if fmt not in BLOCK_FORMATS:

@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from contract.completion_format import neutralize_tags
+from contract.log_formats import TEMPLATES_FORMAT
 from pipelines.log_formats import MalformedLine, parse_line
-from pipelines.reasoning_format import neutralize_tags
 from pipelines.templates import UNSEEN_ID, LogTemplateMiner
 
 MAX_LINE_CHARS = 300  # one runaway line must not eat the prompt budget
@@ -59,7 +60,6 @@ TEMPLATE_FAST_SYSTEM_PROMPT = (
     _TEMPLATE_NOTATION + DEFINITION + "Answer first inside <answer></answer> with exactly normal or anomalous, then "
     'inside <think></think> cite it as L1 "<verbatim text>".'
 )
-TEMPLATES_FORMAT = "templates"
 
 TokenCounter = Callable[[str], int]
 

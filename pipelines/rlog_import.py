@@ -14,9 +14,9 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from contract.completion_format import SPECIAL_TAGS
 from pipelines.log_formats import parse_template
 from pipelines.prompts import render_window
-from pipelines.reasoning_format import SPECIAL_TAGS
 from pipelines.table_formats import require_file
 from pipelines.teacher import TeachResult
 from pipelines.templates import UNSEEN_ID

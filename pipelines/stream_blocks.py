@@ -46,7 +46,7 @@ from pipelines.block_stages import (
     read_loglead_row_groups,
     render_part,
 )
-from pipelines.build_dataset import Built, fit_miner
+from pipelines.build_steps import Built, fit_miner
 from pipelines.config import DataConfig
 from pipelines.label_patch import write_patch_report
 from pipelines.prompt_rows import split_counts

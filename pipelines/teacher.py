@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from contract.completion_format import render_completion
 from pipelines.prompts import Group, build_messages, group_lines
-from pipelines.reasoning_format import render_completion
 from pipelines.sessions import carries_anomaly
 
 MAX_RATIONALE_CHARS = 300  # a tiny model has to learn to produce this

@@ -1,50 +1,34 @@
-"""The reward registry: name -> pure function of (RewardInput, RewardConfig) -> float."""
+"""The reward registry: name -> pure function of (RewardInput, RewardConfig) -> float, found by module discovery.
+
+Every module of `reward_workers.rewards` is imported on first lookup, so adding a reward is adding one file
+that declares itself with `register_reward`.
+"""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
+import pkgutil
+from collections.abc import Iterable
 
-from reward_workers.config import RewardConfig
+from reward_workers.reward_spec import NEEDS_REF_LOGPROBS, REWARDS, RewardFn, RewardInput, register_reward
 
+__all__ = [
+    "REWARDS",
+    "RewardFn",
+    "RewardInput",
+    "get_reward",
+    "known_rewards",
+    "needs_ref_logprobs",
+    "register_reward",
+]
 
-@dataclass(frozen=True)
-class RewardInput:
-    """One scored sample: the rendered prompt, the sampled completion, the gold label, the teacher rationale."""
-
-    prompt: str
-    completion: str
-    label: str  # "normal" | "anomalous"
-    reference: str
-    # Per-token logprobs of the completion under the reference model (the policy with its adapter disabled);
-    # filled in by the trainer only when a reward that needs them (perplexity) is weighted.
-    ref_logprobs: tuple[float, ...] | None = None
-    # 1-based prompt line numbers that carry the anomaly (from the data pipeline); None = unknown. An
-    # `anomalous` verdict earns evidence credit only by citing one of them.
-    anomaly_lines: tuple[int, ...] | None = None
-
-
-RewardFn = Callable[[RewardInput, RewardConfig], float]
-
-REWARDS: dict[str, RewardFn] = {}
-
-
-def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
-    """Register a reward under `name`; registering a name twice is an error."""
-
-    def decorator(fn: RewardFn) -> RewardFn:
-        if name in REWARDS:
-            raise ValueError(f"reward {name!r} is already registered (by {REWARDS[name].__module__})")
-        REWARDS[name] = fn
-        return fn
-
-    return decorator
+BUILTIN_PACKAGE = "reward_workers.rewards"
 
 
 def _load_builtin_rewards() -> None:
-    # Imported lazily: the reward modules import this module to register themselves.
-    importlib.import_module("reward_workers.rewards")
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{BUILTIN_PACKAGE}.{module.name}")
 
 
 def known_rewards() -> list[str]:
@@ -60,3 +44,9 @@ def get_reward(name: str) -> RewardFn:
         return REWARDS[name]
     except KeyError:
         raise KeyError(f"unknown reward {name!r}; known rewards: {', '.join(sorted(REWARDS))}") from None
+
+
+def needs_ref_logprobs(names: Iterable[str]) -> bool:
+    """Whether any of the named rewards reads the reference log-probs (the trainer computes them only then)."""
+    _load_builtin_rewards()
+    return any(name in NEEDS_REF_LOGPROBS for name in names)

@@ -9,9 +9,9 @@ from typing import Any
 import ray
 from ray.exceptions import RayError
 
+from contract.sharding import split_evenly
 from reward_workers.registry import RewardInput
 from reward_workers.scorer import TOTAL, RewardScorer
-from reward_workers.sharding import split_evenly
 
 # The actor is the pure scorer as-is; the caller picks resources, e.g.
 # RewardWorker.options(num_cpus=cfg.num_cpus_per_worker).remote(cfg).

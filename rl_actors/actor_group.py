@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,18 +10,12 @@ from ray.exceptions import RayActorError
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from reward_workers.sharding import split_evenly
+from contract.actor_env import forwarded_env
+from contract.sharding import split_evenly
 from rl_actors.columns import StepView
 from rl_actors.placement import wait_for_placement
 
-# The driver's settings for vLLM, HF and caches follow every actor (merged into the job's runtime_env).
 Pending = tuple[list[Callable[[Any], Any]], list[Any]]  # per-rank calls (to redo one) and their object refs
-FORWARDED_ENV_PREFIXES = ("VLLM_", "HF_", "TRANSFORMERS_", "TORCH_EXTENSIONS_DIR", "TMPDIR", "TOKENIZERS_", "OMP_")
-
-
-def forwarded_env() -> dict[str, str]:
-    """The driver's environment variables that actors must share."""
-    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
 
 
 def make_placement(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-_VERSION_DIR = re.compile(r"v(\d+)")
+from contract.adapter_store import PEFT_CONFIG_FILE, adapter_versions, lora_int_id, version_name
 
 
 @dataclass(frozen=True)
@@ -20,18 +19,18 @@ class AdapterSnapshot:
 
     @property
     def name(self) -> str:
-        return f"v{self.version}"
+        return version_name(self.version)
 
     @property
     def lora_int_id(self) -> int:
         """vLLM caches adapters by integer id, so every version gets its own (ids start at 1)."""
-        return self.version + 1
+        return lora_int_id(self.version)
 
     @classmethod
     def from_dir(cls, path: str | Path, version: int) -> AdapterSnapshot:
         """Read a PEFT adapter folder."""
         path = Path(path)
-        if not (path / "adapter_config.json").exists():
+        if not (path / PEFT_CONFIG_FILE).exists():
             raise FileNotFoundError(f"{path} is not a PEFT adapter folder (no adapter_config.json)")
         return cls(version, {f.name: f.read_bytes() for f in sorted(path.iterdir()) if f.is_file()})
 
@@ -53,19 +52,6 @@ def versions_to_prune(versions: Iterable[int], keep_last: int | None, protected:
     newest = sorted(set(versions), reverse=True)
     kept = set(newest[:keep_last]) | set(protected)
     return sorted(v for v in newest if v not in kept)
-
-
-def adapter_versions(root: str | Path) -> dict[int, Path]:
-    """The `v<N>` adapter folders directly inside `root`, by version."""
-    root = Path(root)
-    if not root.is_dir():
-        return {}
-    found = {}
-    for path in root.iterdir():
-        match = _VERSION_DIR.fullmatch(path.name)
-        if match and path.is_dir() and not path.is_symlink():
-            found[int(match.group(1))] = path
-    return found
 
 
 def prune_adapter_versions(root: str | Path, keep_last: int | None, protected: Iterable[int] = ()) -> list[int]:

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.reasoning_format import parse_completion
+from contract.completion_format import parse_completion
+from contract.sharding import split_evenly
 from reward_workers.registry import RewardInput
-from reward_workers.sharding import split_evenly
 from rl_actors.batch import PromptGroup, Sample
 
 VERDICTS = {"normal": 0, "anomalous": 1}  # a parsed verdict as a code; -1: none

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from reward_workers.sharding import split_evenly
+from contract.sharding import split_evenly
 from rl_actors.adapters import AdapterSnapshot, lora_target_modules
 from rl_actors.algos import batch_denominator, grpo_loss, truncated_is_weights
 from rl_actors.batch import Sample

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 
 import ray
 
-from pipelines.reasoning_format import completion_score
+from contract.adapter_store import version_of_lora_int_id
+from contract.completion_format import completion_score
 from rl_actors.adapters import AdapterSnapshot, prune_adapter_versions
 from rl_actors.batch import PromptGroup, Sample
 from rl_actors.config import ModelConfig, RolloutConfig, vllm_max_lora_rank
+from rl_actors.engine_internals import evict_adapter
 from rl_actors.sequences import assistant_end_id
 
 SCORE_LOGPROBS = 20  # top log-probs per generated token when scoring (vLLM's default max_logprobs)
@@ -108,7 +110,7 @@ class RolloutEngine:
 
     @property
     def adapter_version(self) -> int | None:
-        return None if self.lora is None else self.lora.lora_int_id - 1
+        return None if self.lora is None else version_of_lora_int_id(self.lora.lora_int_id)
 
     def load_adapter(self, snapshot: AdapterSnapshot) -> int:
         """Switch to a new adapter version; the old one is evicted so stale weights are never served."""
@@ -116,7 +118,7 @@ class RolloutEngine:
 
         path = snapshot.write(self.adapter_dir)
         if self.lora is not None:
-            self.llm.llm_engine.remove_lora(self.lora.lora_int_id)
+            evict_adapter(self.llm, self.lora.lora_int_id)
         self.lora = LoRARequest(snapshot.name, snapshot.lora_int_id, str(path))
         # vLLM reads the folder when the adapter is first used: the loaded version is never pruned.
         prune_adapter_versions(self.adapter_dir, self.keep_adapters, protected={snapshot.version})

@@ -1,4 +1,7 @@
-"""Token-level plumbing shared by SFT and GRPO: chat encoding, padding, per-token logprobs."""
+"""Token-level plumbing shared by SFT and GRPO: completion encoding, padding, per-token logprobs.
+
+Prompts are encoded by `contract.chat_tokens.chat_token_ids`, the one step eval and serving share.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +13,6 @@ import torch
 # `keep` (positions, ascending and contiguous) asks for logits only there, [B, len(keep), V]; None: all, [B, T, V].
 # The LM head is a fifth of a small model's compute per position: prompt positions need none of it.
 Forward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
-
-
-def encode_prompt(tokenizer, messages: list[dict]) -> list[int]:
-    """Token ids of a chat prompt ending with the assistant turn opener (same ids vLLM is given)."""
-    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 _TURN_PROBE = "logrl-assistant-turn-probe"

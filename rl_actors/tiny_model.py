@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from contract.completion_format import SPECIAL_TAGS
 from pipelines.prompt_store import iter_examples, load_examples
-from pipelines.reasoning_format import SPECIAL_TAGS
 from rl_actors.config import TinyModelConfig
 
 BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
@@ -60,12 +60,13 @@ def pretrain(model, tokenizer, rows: list[dict], cfg: TinyModelConfig, anomalous
     """
     import torch
 
+    from contract.chat_tokens import chat_token_ids
     from pipelines.teacher import sft_examples
     from rl_actors.sampling import PromptSampler
-    from rl_actors.sequences import encode_completion, encode_prompt, pad_pairs, token_logprobs
+    from rl_actors.sequences import encode_completion, pad_pairs, token_logprobs
 
     examples = sft_examples(rows, fast_fraction=0.5, seed=cfg.seed)
-    seqs = [encode_prompt(tokenizer, e["messages"]) + encode_completion(tokenizer, e["completion"]) for e in examples]
+    seqs = [chat_token_ids(tokenizer, e["messages"]) + encode_completion(tokenizer, e["completion"]) for e in examples]
     sampler = PromptSampler([row["label"] for row in rows], cfg.seed, anomalous_share)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.pretrain_lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.pretrain_lr, total_steps=cfg.pretrain_steps)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -13,17 +12,20 @@ import numpy as np
 import ray
 from ray.util.placement_group import PlacementGroup, remove_placement_group
 
+from contract.adapter_store import adapter_versions, read_latest, write_latest
+from contract.adapter_store import adapters_dir as run_adapters_dir
+from contract.chat_tokens import chat_token_ids
+from contract.log_formats import TEMPLATES_FORMAT
 from pipelines.augment import augmented
 from pipelines.config import DataConfig
 from pipelines.prompt_store import row_labels
-from pipelines.prompts import TEMPLATES_FORMAT, build_messages
+from pipelines.prompts import build_messages
 from pipelines.teacher import fast_mode_draws, sft_example
 from reward_workers.config import RewardConfig
-from reward_workers.registry import RewardInput
-from reward_workers.rewards.perplexity_reward import NEEDS_REFERENCE_LOGPROBS
+from reward_workers.registry import RewardInput, needs_ref_logprobs
 from reward_workers.worker import score_with_pool_timed
 from rl_actors.actor_group import ActorGroup, Pending, make_placement
-from rl_actors.adapters import AdapterSnapshot, adapter_versions, prune_adapter_versions
+from rl_actors.adapters import AdapterSnapshot, prune_adapter_versions
 from rl_actors.batch import PromptGroup, group_positions, grouped_advantages
 from rl_actors.checkpoint import (
     STATE_FILE,
@@ -45,9 +47,8 @@ from rl_actors.metrics import MetricsLogger, mean_over_ranks, timed
 from rl_actors.reward_actor import RewardWorker
 from rl_actors.rollout import RolloutWorker
 from rl_actors.sampling import PromptSampler
-from rl_actors.sequences import encode_completion, encode_prompt
+from rl_actors.sequences import encode_completion
 
-LATEST_FILE = "latest_adapter.json"
 PROMPT_CACHE = 4096  # tokenised prompts kept (a few MB), so training holds no more than that of a large split
 
 
@@ -79,7 +80,7 @@ def metrics_logger(cfg: RLSettings, stage: str) -> MetricsLogger:
 
 
 def adapters_dir(train_cfg: TrainConfig) -> Path:
-    return Path(train_cfg.output_dir) / "adapters"
+    return run_adapters_dir(train_cfg.output_dir)
 
 
 def checkpoints_dir(train_cfg: TrainConfig) -> Path:
@@ -102,16 +103,9 @@ def publish_adapter(
     """Write the adapter folder, point `latest_adapter.json` at it (serving reads that file), and prune old
     versions to `train.keep_adapters` (never the `protected` ones nor this one)."""
     path = snapshot.write(adapters_dir(train_cfg)).resolve()
-    latest = {"version": snapshot.version, "name": snapshot.name, "path": str(path), "stage": stage}
-    (Path(train_cfg.output_dir) / LATEST_FILE).write_text(json.dumps(latest, indent=2) + "\n")
+    write_latest(train_cfg.output_dir, snapshot.version, path, stage)
     prune_adapter_versions(adapters_dir(train_cfg), train_cfg.keep_adapters, {*protected, snapshot.version})
     return path
-
-
-def latest_adapter(output_dir: str | Path) -> dict | None:
-    """The newest published adapter ({version, name, path, stage}) or None."""
-    path = Path(output_dir) / LATEST_FILE
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def make_learners(
@@ -161,7 +155,7 @@ def run_sft(cfg: RLSettings, rows: Sequence[dict]) -> Path:
 
     def pair(index: int, key: str) -> tuple[list[int], list[int]]:  # tokenised when drawn: rows may be lazy
         example = sft_example(training_view(cfg, rows[index], key), fast[index], cfg.data.format)
-        return encode_prompt(tokenizer, example["messages"]), encode_completion(tokenizer, example["completion"])
+        return chat_token_ids(tokenizer, example["messages"]), encode_completion(tokenizer, example["completion"])
 
     learners = make_learners(cfg, cfg.sft.batch_size, cfg.sft.learning_rate, init_adapter=None)
     logger = metrics_logger(cfg, "sft")
@@ -215,7 +209,7 @@ class GRPOTrainer:
         tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
         # Tokenised when drawn (rows may be a lazy PromptTable); a view drawn again is not encoded twice.
         self.prompt_ids = lru_cache(maxsize=PROMPT_CACHE)(
-            lambda prompt: encode_prompt(tokenizer, build_messages(prompt, data_format=cfg.data.format))
+            lambda prompt: chat_token_ids(tokenizer, build_messages(prompt, data_format=cfg.data.format))
         )
         self.sampler = PromptSampler(row_labels(rows), cfg.train.seed, cfg.train.anomalous_share)
         group_size = cfg.rollout.group_size
@@ -370,7 +364,7 @@ class GRPOTrainer:
             self.logger.log(step, last)
             if checkpoint_due(step + 1, train.checkpoint_every, train.steps):
                 self.checkpoint(step + 1)
-        adapter = latest_adapter(train.output_dir)
+        adapter = read_latest(train.output_dir)
         self.logger.log_artifacts(adapter["path"], f"adapter/{Path(adapter['path']).name}")
         return {"metrics": last, "adapter": adapter, "log": str(self.logger.dir)}
 
@@ -420,7 +414,7 @@ class GRPOTrainer:
     def reference_logprobs(self, batch: StepBatch, metrics: dict) -> StepView:
         """A view of the batch that also carries its completion logprobs under the KL reference at the sampling
         temperature, when KL or a reward needs them: computed by the learner ranks, left in the object store."""
-        if self.cfg.algo.kl_coef == 0 and NEEDS_REFERENCE_LOGPROBS not in self.cfg.reward.weights:
+        if self.cfg.algo.kl_coef == 0 and not needs_ref_logprobs(self.cfg.reward.weights):
             return batch.view
         temperature = self.cfg.rollout.temperature
         with timed(metrics, "time/reference"):

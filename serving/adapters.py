@@ -14,6 +14,7 @@ from pathlib import Path
 
 import ray
 
+from contract.adapter_store import is_adapter_folder
 from serving.detect import AdapterInfo, load_adapter_info
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -51,7 +52,7 @@ def resolve_adapter(adapters_dir: str | Path, version: object, name: str, max_ra
 def available_versions(adapters_dir: str | Path) -> list[str]:
     """Adapter folders that can be chosen, oldest first by version number where there is one."""
     root = Path(adapters_dir)
-    found = [p.name for p in root.iterdir() if (p / "adapter_config.json").is_file()] if root.is_dir() else []
+    found = [p.name for p in root.iterdir() if is_adapter_folder(p)] if root.is_dir() else []
 
     def order(name: str) -> tuple[int, str]:
         digits = re.search(r"(\d+)$", name)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,9 @@ from ray.serve.llm import LLMConfig, LLMServer, build_llm_deployment
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from contract.actor_env import forwarded_env
+from contract.completion_format import answer_token_budget
 from pipelines.prompts import estimate_tokens
-from pipelines.reasoning_format import answer_token_budget
 from pipelines.templates import LogTemplateMiner
 from serving.adapters import BOARD_NAMESPACE, AdapterChoiceError, available_versions, resolve_adapter
 from serving.auth import admin_key_digests, key_digests
@@ -49,16 +49,20 @@ from serving.detect import (
     prompt_token_budget,
     token_counter,
 )
-from serving.engine_internals import SkipNodeInit, bind_replica_grpc_to_node_address, swap_adapter
+from serving.engine_internals import (
+    SkipNodeInit,
+    bind_replica_grpc_to_node_address,
+    engine_error_type,
+    lora_module,
+    routes_added_on_build,
+    swap_adapter,
+)
 from serving.errors import error_response
 from serving.fairness import BULK_PRIORITY, OpenAICaps
 from serving.guard import TOO_DEEP, DetectorGuard, GuardSettings
 
 logger = logging.getLogger(__name__)
 DEFAULT_APP_NAME = "logrl-detector"
-# Settings vLLM and Hugging Face read from the environment; replicas are fresh processes, so they must get them.
-_FORWARDED_ENV_PREFIXES = ("VLLM_", "HF_", "TRANSFORMERS_", "OMP_", "TOKENIZERS_")
-_FORWARDED_ENV_NAMES = ("TMPDIR", "PYTHONPATH")
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class EngineError(RuntimeError):
         self.status_code = status_code
 
 
+@routes_added_on_build
 class DetectorServer(LLMServer):
     """LLMServer plus POST /detect on the same vLLM app; the miner is loaded once per replica."""
 
@@ -123,13 +128,12 @@ class DetectorServer(LLMServer):
             else None
         )
 
-    async def __serve_build_asgi_app__(self):
-        app = await super().__serve_build_asgi_app__()
+    def add_routes(self, app) -> None:
+        """/detect and /admin/adapters beside vLLM's OpenAI routes, and the guard in front of them all."""
         app.add_api_route("/detect", self.detect, methods=["POST"])
         app.add_api_route("/admin/adapters", self.admin_adapters, methods=["GET", "POST"])
         if self._detector.guard is not None:
             app.add_middleware(DetectorGuard, settings=self._detector.guard)
-        return app
 
     async def detect(self, request: Request) -> JSONResponse:
         """POST /detect: {"lines": [...], "fast": bool} -> verdict, rationale, templates, adapter version."""
@@ -232,13 +236,14 @@ class DetectorServer(LLMServer):
         """One non-streaming chat completion with the adapter, through vLLM's OpenAI chat layer, ahead of /v1 work
         in the engine's queue: the text and each generated token's top log-probs (for the score)."""
         from ray.serve.llm.openai_api_models import ChatCompletionRequest
-        from vllm.entrypoints.serve.engine.protocol import ErrorResponse  # base of Ray's and vLLM's error models
+
+        error_type = engine_error_type()
 
         chat_request = ChatCompletionRequest(
             model=self._adapter.name, messages=plan.messages, stream=False, priority=DETECT_PRIORITY, **plan.sampling
         )
         async for response in await self.chat(chat_request):
-            if isinstance(response, ErrorResponse):
+            if isinstance(response, error_type):
                 raise EngineError(response.error.message, response.error.code)
             choice = response.choices[0]
             generated = choice.logprobs.content if choice.logprobs and choice.logprobs.content else []
@@ -260,16 +265,16 @@ async def _json_body(request: Request) -> tuple[Any, JSONResponse | None]:
 
 
 def _replica_env() -> dict[str, str]:
-    """The job's runtime_env env vars plus this process's vLLM/HF settings.
+    """The job's runtime_env env vars plus this process's settings every actor shares (`contract.actor_env`).
 
-    Ray Serve LLM replaces the job's `env_vars` with the LLMConfig's, so the job's (e.g. PYTHONPATH) are merged in.
+    Ray Serve LLM replaces the job's `env_vars` with the LLMConfig's, so the job's (e.g. PYTHONPATH) are merged in,
+    and this process's PYTHONPATH where the job sets none.
     """
     env: dict[str, str] = {}
     if ray.is_initialized():  # get_runtime_context() would otherwise start a Ray instance on every interface
         env = dict((ray.get_runtime_context().runtime_env or {}).get("env_vars", {}))
-    for key, value in os.environ.items():
-        if key.startswith(_FORWARDED_ENV_PREFIXES) or key in _FORWARDED_ENV_NAMES:
-            env.setdefault(key, value)
+    for key, value in forwarded_env(also=("PYTHONPATH",)).items():
+        env.setdefault(key, value)
     return env
 
 
@@ -281,8 +286,6 @@ def base_model_id(model_path: str) -> str:
 
 def detector_llm_config(serve_cfg: ServeConfig, model_path: str, adapter: AdapterInfo) -> LLMConfig:
     """Ray Serve LLM config: vLLM with LoRA on, the local adapter registered by name, CPU or GPU placement."""
-    from vllm.entrypoints.openai.models.protocol import LoRAModulePath
-
     model_id = base_model_id(model_path)
     engine_kwargs: dict[str, Any] = {
         "dtype": serve_cfg.dtype,
@@ -292,7 +295,7 @@ def detector_llm_config(serve_cfg: ServeConfig, model_path: str, adapter: Adapte
         "max_lora_rank": serve_cfg.max_lora_rank,
         "max_loras": serve_cfg.max_loras,
         # A frontend arg: vLLM's init_app_state registers it as a static adapter, served under `name`.
-        "lora_modules": [LoRAModulePath(name=adapter.name, path=adapter.path, base_model_name=model_id)],
+        "lora_modules": [lora_module(adapter.name, adapter.path, model_id)],
         # /detect asks with priority 0, the guard pins /v1 work to BULK_PRIORITY: the engine runs /detect first.
         "scheduling_policy": "priority",
     }

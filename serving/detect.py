@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pipelines.prompts import (
-    RenderedPrompt,
-    TokenCounter,
-    build_messages,
-    estimate_tokens,
-    render_raw_lines,
-    shown_line_numbers,
-)
-from pipelines.reasoning_format import (
+from contract.adapter_store import PEFT_CONFIG_FILE
+from contract.chat_tokens import chat_token_ids, prefill_for, with_prefill
+from contract.completion_format import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
     THINK_CLOSE,
@@ -27,6 +21,14 @@ from pipelines.reasoning_format import (
     parse_completion,
     verdict_position,
     verdict_score,
+)
+from pipelines.prompts import (
+    RenderedPrompt,
+    TokenCounter,
+    build_messages,
+    estimate_tokens,
+    render_raw_lines,
+    shown_line_numbers,
 )
 from pipelines.templates import LogTemplateMiner
 from serving.cascade import StageDecision
@@ -111,7 +113,7 @@ def citations_not_shown(rationale: str, plan: DetectPlan) -> list[int]:
 def load_adapter_info(name: str, path: str | Path) -> AdapterInfo:
     """Read a PEFT folder's rank; its version is the folder name (symlinks such as `latest` resolved)."""
     folder = Path(path).resolve()
-    config_file = folder / "adapter_config.json"
+    config_file = folder / PEFT_CONFIG_FILE
     if not config_file.is_file():
         raise FileNotFoundError(f"{folder}: not a PEFT adapter folder (no adapter_config.json)")
     config = json.loads(config_file.read_text())
@@ -204,16 +206,10 @@ def prompt_token_budget(
 
 def chat_overhead_tokens(tokenizer: Any, data_format: str | None = None) -> int:
     """Tokens of the chat scaffolding around an empty session, the larger of reasoning and fast mode."""
-    counts = []
-    for fast in (False, True):
-        messages = build_messages("", fast=fast, data_format=data_format)
-        if fast:
-            messages.append({"role": "assistant", "content": ANSWER_OPEN})
-        ids = tokenizer.apply_chat_template(
-            messages, tokenize=True, add_generation_prompt=not fast, continue_final_message=fast
-        )
-        counts.append(len(ids["input_ids"] if isinstance(ids, Mapping) else ids))  # transformers 5: a BatchEncoding
-    return max(counts)
+    return max(
+        len(chat_token_ids(tokenizer, build_messages("", fast=fast, data_format=data_format), prefill_for(fast)))
+        for fast in (False, True)
+    )
 
 
 def token_counter(tokenizer: Any) -> TokenCounter:
@@ -231,14 +227,9 @@ def plan_detection(
     """Render the lines exactly as training did (fitted to the token budget), and pick the prompt and sampling."""
     rendered = render_raw_lines(request.lines, data_format, miner, limits.max_prompt_tokens, count_tokens)
     omitted = sorted(set(range(1, len(request.lines) + 1)) - shown_line_numbers(rendered.text))
-    messages = build_messages(rendered.text, fast=request.fast, data_format=data_format)
-    # Fast mode (R-Log's answer-first variant) prefills `<answer>`: the verdict is the very next token,
-    # whatever a small model would otherwise start with.
-    prefill = ANSWER_OPEN if request.fast else ""
-    if prefill:
-        messages.append({"role": "assistant", "content": prefill})
+    prefill = prefill_for(request.fast)
     return DetectPlan(
-        messages=messages,
+        messages=with_prefill(build_messages(rendered.text, fast=request.fast, data_format=data_format), prefill),
         sampling=sampling_for(request.fast, limits),
         rendered=rendered,
         mode=FAST_MODE if request.fast else REASON_MODE,

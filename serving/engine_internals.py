@@ -7,6 +7,13 @@
   `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER` when Ray is imported.
 - `bind_replica_grpc_to_node_address`: Ray Serve's replica module calls `add_port_to_grpc_server(server, "[::]:0")`
   for its inter-deployment gRPC server (`ray.serve._private.replica`, looked up at call time).
+- `routes_added_on_build`: Ray Serve's private `__serve_build_asgi_app__` hook, through which `LLMServer` builds
+  its FastAPI app (vLLM's OpenAI routes); a subclass adds its own routes to that app there.
+- `engine_error_type` and `lora_module`: vLLM's deep `vllm.entrypoints` protocol models
+  (`ErrorResponse`, `LoRAModulePath`).
+- `init_ray_on_loopback`: `ray.init`'s private `_node_ip_address` (used by the benches' local clusters).
+
+`tests/serving/test_engine_internals.py` checks that every name used here exists in the installed Ray and vLLM.
 """
 
 from __future__ import annotations
@@ -73,3 +80,40 @@ def bind_replica_grpc_to_node_address() -> None:
 
     add_port_on_node_address.binds_node_address = True  # type: ignore[attr-defined]
     replica.add_port_to_grpc_server = add_port_on_node_address
+
+
+ASGI_APP_HOOK = "__serve_build_asgi_app__"  # Serve calls it on a deployment to get the app it serves
+
+
+def routes_added_on_build(cls: type) -> type:
+    """Class decorator for an `LLMServer` subclass: Serve builds its app as the base class does (vLLM's OpenAI
+    routes), then the subclass's `add_routes(app)` adds its own routes and middleware to that app."""
+
+    async def build(self: Any) -> Any:
+        app = await getattr(super(cls, self), ASGI_APP_HOOK)()
+        self.add_routes(app)
+        return app
+
+    setattr(cls, ASGI_APP_HOOK, build)
+    return cls
+
+
+def engine_error_type() -> type:
+    """vLLM's `ErrorResponse`: what a chat call yields instead of a completion (base of Ray's and vLLM's models)."""
+    from vllm.entrypoints.serve.engine.protocol import ErrorResponse
+
+    return ErrorResponse
+
+
+def lora_module(name: str, path: str, base_model_name: str) -> Any:
+    """vLLM's `LoRAModulePath`: a static adapter vLLM's frontend registers under `name` at start."""
+    from vllm.entrypoints.openai.models.protocol import LoRAModulePath
+
+    return LoRAModulePath(name=name, path=path, base_model_name=base_model_name)
+
+
+def init_ray_on_loopback(**kwargs: Any) -> None:
+    """`ray.init` with this node's address pinned to 127.0.0.1 (Ray's private `_node_ip_address`)."""
+    import ray
+
+    ray.init(_node_ip_address="127.0.0.1", **kwargs)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pipelines.reasoning_format import VERDICTS, parse_completion
+from contract.completion_format import VERDICTS, parse_completion
 from reward_workers.config import RewardConfig
-from reward_workers.registry import RewardInput, register_reward
+from reward_workers.reward_spec import RewardInput, register_reward
 
 
 @register_reward("answer")

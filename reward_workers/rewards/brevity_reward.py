@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from pipelines.reasoning_format import parse_completion
+from contract.completion_format import parse_completion
 from reward_workers.config import RewardConfig
-from reward_workers.registry import RewardInput, register_reward
+from reward_workers.reward_spec import RewardInput, register_reward
 
 
 @register_reward("brevity")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pipelines.reasoning_format import SPECIAL_TAGS, parse_completion
+from contract.completion_format import SPECIAL_TAGS, parse_completion
 from reward_workers.config import RewardConfig
-from reward_workers.registry import RewardInput, register_reward
+from reward_workers.reward_spec import RewardInput, register_reward
 
 # Partial credit per special tag present exactly once; four tags give at most half of a well-formed completion.
 _PER_TAG_CREDIT = 0.125

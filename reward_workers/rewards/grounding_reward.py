@@ -7,10 +7,10 @@ from functools import lru_cache
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU
 
-from pipelines.reasoning_format import parse_completion
+from contract.completion_format import parse_completion
 from reward_workers.config import GroundingConfig, RewardConfig
 from reward_workers.evidence import anomaly_groups, check_evidence, count_prompt_groups
-from reward_workers.registry import RewardInput, register_reward
+from reward_workers.reward_spec import RewardInput, register_reward
 
 
 @lru_cache(maxsize=1)

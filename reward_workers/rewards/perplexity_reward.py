@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import math
 
-from pipelines.reasoning_format import parse_completion
+from contract.completion_format import parse_completion
 from reward_workers.config import RewardConfig
-from reward_workers.registry import RewardInput, register_reward
+from reward_workers.reward_spec import RewardInput, register_reward
+
 
 # Logprobs, not text, are the input: the trainer computes them on the learner with the adapter disabled, in the
 # same forward pass that serves the KL term, so the reward stays a pure function of its input.
-NEEDS_REFERENCE_LOGPROBS = "perplexity"
-
-
-@register_reward("perplexity")
+@register_reward("perplexity", needs_ref_logprobs=True)
 def perplexity_reward(sample: RewardInput, cfg: RewardConfig) -> float:
     """1 / perplexity of the completion under the reference model: exp(mean token logprob). Range [0, 1].
 

@@ -43,9 +43,9 @@ def test_train_sync_and_serve(run_cfg):
     from openai import OpenAI
 
     from cluster.stages import ensure_data, ensure_model, run_sft_stage, start_serving
+    from contract.completion_format import VERDICTS, render_completion
     from pipelines.build_dataset import load_examples, raw_session_lines
     from pipelines.prompts import build_messages
-    from pipelines.reasoning_format import VERDICTS, render_completion
     from reward_workers.scorer import RewardScorer
     from rl_actors.adapters import AdapterSnapshot
     from rl_actors.batch import PromptGroup
@@ -100,12 +100,13 @@ def test_train_sync_and_serve(run_cfg):
         # learner's, and differ from those under the previous version.
         from transformers import AutoTokenizer
 
-        from rl_actors.sequences import encode_completion, encode_prompt
+        from contract.chat_tokens import chat_token_ids
+        from rl_actors.sequences import encode_completion
 
         tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
         pair = [
             (
-                encode_prompt(tokenizer, build_messages(rows[1]["prompt"])),
+                chat_token_ids(tokenizer, build_messages(rows[1]["prompt"])),
                 encode_completion(tokenizer, render_completion(rows[1]["reference"], rows[1]["label"])),
             )
         ]

@@ -91,10 +91,10 @@ def test_one_grpo_step_on_smollm2_with_adapter_sync(smollm2_cfg):
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
+    from contract.chat_tokens import chat_token_ids
+    from contract.completion_format import ANSWER_CLOSE
     from evaluation.inference import FAST_MODE, REASON_MODE, encode_eval_prompt, fast_token_budget
-    from pipelines.reasoning_format import ANSWER_CLOSE
     from rl_actors.base_models import MARKER_FILE
-    from rl_actors.sequences import encode_prompt
     from rl_actors.trainer import GRPOTrainer, adapters_dir
 
     cfg = smollm2_cfg
@@ -126,7 +126,7 @@ def test_one_grpo_step_on_smollm2_with_adapter_sync(smollm2_cfg):
 
         # vLLM stops on the token SmolLM2's template closes a turn with, and leaves it out of the text.
         engine = trainer.rollout.workers[0]
-        chat = encode_prompt(tokenizer, [{"role": "user", "content": "Say hello in one word."}])
+        chat = chat_token_ids(tokenizer, [{"role": "user", "content": "Say hello in one word."}])
         text, ids, finish = ray.get(engine.complete.remote([chat], 32, None, False))[0]
         assert finish == "stop" and ids[-1] == tokenizer.convert_tokens_to_ids("<|im_end|>"), (text, ids, finish)
         assert "<|im_end|>" not in text

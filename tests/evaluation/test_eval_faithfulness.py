@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from contract.completion_format import render_completion
 from evaluation.metrics import evidence_recall, faithful_share, score_predictions
 from evaluation.predictions import check_citations, predict
-from pipelines.reasoning_format import render_completion
 
 GOOD = 'L4 "data TLB error interrupt" is fatal.'
 ON_NORMAL_LINE = 'L1 "instruction cache parity error corrected" only.'

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evaluation.inference import FAST_PREFILL, adapter_version, encode_eval_prompt, full_completion
+from contract.adapter_store import adapter_version
+from evaluation.inference import FAST_PREFILL, encode_eval_prompt, full_completion
 from evaluation.predictions import predict
 from pipelines.prompts import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT
 

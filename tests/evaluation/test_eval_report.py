@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from contract.completion_format import render_completion
 from evaluation.baselines import BaselineResult
 from evaluation.predictions import ArmResult, predict
 from evaluation.report import report_table, write_report
-from pipelines.reasoning_format import render_completion
 
 PNG_MAGIC = b"\x89PNG"
 

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from contract.completion_format import parse_completion
 from pipelines.prompts import (
     FAST_SYSTEM_PROMPT,
     SYSTEM_PROMPT,
@@ -17,7 +18,6 @@ from pipelines.prompts import (
     render_window,
     shown_line_numbers,
 )
-from pipelines.reasoning_format import parse_completion
 from pipelines.sessions import anomaly_lines, fixed_windows, session_label, train_count
 from pipelines.templates import LogTemplateMiner
 

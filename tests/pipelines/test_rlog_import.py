@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.reasoning_format import parse_completion, render_completion
+from contract.completion_format import parse_completion, render_completion
 from pipelines.rlog_import import RLogTeacher, convert_record, load_rlog, sft_rows
 from pipelines.teacher import sft_examples
 

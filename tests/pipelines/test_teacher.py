@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from contract.completion_format import parse_completion
 from pipelines.prompts import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT, render_window
-from pipelines.reasoning_format import parse_completion
 from pipelines.sessions import anomaly_lines, fixed_windows, session_label
 from pipelines.teacher import TEACHERS, RuleTeacher, Teacher, rule_rationale, sft_examples
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from contract.completion_format import parse_completion, render_completion
 from pipelines.prompts import (
     FAST_SYSTEM_PROMPT,
     SYSTEM_PROMPT,
@@ -16,7 +17,6 @@ from pipelines.prompts import (
     build_messages,
     render_window,
 )
-from pipelines.reasoning_format import parse_completion, render_completion
 from pipelines.teacher import FAILURE_WORDS, TEMPLATE_QUOTE_CHARS, rule_rationale, sft_examples
 from reward_workers.config import RewardConfig
 from reward_workers.registry import RewardInput

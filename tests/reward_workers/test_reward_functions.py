@@ -7,7 +7,7 @@ import math
 import pytest
 from reward_samples import CONCISE, PROMPT, REFERENCE, completion, sample
 
-from pipelines.reasoning_format import neutralize_tags, parse_completion
+from contract.completion_format import neutralize_tags, parse_completion
 from reward_workers.config import AnswerPayoffs, GroundingConfig, RewardConfig
 from reward_workers.evidence import index_prompt_lines
 from reward_workers.registry import RewardInput

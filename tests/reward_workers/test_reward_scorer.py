@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from reward_samples import CONCISE, completion, sample
 
+from contract.sharding import split_evenly
 from reward_workers.config import RewardConfig
 from reward_workers.registry import get_reward
 from reward_workers.scorer import RewardScorer
-from reward_workers.sharding import split_evenly
 
 SAMPLES = [
     sample(completion(CONCISE, "anomalous"), label="anomalous"),

@@ -71,7 +71,8 @@ def test_versions_to_prune_keeps_the_newest_and_the_protected():
 
 
 def test_prune_adapter_versions_deletes_only_version_folders(tmp_path):
-    from rl_actors.adapters import adapter_versions, prune_adapter_versions
+    from contract.adapter_store import adapter_versions
+    from rl_actors.adapters import prune_adapter_versions
 
     _versions(tmp_path, range(8))
     (tmp_path / "notes").mkdir()
@@ -95,7 +96,7 @@ def test_keep_adapters_is_a_validated_config_field():
 def test_the_run_folder_keeps_the_last_n_plus_v0_and_the_start_adapter(tmp_path):
     import json
 
-    from rl_actors.adapters import adapter_versions
+    from contract.adapter_store import adapter_versions
     from rl_actors.config import TrainConfig
     from rl_actors.trainer import adapters_dir, protected_versions, publish_adapter
 
@@ -119,7 +120,7 @@ def test_a_rollout_worker_keeps_the_last_n_and_the_loaded_version(tmp_path, monk
     import sys
     from types import SimpleNamespace
 
-    from rl_actors.adapters import adapter_versions
+    from contract.adapter_store import adapter_versions
     from rl_actors.rollout import RolloutEngine
 
     monkeypatch.setitem(

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.prompt_rows import rows_in_process
-from pipelines.prompts import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT, build_messages
-from pipelines.reasoning_format import (
+from contract.chat_tokens import chat_token_ids
+from contract.completion_format import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
     SPECIAL_TAGS,
@@ -21,12 +20,14 @@ from pipelines.reasoning_format import (
     parse_completion,
     render_completion,
 )
+from pipelines.prompt_rows import rows_in_process
+from pipelines.prompts import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT, build_messages
 from pipelines.teacher import sft_examples
 from reward_workers.config import RewardConfig
 from reward_workers.registry import RewardInput
 from reward_workers.scorer import RewardScorer
 from rl_actors.base_models import MARKER_FILE
-from rl_actors.sequences import assistant_end_id, encode_completion, encode_prompt
+from rl_actors.sequences import assistant_end_id, encode_completion
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = Path(os.environ.get("LOGRL_CACHE_DIR", REPO / ".cache")) / "models" / "smollm2-135m"
@@ -107,7 +108,7 @@ def test_completions_end_with_the_token_the_chat_template_closes_a_turn_with(tok
 
 @pytest.mark.parametrize("fast", [False, True])
 def test_the_models_own_template_renders_our_system_prompt_and_no_default(tokenizer, fast):
-    ids = encode_prompt(tokenizer, build_messages("L1 KERNEL INFO: x y z", fast=fast))
+    ids = chat_token_ids(tokenizer, build_messages("L1 KERNEL INFO: x y z", fast=fast))
     text = tokenizer.decode(ids, skip_special_tokens=False)
     system = FAST_SYSTEM_PROMPT if fast else SYSTEM_PROMPT
     assert text.startswith(f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\nLog session:\n")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from contract.sharding import split_evenly
 from reward_workers.registry import RewardInput
-from reward_workers.sharding import split_evenly
 from rl_actors.batch import PromptGroup, Sample
 from rl_actors.columns import Chunks, LogprobColumns, RolloutMeta, SampleColumns, StepBatch, StepView, learner_shards
 

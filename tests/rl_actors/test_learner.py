@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from reward_workers.sharding import split_evenly
+from contract.sharding import split_evenly
 from rl_actors.batch import Sample
 from rl_actors.config import AlgoConfig, LearnerConfig
 from rl_actors.learner import (

@@ -47,11 +47,12 @@ def _rank(rank: int, model_dir: str, port: int, results, checkpoint: str) -> Non
     """One learner rank: rank 0 gets three pairs, rank 1 none (log-probs) or one (GRPO)."""
     from safetensors.torch import load
 
+    from contract.chat_tokens import chat_token_ids
     from pipelines.prompts import SYSTEM_PROMPT
     from rl_actors.batch import Sample
     from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig
     from rl_actors.learner import LearnerCore
-    from rl_actors.sequences import encode_completion, encode_prompt
+    from rl_actors.sequences import encode_completion
 
     learner_cfg = LearnerConfig(
         zero_stage=3, zero3_param_persistence_threshold=0, micro_batch_size=2, logprob_micro_batch_size=1
@@ -70,7 +71,7 @@ def _rank(rank: int, model_dir: str, port: int, results, checkpoint: str) -> Non
     system = {"role": "system", "content": SYSTEM_PROMPT}
     pairs = [
         (
-            encode_prompt(core.tokenizer, [system, {"role": "user", "content": p}]),
+            chat_token_ids(core.tokenizer, [system, {"role": "user", "content": p}]),
             encode_completion(core.tokenizer, COMPLETION),
         )
         for p in PROMPTS

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
+from contract.completion_format import SPECIAL_TAGS
 from pipelines.prompts import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT
-from pipelines.reasoning_format import SPECIAL_TAGS
 from serving.detect import (
     FAST_MODE,
     REASON_MODE,

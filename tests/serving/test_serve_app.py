@@ -83,7 +83,7 @@ def _score_through_v1(url: str, cfg: ServeConfig, lines: list[str], miner_path, 
     import httpx
     from transformers import AutoTokenizer
 
-    from pipelines.reasoning_format import verdict_score
+    from contract.completion_format import verdict_score
     from pipelines.templates import LogTemplateMiner
     from serving.detect import DetectLimits, parse_detect_request, plan_detection, token_counter
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.reasoning_format import neutralize_tags, parse_completion, render_completion
+from contract.completion_format import neutralize_tags, parse_completion, render_completion
 
 
 @pytest.mark.parametrize("verdict", ["normal", "anomalous"])
@@ -68,7 +68,7 @@ def test_unknown_verdict_is_rejected_when_rendering():
 
 
 def test_answer_token_budget_is_measured_on_the_tokenizer():
-    from pipelines.reasoning_format import ANSWER_CLOSE, ANSWER_OPEN, answer_token_budget
+    from contract.completion_format import ANSWER_CLOSE, ANSWER_OPEN, answer_token_budget
 
     def one_token_per_tag(text: str) -> list[str]:  # tags one token each, then one token per character
         for tag in (ANSWER_OPEN, ANSWER_CLOSE):
@@ -82,7 +82,7 @@ def test_answer_token_budget_is_measured_on_the_tokenizer():
 def test_verdict_score_sums_prefix_tokens_per_verdict():
     import math
 
-    from pipelines.reasoning_format import verdict_score
+    from contract.completion_format import verdict_score
 
     top = {"an": math.log(0.3), "anomalous": math.log(0.1), "normal": math.log(0.4), " norm": math.log(0.1), "x": 0.0}
     assert verdict_score(top) == pytest.approx(0.4 / 0.9)
@@ -91,7 +91,7 @@ def test_verdict_score_sums_prefix_tokens_per_verdict():
 
 
 def test_verdict_position_finds_the_first_token_after_answer_open():
-    from pipelines.reasoning_format import verdict_position
+    from contract.completion_format import verdict_position
 
     assert verdict_position(["<think>", "x", "</think>", "<", "answer", ">", "an", "omal", "ous"]) == 6
     assert verdict_position(["an", "omal"], prefix="<answer>") == 0
