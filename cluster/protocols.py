@@ -62,7 +62,8 @@ def sft_steps_for(rows: int, batch_size: int, epochs: float, cap: int) -> int:
 
 def run_label_curve(cfg: LogrlConfig, budgets: list[int | None], out: str | None, epochs: float) -> dict:
     """For each budget: SFT on the subset (skipped when its adapter exists: the curve resumes), evaluate it in fast
-    mode beside baselines fitted on the same subset; then the curve (F1 with intervals) as a table and a plot."""
+    mode beside baselines fitted on the same subset; then the curve (F1 with intervals) as a table and a plot.
+    Each point's SFT run lives in `<train.output_dir>/label-curve/n<rows>`; `out` gets the reports only."""
     from cluster.stages import ensure_data, run_eval_stage
     from pipelines.build_dataset import load_examples
     from rl_actors.trainer import run_sft
@@ -75,7 +76,7 @@ def run_label_curve(cfg: LogrlConfig, budgets: list[int | None], out: str | None
         indices = label_subset([row["label"] for row in train], budget, cfg.data.seed)
         subset = [train[i] for i in indices]
         name = f"n{len(subset)}"
-        run_dir = out_dir / name
+        run_dir = Path(cfg.train.output_dir) / "label-curve" / name  # adapters stay in the run, reports go to out
         point_cfg = cfg.model_copy(deep=True)
         point_cfg.train.output_dir = str(run_dir)
         point_cfg.train.mlflow = False
@@ -101,7 +102,7 @@ def run_label_curve(cfg: LogrlConfig, budgets: list[int | None], out: str | None
             point_cfg,
             adapter=str(adapter),
             mode="fast",
-            out=str(run_dir / "eval"),
+            out=str(out_dir / name),
             train_subset=subset,
             protocol=f"label-curve ({len(subset)} labels)",
         )
