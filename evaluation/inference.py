@@ -122,6 +122,22 @@ def evaluate_arms(
     budgets = {REASON_MODE: rollout_cfg.max_new_tokens, FAST_MODE: fast_token_budget(tokenizer, fast_max_new_tokens)}
     results: list[ArmResult] = []
     extra_results: dict[str, list[ArmResult]] = {name: [] for name in extra or {}}
+
+    def arm_result(arm: ArmSpec, arm_rows: list[dict], mode: str, label: str) -> ArmResult:
+        predictions, elapsed = run_mode(
+            engine,
+            tokenizer,
+            arm_rows,
+            mode,
+            budgets[mode],
+            model_cfg.max_model_len,
+            batch_size,
+            use_adapter=arm.adapter_path is not None,
+            data_format=data_format,
+        )
+        print(f"[eval] {arm.name}/{mode}{label}: {len(arm_rows)} samples in {elapsed:.1f}s", flush=True)
+        return ArmResult(arm.name, mode, predictions, elapsed, arm.adapter_path, arm.adapter_version)
+
     try:
         for arm in arms:
             if arm.adapter_path is not None:
@@ -132,36 +148,11 @@ def evaluate_arms(
                 : model_cfg.max_model_len - 2
             ]
             ray.get(engine.complete.remote([warm_up], 1, None, arm.adapter_path is not None))
+
             for mode in modes:
-                predictions, elapsed = run_mode(
-                    engine,
-                    tokenizer,
-                    rows,
-                    mode,
-                    budgets[mode],
-                    model_cfg.max_model_len,
-                    batch_size,
-                    use_adapter=arm.adapter_path is not None,
-                    data_format=data_format,
-                )
-                results.append(ArmResult(arm.name, mode, predictions, elapsed, arm.adapter_path, arm.adapter_version))
-                print(f"[eval] {arm.name}/{mode}: {len(rows)} samples in {elapsed:.1f}s", flush=True)
+                results.append(arm_result(arm, rows, mode, ""))
             for name, (extra_rows, mode) in (extra or {}).items():
-                predictions, elapsed = run_mode(
-                    engine,
-                    tokenizer,
-                    extra_rows,
-                    mode,
-                    budgets[mode],
-                    model_cfg.max_model_len,
-                    batch_size,
-                    use_adapter=arm.adapter_path is not None,
-                    data_format=data_format,
-                )
-                extra_results[name].append(
-                    ArmResult(arm.name, mode, predictions, elapsed, arm.adapter_path, arm.adapter_version)
-                )
-                print(f"[eval] {arm.name}/{mode} on {name}: {len(extra_rows)} samples in {elapsed:.1f}s", flush=True)
+                extra_results[name].append(arm_result(arm, extra_rows, mode, f" on {name}"))
     finally:
         group.shutdown()
     return results, extra_results
