@@ -266,44 +266,18 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def _public_models_send(send: Send) -> Send:
-    """Buffer the /v1/models answer and rewrite paths out of it."""
+def _buffered_rewrite(
+    send: Send, wanted: Callable[[Message], bool], rewrite: Callable[[int, bytes], tuple[bytes, bytes | None]]
+) -> Send:
+    """Buffer the body of a response whose start message is `wanted` and send it once, rewritten: `rewrite(status,
+    body)` returns the new body and a new content type (None keeps the old); content-length follows the new body.
+    Every other response passes through untouched, streamed or not."""
     start: Message | None = None
     chunks: list[bytes] = []
 
     async def rewriting_send(message: Message) -> None:
         nonlocal start
-        if message["type"] == "http.response.start":
-            start = dict(message)
-            return
-        if message["type"] != "http.response.body" or start is None:
-            await send(message)
-            return
-        chunks.append(message.get("body", b""))
-        if message.get("more_body", False):
-            return
-        body = b"".join(chunks)
-        try:
-            body = json.dumps(public_model_list(json.loads(body))).encode("utf-8")
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            pass
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-        start["headers"] = [*headers, (b"content-length", str(len(body)).encode())]
-        await send(start)
-        await send({"type": "http.response.body", "body": body, "more_body": False})
-
-    return rewriting_send
-
-
-def _openai_errors(send: Send) -> Send:
-    """Rewrite an error answered in FastAPI's `{"detail": ...}` shape (vLLM's parse errors, a wrong method) into
-    the OpenAI shape; every other response passes through untouched, streamed or not."""
-    start: Message | None = None
-    chunks: list[bytes] = []
-
-    async def rewriting_send(message: Message) -> None:
-        nonlocal start
-        if message["type"] == "http.response.start" and message.get("status", 200) >= 400:
+        if message["type"] == "http.response.start" and wanted(message):
             start = dict(message)
             return
         if start is None or message["type"] != "http.response.body":
@@ -312,26 +286,45 @@ def _openai_errors(send: Send) -> Send:
         chunks.append(message.get("body", b""))
         if message.get("more_body", False):
             return
-        body = b"".join(chunks)
-        try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            payload = None
-        if isinstance(payload, dict) and "detail" in payload and "error" not in payload:
-            detail = payload["detail"]
-            body = error_bytes(start["status"], detail if isinstance(detail, str) else json.dumps(detail))
-            kept = [
-                (k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-length", b"content-type")
-            ]
-            start["headers"] = [
-                *kept,
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ]
+        body, content_type = rewrite(start.get("status", 200), b"".join(chunks))
+        dropped = (b"content-length", b"content-type") if content_type else (b"content-length",)
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in dropped]
+        if content_type:
+            headers.append((b"content-type", content_type))
+        start["headers"] = [*headers, (b"content-length", str(len(body)).encode())]
         await send(start)
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
     return rewriting_send
+
+
+def _public_models_send(send: Send) -> Send:
+    """Buffer the /v1/models answer and rewrite paths out of it."""
+
+    def rewrite(status: int, body: bytes) -> tuple[bytes, bytes | None]:
+        try:
+            return json.dumps(public_model_list(json.loads(body))).encode("utf-8"), None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return body, None
+
+    return _buffered_rewrite(send, lambda start: True, rewrite)
+
+
+def _openai_errors(send: Send) -> Send:
+    """Rewrite an error answered in FastAPI's `{"detail": ...}` shape (vLLM's parse errors, a wrong method) into
+    the OpenAI shape; every other response passes through untouched, streamed or not."""
+
+    def rewrite(status: int, body: bytes) -> tuple[bytes, bytes | None]:
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return body, None
+        if not isinstance(payload, dict) or "detail" not in payload or "error" in payload:
+            return body, None
+        detail = payload["detail"]
+        return error_bytes(status, detail if isinstance(detail, str) else json.dumps(detail)), b"application/json"
+
+    return _buffered_rewrite(send, lambda start: start.get("status", 200) >= 400, rewrite)
 
 
 async def _send_error(send: Send, refusal: RequestRefused) -> None:
