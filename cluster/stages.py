@@ -179,7 +179,8 @@ def start_serving(cfg: LogrlConfig, adapter: str | None = None):
 
 
 def detector_args(cfg: LogrlConfig, adapter: str | None = None) -> tuple:
-    """(serve_cfg, model, adapter, miner_state, format, max_prompt_tokens) for the serving builders."""
+    """(serve_cfg, model, adapter, miner_state, format, max_prompt_tokens, regex) for the serving builders; regex
+    is format regex's data.regex (None for the other formats)."""
     from contract.adapter_store import read_latest
     from pipelines.build_dataset import MINER_STATE_FILE
 
@@ -191,7 +192,8 @@ def detector_args(cfg: LogrlConfig, adapter: str | None = None) -> tuple:
 
     model = resolve_model_path(cfg.serve.model or cfg.model.path)
     miner_state = str(Path(cfg.data.output_dir) / MINER_STATE_FILE)  # the miner training used
-    return serve_cfg, model, adapter, miner_state, cfg.data.format, cfg.data.max_prompt_tokens
+    regex = cfg.data.regex.to_format() if cfg.data.regex else None
+    return serve_cfg, model, adapter, miner_state, cfg.data.format, cfg.data.max_prompt_tokens, regex
 
 
 def eval_arms(
@@ -248,11 +250,19 @@ def run_eval_stage(
     from pipelines.novelty import has_unseen_template, seen_templates
 
     arms = eval_arms(cfg, adapter, no_adapter, extra_arms)
+    regex = cfg.data.regex.to_format() if cfg.data.regex else None
+    if data:
+        from pipelines.eval_data import check_spec
+
+        try:
+            check_spec(data, regex, cfg.data.format)  # a bad --data fails in one line, before any work
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     summary = ensure_data(cfg)  # baselines fit on its train split; --data rows are rendered with its miner
     if data:
         from pipelines.eval_data import load_eval_rows
 
-        rows, source = load_eval_rows(data, cfg.data.output_dir, label_patch=cfg.data.label_patch), data
+        rows, source = load_eval_rows(data, cfg.data.output_dir, label_patch=cfg.data.label_patch, regex=regex), data
     else:
         rows, source = load_examples(summary["paths"]["test"]), str(summary["paths"]["test"])
     if limit and limit < len(rows):  # a seeded sample that keeps the label mix, not the first rows

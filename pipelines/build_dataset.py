@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow as pa
@@ -223,6 +224,7 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         anomaly_templates=built.indicative,
         expected_templates=built.expected,
         time_window_s=cfg.time_window_s if timed else None,
+        regex=asdict(cfg.regex.to_format()) if cfg.regex else None,
     )
     settings.save(out)
     malformed = sum(built.dead_letters.values())

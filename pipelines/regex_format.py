@@ -30,6 +30,11 @@ class RegexFormat:
     normal_labels: tuple[str, ...] = ("-",)
 
 
+def regex_format_from_dict(saved: dict) -> RegexFormat:
+    """The RegexFormat that `dataclasses.asdict` wrote (prompt_settings.json keeps a regex run's data.regex)."""
+    return RegexFormat(**{**saved, "normal_labels": tuple(saved.get("normal_labels", ("-",)))})
+
+
 def line_pattern_problem(pattern: str) -> str | None:
     """Why `pattern` cannot be a header regex, or None."""
     try:

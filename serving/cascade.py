@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from pipelines.regex_format import RegexFormat
 from pipelines.templates import UNSEEN_ID
 
 STAGE_FILE = "classical_stage.json"
@@ -147,8 +148,19 @@ class LinesStage:
     frozen miner exactly as /detect does, then judge the window. drain3 matches on the masked content only, so
     matches are cached per masked content: exact, and a line whose numbers changed still hits the cache."""
 
-    def __init__(self, stage: ClassicalStage, miner, data_format: str, cache_size: int = 1 << 16):
+    def __init__(
+        self,
+        stage: ClassicalStage,
+        miner,
+        data_format: str,
+        cache_size: int = 1 << 16,
+        regex: RegexFormat | None = None,
+    ):
+        """`regex`: format regex's line regex and label rule (the run's data.regex); the other formats take none."""
+        from pipelines.log_formats import line_parser
+
         self.stage, self.data_format = stage, data_format
+        self._parse = line_parser(data_format, regex)  # format regex without its data.regex fails here
         self._miner, self._mask = miner, FastMasker(miner.settings["masking"])
         self._cache: dict[str, int] = {}
         self._cache_size = cache_size
@@ -165,7 +177,8 @@ class LinesStage:
 
     @classmethod
     def from_data_dir(cls, folder: Path | str, decide_known_anomalies: bool = False) -> LinesStage:
-        """The stage a data run saved: `classical_stage.json`, the miner and the format from `prompt_settings.json`."""
+        """The stage a data run saved: `classical_stage.json`, the miner, and the format (with format regex's
+        data.regex) from `prompt_settings.json`."""
         from pipelines.prompt_rows import PromptSettings
         from pipelines.templates import LogTemplateMiner
 
@@ -175,16 +188,17 @@ class LinesStage:
         if not stage_file.is_file():
             raise FileNotFoundError(f"{stage_file}: no classical stage; `logrl prepare-data` writes it with the data")
         miner = LogTemplateMiner.load(folder / Path(settings.miner_file).name)
-        return cls(ClassicalStage.load(stage_file, decide_known_anomalies), miner, settings.format)
+        stage = ClassicalStage.load(stage_file, decide_known_anomalies)
+        return cls(stage, miner, settings.format, regex=settings.line_regex())
 
     def template_ids(self, raw_lines: Sequence[str]) -> list[int | None]:
-        from pipelines.log_formats import MalformedLine, parse_line
+        from pipelines.log_formats import MalformedLine
         from serving.untrusted import normalize_line
 
         ids: list[int | None] = []
         for raw in raw_lines:
             try:
-                content = parse_line(normalize_line(raw), self.data_format)["content"]
+                content = self._parse(normalize_line(raw))["content"]
             except MalformedLine:
                 ids.append(None)
                 continue

@@ -38,6 +38,7 @@ SETTINGS_KEYS = {
     "anomaly_lines_from",
     "token_counter",
     "time_window_s",
+    "regex",
 }
 
 
@@ -134,6 +135,7 @@ def test_build_prompt_dataset_on_bundled_bgl(local_ray, tmp_path: Path, bgl_samp
     assert set(settings) == SETTINGS_KEYS
     assert settings["format"] == "bgl" and settings["window_size"] == 20 and settings["max_prompt_tokens"] == 160
     assert settings["miner_file"] == "miner_state.json" and settings["anomaly_lines_from"] == "line_labels"
+    assert settings["regex"] is None  # only format regex keeps its data.regex here
     # `logrl eval` on the same file renders with the run's miner and settings: the very same rows.
     eval_rows = load_eval_rows(f"bgl:{path}", cfg.output_dir)
     assert [dict(row, split=split) for row, split in zip(eval_rows, ["train"] * 71 + ["test"] * 30)] == rows
@@ -531,6 +533,14 @@ def test_generic_regex_format_reads_plain_and_gz_logs_through_the_same_path(loca
     assert [row["n_lines"] for row in rows[:8]] == [10, 10, 10, 9, 10, 10, 10, 1]
     assert rows[8]["source"] == str(packed) and rows[8]["start_offset"] == 0
     assert (summary["splits"]["train"]["sessions"], summary["splits"]["test"]["sessions"]) == (10, 4)
+    # The data folder keeps data.regex: `logrl eval --data regex:PATH` and the tail read lines with it.
+    from pipelines.eval_data import load_eval_rows
+    from pipelines.prompt_rows import PromptSettings
+
+    assert PromptSettings.load(cfg.output_dir).line_regex() == cfg.regex.to_format()
+    eval_rows = load_eval_rows(f"regex:{plain}", cfg.output_dir)
+    assert [row["prompt"] for row in eval_rows] == [row["prompt"] for row in rows[:8]]
+    assert [row["label"] for row in eval_rows] == labels(first)
 
 
 def _template_csv(tmp_path: Path) -> Path:
