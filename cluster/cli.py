@@ -199,7 +199,7 @@ def cmd_quickstart(args):
     """Everything, end to end: data -> tiny model -> SFT -> GRPO -> eval on the test split -> Serve -> a query."""
     from cluster.stages import ensure_data, run_eval_stage, run_train_stage, start_serving
     from evaluation.report import report_table
-    from pipelines.build_dataset import load_examples, raw_session_lines
+    from pipelines.building.dataset import load_examples, raw_session_lines
     from serving.client import detect
     from serving.launch import stop_detector
 

@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from contract.log_formats import BLOCK_FORMATS, LOG_FORMATS, REGEX_FORMAT, TEMPLATES_FORMAT
-from pipelines.log_formats import MISSING_REGEX, MalformedLine, line_parser
-from pipelines.prompt_rows import PromptSettings, make_sessions, prompt_row, shown_as_itself
-from pipelines.read_logs import read_shard
-from pipelines.regex_format import RegexFormat
-from pipelines.sessions import mark_anomaly_lines
-from pipelines.table_formats import read_loglead_table, read_session_labels, read_template_records, require_file
-from pipelines.teacher import RuleTeacher, Teacher
-from pipelines.templates import LogTemplateMiner
+from pipelines.prompts.rows import PromptSettings, make_sessions, prompt_row, shown_as_itself
+from pipelines.prompts.teacher import RuleTeacher, Teacher
+from pipelines.reading.log_formats import MISSING_REGEX, MalformedLine, line_parser
+from pipelines.reading.read_logs import read_shard
+from pipelines.reading.regex_format import RegexFormat
+from pipelines.reading.table_formats import read_loglead_table, read_session_labels, read_template_records, require_file
+from pipelines.sessions.grouping import mark_anomaly_lines
+from pipelines.templates.miner import LogTemplateMiner
 
 EVAL_SPLIT = "eval"
 SPEC_FIELD = "--data"
@@ -109,7 +109,7 @@ def load_eval_rows(
     labels = read_session_labels(labels_path, f"{SPEC_FIELD} labels") if labels_path else None
     records, malformed = read_eval_records(fmt, path, miner, regex)
     if label_patch and fmt == TEMPLATES_FORMAT:
-        from pipelines.label_patch import apply_label_patch, load_label_patch
+        from pipelines.reading.label_patch import apply_label_patch, load_label_patch
 
         apply_label_patch(records, load_label_patch(label_patch))
     sessions, _, unlabelled = make_sessions(

@@ -26,10 +26,10 @@ from starlette.responses import JSONResponse
 
 from contract.actor_env import forwarded_env
 from contract.completion_format import answer_token_budget
-from pipelines.log_formats import line_parser
-from pipelines.prompts import estimate_tokens
-from pipelines.regex_format import RegexFormat
-from pipelines.templates import LogTemplateMiner
+from pipelines.prompts.render import estimate_tokens
+from pipelines.reading.log_formats import line_parser
+from pipelines.reading.regex_format import RegexFormat
+from pipelines.templates.miner import LogTemplateMiner
 from serving.adapters import BOARD_NAMESPACE, AdapterChoiceError, available_versions, resolve_adapter
 from serving.auth import admin_key_digests, key_digests
 from serving.cascade import MODEL, STAGE_FILE, ClassicalStage

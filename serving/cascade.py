@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from pipelines.regex_format import RegexFormat
-from pipelines.templates import UNSEEN_ID
+from pipelines.reading.regex_format import RegexFormat
+from pipelines.templates.miner import UNSEEN_ID
 
 STAGE_FILE = "classical_stage.json"
 NORMAL, ANOMALOUS, MODEL = "normal", "anomalous", "model"
@@ -116,8 +116,9 @@ def fit_classical_stage(
 
 
 _DIGIT = re.compile(r"\d")
-# Necessary conditions for the default masking rules (pipelines.masking) to match at all: a cheap test skips the
-# regex. Rules are applied in order on the partly masked text, as drain3 does; masks like <NUM> hold none of these.
+# Necessary conditions for the default masking rules (pipelines.templates.masking) to match at all: a cheap test
+# skips the regex. Rules are applied in order on the partly masked text, as drain3 does; masks like <NUM> hold none
+# of these.
 _PRECHECKS: dict[str, Callable[[str], bool]] = {
     r"\bR\d\d-M\d(?:-[A-Za-z0-9]+)*(?::J\d\d-U\d\d)?\b": lambda text: "-M" in text,
     r"blk_-?\d+": lambda text: "blk_" in text,
@@ -157,7 +158,7 @@ class LinesStage:
         regex: RegexFormat | None = None,
     ):
         """`regex`: format regex's line regex and label rule (the run's data.regex); the other formats take none."""
-        from pipelines.log_formats import line_parser
+        from pipelines.reading.log_formats import line_parser
 
         self.stage, self.data_format = stage, data_format
         self._parse = line_parser(data_format, regex)  # format regex without its data.regex fails here
@@ -179,8 +180,8 @@ class LinesStage:
     def from_data_dir(cls, folder: Path | str, decide_known_anomalies: bool = False) -> LinesStage:
         """The stage a data run saved: `classical_stage.json`, the miner, and the format (with format regex's
         data.regex) from `prompt_settings.json`."""
-        from pipelines.prompt_rows import PromptSettings
-        from pipelines.templates import LogTemplateMiner
+        from pipelines.prompts.rows import PromptSettings
+        from pipelines.templates.miner import LogTemplateMiner
 
         folder = Path(folder)
         settings = PromptSettings.load(folder)
@@ -192,7 +193,7 @@ class LinesStage:
         return cls(stage, miner, settings.format, regex=settings.line_regex())
 
     def template_ids(self, raw_lines: Sequence[str]) -> list[int | None]:
-        from pipelines.log_formats import MalformedLine
+        from pipelines.reading.log_formats import MalformedLine
         from serving.untrusted import normalize_line
 
         ids: list[int | None] = []

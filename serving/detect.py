@@ -22,7 +22,7 @@ from contract.completion_format import (
     verdict_position,
     verdict_score,
 )
-from pipelines.prompts import (
+from pipelines.prompts.render import (
     RenderedPrompt,
     TokenCounter,
     build_messages,
@@ -30,8 +30,8 @@ from pipelines.prompts import (
     render_raw_lines,
     shown_line_numbers,
 )
-from pipelines.regex_format import RegexFormat
-from pipelines.templates import LogTemplateMiner
+from pipelines.reading.regex_format import RegexFormat
+from pipelines.templates.miner import LogTemplateMiner
 from serving.cascade import StageDecision
 from serving.untrusted import clip, escape_for_response, invalid_code_point, normalize_line
 

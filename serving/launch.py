@@ -9,7 +9,7 @@ import httpx
 import ray
 from ray import serve
 
-from pipelines.regex_format import RegexFormat
+from pipelines.reading.regex_format import RegexFormat
 from serving.adapters import board_name, close_board, open_board
 from serving.app import DEFAULT_APP_NAME, base_model_id, build_detector_app
 from serving.client import auth_headers

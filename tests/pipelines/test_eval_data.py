@@ -10,12 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.eval_data import check_spec, load_eval_rows, parse_spec
-from pipelines.log_formats import parse_line
-from pipelines.prompt_rows import PROMPT_SETTINGS_FILE, ROW_FIELDS, PromptSettings
-from pipelines.prompts import render_window
-from pipelines.regex_format import RegexFormat
-from pipelines.sessions import anomaly_lines, fixed_windows, session_label
-from pipelines.templates import UNSEEN_ID, LogTemplateMiner
+from pipelines.prompts.render import render_window
+from pipelines.prompts.rows import PROMPT_SETTINGS_FILE, ROW_FIELDS, PromptSettings
+from pipelines.reading.log_formats import parse_line
+from pipelines.reading.regex_format import RegexFormat
+from pipelines.sessions.grouping import anomaly_lines, fixed_windows, session_label
+from pipelines.templates.miner import UNSEEN_ID, LogTemplateMiner
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ import os
 import pytest
 
 from contract.completion_format import SPECIAL_TAGS
-from pipelines.prompts import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT
-from pipelines.regex_format import RegexFormat
+from pipelines.prompts.render import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT
+from pipelines.reading.regex_format import RegexFormat
 from serving.detect import (
     FAST_MODE,
     REASON_MODE,
@@ -64,8 +64,8 @@ def _plan(lines, miner, limits, fast=False):
 
 
 def test_format_regex_lines_are_read_with_the_runs_data_regex(limits):
-    from pipelines.log_formats import parse_line
-    from pipelines.templates import LogTemplateMiner
+    from pipelines.reading.log_formats import parse_line
+    from pipelines.templates.miner import LogTemplateMiner
 
     miner = LogTemplateMiner.fit(parse_line(text, "regex", APP_REGEX)["content"] for text in APP_LINES)
     request = DetectRequest(lines=[*APP_LINES[:6], "--- log rotated ---"])

@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from pipelines.prompts import estimate_tokens
+from pipelines.prompts.render import estimate_tokens
 from serving.app import DetectorServer, DetectorSettings
 from serving.detect import AdapterInfo
 
@@ -87,9 +87,9 @@ def test_detect_scores_the_verdict_token_from_the_engines_logprobs(bgl_raw_lines
 
 
 def test_detect_reads_format_regex_lines_with_the_settings_regex(limits):
-    from pipelines.log_formats import parse_line
-    from pipelines.regex_format import RegexFormat
-    from pipelines.templates import LogTemplateMiner
+    from pipelines.reading.log_formats import parse_line
+    from pipelines.reading.regex_format import RegexFormat
+    from pipelines.templates.miner import LogTemplateMiner
 
     regex = RegexFormat(r"(?P<level>[A-Z]+) \[(?P<component>[^\]]+)\] (?P<content>.*)")
     lines = ["INFO [web] GET /1 200", "ERROR [db] connection 7 refused", "INFO [web] GET /2 200"]

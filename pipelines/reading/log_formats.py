@@ -7,8 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from contract.log_formats import LABEL_FIRST_FORMATS, REGEX_FORMAT, TEMPLATES_FORMAT
-from pipelines.malformed_line import MalformedLine
-from pipelines.regex_format import RegexFormat, compile_regex_format
+from pipelines.reading.malformed_line import MalformedLine
+from pipelines.reading.regex_format import RegexFormat, compile_regex_format
 
 RECORD_KEYS = ("label", "timestamp", "node", "level", "component", "content", "block_ids")
 

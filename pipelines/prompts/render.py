@@ -10,9 +10,9 @@ from functools import lru_cache
 
 from contract.completion_format import neutralize_tags
 from contract.log_formats import TEMPLATES_FORMAT
-from pipelines.log_formats import MalformedLine, line_parser
-from pipelines.regex_format import RegexFormat
-from pipelines.templates import UNSEEN_ID, LogTemplateMiner
+from pipelines.reading.log_formats import MalformedLine, line_parser
+from pipelines.reading.regex_format import RegexFormat
+from pipelines.templates.miner import UNSEEN_ID, LogTemplateMiner
 
 MAX_LINE_CHARS = 300  # one runaway line must not eat the prompt budget
 MAX_HEADER_CHARS = 40

@@ -9,9 +9,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from contract.log_formats import BLOCK_FORMATS, TEMPLATES_FORMAT
-from pipelines.prompts import render_window, shown_line_numbers
-from pipelines.regex_format import RegexFormat, regex_format_from_dict
-from pipelines.sessions import (
+from pipelines.prompts.render import render_window, shown_line_numbers
+from pipelines.prompts.teacher import Teacher
+from pipelines.reading.regex_format import RegexFormat, regex_format_from_dict
+from pipelines.sessions.grouping import (
     Session,
     anomaly_lines,
     block_sessions,
@@ -21,8 +22,7 @@ from pipelines.sessions import (
     session_label,
     time_windows,
 )
-from pipelines.splits import SPLITS
-from pipelines.teacher import Teacher
+from pipelines.sessions.splits import SPLITS
 
 PROMPT_SETTINGS_FILE = "prompt_settings.json"
 # The fields of every train/test/eval row, in order (baselines and `logrl eval` read these).
@@ -118,7 +118,7 @@ def make_sessions(
 ) -> tuple[Iterable[Session], int, int]:
     """Sessions in time order, their number (known up front, so a split can stream), and unlabelled blocks.
 
-    Text logs: windows of line numbers (`sessions.line_windows`, rows need `line`); template rows: one session
+    Text logs: windows of line numbers (`grouping.line_windows`, rows need `line`); template rows: one session
     each; both stream. Blocks come as a list, each block's lines by time and blocks by their first line.
     """
     if time_window_s is not None:
@@ -187,11 +187,11 @@ def rows_in_process(
 
     For tests and benches on the bundled samples: the miner is fitted on the whole file, every row is in split
     "train" with the rationale of `teacher` (default: the rule teacher); `regex` is format regex's data.regex.
-    Real corpora go through `build_dataset`.
+    Real corpora go through `building.dataset`.
     """
-    from pipelines.log_formats import line_parser
-    from pipelines.teacher import RuleTeacher
-    from pipelines.templates import LogTemplateMiner
+    from pipelines.prompts.teacher import RuleTeacher
+    from pipelines.reading.log_formats import line_parser
+    from pipelines.templates.miner import LogTemplateMiner
 
     path = Path(path)
     raw = path.read_text(encoding="utf-8").split("\n")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from pipelines.malformed_line import MalformedLine
+from pipelines.reading.malformed_line import MalformedLine
 
 GROUPS = ("label", "timestamp", "node", "level", "component", "content")
 UNIX = "unix"
