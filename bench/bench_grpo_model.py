@@ -46,7 +46,7 @@ class Measured:
 
 def bgl_rows(max_prompt_tokens: int) -> list[dict]:
     """Prompt rows of the bundled BGL sample, rendered as the data pipeline does (no Ray Data needed)."""
-    from pipelines.prompt_rows import rows_in_process
+    from pipelines.prompts.rows import rows_in_process
 
     return rows_in_process(REPO / "data" / "bgl" / "BGL_2k.log", "bgl", 20, max_prompt_tokens)
 
@@ -165,8 +165,8 @@ def main() -> None:
     from cluster.config import load_config
     from cluster.environment import init_ray
     from contract.chat_tokens import chat_token_ids
-    from pipelines.build_dataset import load_examples
-    from pipelines.prompts import build_messages
+    from pipelines.building.dataset import load_examples
+    from pipelines.prompts.render import build_messages
     from rl_actors.base_models import resolve_model_path
     from rl_actors.sequences import assistant_end_id
     from rl_actors.trainer import GRPOTrainer

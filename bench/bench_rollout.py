@@ -31,8 +31,8 @@ def main() -> None:
 
     from contract.adapter_store import read_latest
     from contract.chat_tokens import chat_token_ids
-    from pipelines.build_dataset import load_examples
-    from pipelines.prompts import build_messages
+    from pipelines.building.dataset import load_examples
+    from pipelines.prompts.render import build_messages
     from rl_actors.adapters import AdapterSnapshot
     from rl_actors.rollout import RolloutEngine
 

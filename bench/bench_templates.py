@@ -22,11 +22,11 @@ sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
 from drain3 import TemplateMiner  # noqa: E402
 from drain3.template_miner_config import TemplateMinerConfig  # noqa: E402
 
-from pipelines.build_dataset import match_templates  # noqa: E402
+from pipelines.building.dataset import match_templates  # noqa: E402
 from pipelines.config import DataConfig  # noqa: E402
-from pipelines.log_formats import parse_line  # noqa: E402
-from pipelines.read_logs import check_inputs, good_lines, parsed_lines  # noqa: E402
-from pipelines.templates import LogTemplateMiner  # noqa: E402
+from pipelines.reading.log_formats import parse_line  # noqa: E402
+from pipelines.reading.read_logs import check_inputs, good_lines, parsed_lines  # noqa: E402
+from pipelines.templates.miner import LogTemplateMiner  # noqa: E402
 
 SAMPLE = ROOT / "data" / "bgl" / "BGL_2k.log"
 

@@ -70,7 +70,7 @@ def main() -> None:
     from cluster.config import load_config
     from cluster.environment import apply_defaults, init_ray
     from cluster.stages import ensure_data, ensure_model
-    from pipelines.build_dataset import load_examples
+    from pipelines.building.dataset import load_examples
 
     out = Path(tempfile.mkdtemp(prefix="bench-driver-"))
     base = [

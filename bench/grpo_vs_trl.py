@@ -209,7 +209,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from contract.chat_tokens import chat_token_ids
-    from pipelines.prompts import build_messages
+    from pipelines.prompts.render import build_messages
 
     torch.set_num_threads(args.threads)
     out = Path(tempfile.mkdtemp(prefix="bench-trl-"))

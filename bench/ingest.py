@@ -53,13 +53,13 @@ def baseline(path: str, mask: bool) -> dict:
     from drain3 import TemplateMiner
     from drain3.template_miner_config import TemplateMinerConfig
 
-    from pipelines.log_formats import parse_line
+    from pipelines.reading.log_formats import parse_line
 
     config = TemplateMinerConfig()  # built in code: no drain3.ini is looked up
     if mask:
         from drain3.masking import MaskingInstruction
 
-        from pipelines.templates import DEFAULT_MASKING
+        from pipelines.templates.miner import DEFAULT_MASKING
 
         config.masking_instructions = [MaskingInstruction(pattern, name) for name, pattern in DEFAULT_MASKING]
     miner = TemplateMiner(config=config)
@@ -76,8 +76,8 @@ def agreement(fit_sizes: list[int]) -> None:
     """Template agreement of bounded drain3 fits with a full sequential fit, on the bundled samples."""
     import pyarrow.parquet as pq
 
-    from pipelines.log_formats import parse_line
-    from pipelines.templates import UNSEEN_ID, LogTemplateMiner
+    from pipelines.reading.log_formats import parse_line
+    from pipelines.templates.miner import UNSEEN_ID, LogTemplateMiner
 
     bgl = [parse_line(text, "bgl")["content"] for text in SAMPLE.read_text().splitlines()]
     events = pq.read_table(ROOT / "data" / "hdfs_loglead" / "hdfs_events_2percent.parquet").sort_by("m_timestamp")
@@ -99,7 +99,7 @@ def pipeline(
     path: str, cpus: int, out: str, fit_lines: int | None = None, full_fit: bool = False, match_cache: bool = True
 ) -> dict:
     from cluster.environment import apply_defaults, init_ray
-    from pipelines.build_dataset import build_prompt_dataset
+    from pipelines.building.dataset import build_prompt_dataset
     from pipelines.config import DataConfig
 
     apply_defaults()

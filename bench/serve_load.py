@@ -138,10 +138,12 @@ def start_app(args: argparse.Namespace):
         from cluster.config import load_config
         from cluster.stages import detector_args
 
-        cfg, model, adapter, miner, data_format, max_prompt_tokens = detector_args(load_config(args.config, args.set))
+        cfg, model, adapter, miner, data_format, max_prompt_tokens, regex = detector_args(
+            load_config(args.config, args.set)
+        )
     else:
         cfg, model, adapter, miner = ServeConfig(max_model_len=768), args.model, args.adapter, args.miner
-        data_format, max_prompt_tokens = args.format, args.max_prompt_tokens
+        data_format, max_prompt_tokens, regex = args.format, args.max_prompt_tokens, None
     cfg = cfg.model_copy(update={"port": args.port, "auth": "disabled"})  # loopback-only bench run
     init_ray_on_loopback(
         num_cpus=args.num_cpus,
@@ -149,7 +151,7 @@ def start_app(args: argparse.Namespace):
         log_to_driver=False,  # replica access logs would bury the table
         runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}},
     )
-    running = run_detector(cfg, model, adapter, miner, data_format, max_prompt_tokens)
+    running = run_detector(cfg, model, adapter, miner, data_format, max_prompt_tokens, regex)
     print(f"started in {running.startup_s:.1f}s: {running.adapter.name} {running.adapter.version} on {running.url}")
     print(
         f"limits on: max_ongoing_requests {cfg.max_ongoing_requests}, max_queued_requests {cfg.max_queued_requests}, "

@@ -178,7 +178,7 @@ def cmd_tail(args):
 
         try:
             first_stage = LinesStage.from_data_dir(args.cascade)
-        except FileNotFoundError as err:
+        except (FileNotFoundError, ValueError) as err:  # ValueError: bad settings, format regex with no data.regex
             raise ConfigError(f"tail --cascade: {err}") from None
     try:
         summary = tail(args.source, args.url, settings, cache_dir=cache, first_stage=first_stage)
@@ -198,8 +198,9 @@ def cmd_tail(args):
 def cmd_quickstart(args):
     """Everything, end to end: data -> tiny model -> SFT -> GRPO -> eval on the test split -> Serve -> a query."""
     from cluster.stages import ensure_data, run_eval_stage, run_train_stage, start_serving
+    from contract.log_formats import LABEL_FIRST_FORMATS
     from evaluation.report import report_table
-    from pipelines.build_dataset import load_examples, raw_session_lines
+    from pipelines.building.dataset import load_examples, raw_session_lines
     from serving.client import detect
     from serving.launch import stop_detector
 
@@ -218,7 +219,8 @@ def cmd_quickstart(args):
     phases["serve startup"] = time.perf_counter() - t2
     try:
         row = load_examples(summary["paths"]["test"])[0]
-        answer = detect(detector.url, raw_session_lines(row, live=True))
+        # Live lines carry no alert label: drop it where the format has one (a regex log is sent as it is).
+        answer = detect(detector.url, raw_session_lines(row, live=cfg.data.format in LABEL_FIRST_FORMATS))
     finally:
         stop_detector(detector)
     test = summary["splits"]["test"]
@@ -305,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--cascade",
         metavar="DATA_DIR",
         help="judge windows with the run's classical first stage here (its data folder: miner, "
-        "classical_stage.json) and send only suspicious ones to /detect",
+        "classical_stage.json, prompt_settings.json with the format and, for format regex, its data.regex) and send "
+        "only suspicious ones to /detect",
     )
     return parser
 
@@ -323,7 +326,12 @@ def add_eval_arguments(cmd: argparse.ArgumentParser) -> None:
         metavar="NAME=ADAPTER_DIR",
         help="another adapter to compare in the same report (repeatable)",
     )
-    cmd.add_argument("--data", help="eval data spec for pipelines.eval_data (default: the prepared test split)")
+    cmd.add_argument(
+        "--data",
+        metavar="FORMAT:PATH[,LABELS_PATH]",
+        help="evaluate these logs instead of the prepared test split; FORMAT is any format prepare-data reads "
+        "(hdfs and loglead_hdfs add ,LABELS_PATH); regex reads PATH with the config's data.regex",
+    )
     cmd.add_argument("--mode", choices=["reason", "fast", "both"], default="both", help="completion mode(s)")
     cmd.add_argument("--out", help="report folder (default: <train.output_dir>/eval)")
     cmd.add_argument("--limit", type=_positive_int, help="evaluate a seeded sample of N rows with the same label mix")

@@ -65,7 +65,7 @@ def run_label_curve(cfg: LogrlConfig, budgets: list[int | None], out: str | None
     mode beside baselines fitted on the same subset; then the curve (F1 with intervals) as a table and a plot.
     Each point's SFT run lives in `<train.output_dir>/label-curve/n<rows>`; `out` gets the reports only."""
     from cluster.stages import ensure_data, run_eval_stage
-    from pipelines.build_dataset import load_examples
+    from pipelines.building.dataset import load_examples
     from rl_actors.trainer import run_sft
 
     summary = ensure_data(cfg)

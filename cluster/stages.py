@@ -14,7 +14,7 @@ from cluster.environment import init_ray
 
 def ensure_data(cfg: LogrlConfig, force: bool = False) -> dict:
     """Prompts, miner state and dead letters under data.output_dir (built with Ray Data if missing)."""
-    from pipelines.build_dataset import SUMMARY_FILE, build_prompt_dataset
+    from pipelines.building.dataset import SUMMARY_FILE, build_prompt_dataset
 
     summary_path = Path(cfg.data.output_dir) / SUMMARY_FILE
     if summary_path.exists() and not force:
@@ -33,8 +33,8 @@ def check_data_inputs(cfg: LogrlConfig) -> None:
     """Input errors as one line naming the field and file, before any Ray instance starts: every `data.paths`
     file exists and, for the text window formats, its start looks like a log of `data.format`."""
     from contract.log_formats import BLOCK_FORMATS, TEMPLATES_FORMAT
-    from pipelines.read_logs import check_inputs
-    from pipelines.table_formats import require_file
+    from pipelines.reading.read_logs import check_inputs
+    from pipelines.reading.table_formats import require_file
 
     try:
         if cfg.data.format in BLOCK_FORMATS or cfg.data.format == TEMPLATES_FORMAT or cfg.data.session == "time":
@@ -61,7 +61,7 @@ def data_line(summary: dict) -> str:
 def ensure_classical_stage(cfg: LogrlConfig, summary: dict, force: bool = False) -> Path | None:
     """The cascade's first stage (template counts of the train split), saved beside the miner; None without a
     train split."""
-    from pipelines.prompt_store import iter_examples
+    from pipelines.prompts.store import iter_examples
     from serving.cascade import STAGE_FILE, fit_classical_stage
 
     path = Path(cfg.data.output_dir) / STAGE_FILE
@@ -106,7 +106,7 @@ def ensure_model(cfg: LogrlConfig, force: bool = False) -> str:
 
 def train_rows(cfg: LogrlConfig) -> Sequence[dict]:
     """The train split, read lazily (rows come from disk a row group at a time as training draws them)."""
-    from pipelines.prompt_store import open_examples
+    from pipelines.prompts.store import open_examples
 
     return open_examples(ensure_data(cfg)["paths"]["train"])
 
@@ -179,9 +179,10 @@ def start_serving(cfg: LogrlConfig, adapter: str | None = None):
 
 
 def detector_args(cfg: LogrlConfig, adapter: str | None = None) -> tuple:
-    """(serve_cfg, model, adapter, miner_state, format, max_prompt_tokens) for the serving builders."""
+    """(serve_cfg, model, adapter, miner_state, format, max_prompt_tokens, regex) for the serving builders; regex
+    is format regex's data.regex (None for the other formats)."""
     from contract.adapter_store import read_latest
-    from pipelines.build_dataset import MINER_STATE_FILE
+    from pipelines.building.dataset import MINER_STATE_FILE
 
     adapter = adapter or cfg.serve.adapter or (read_latest(cfg.train.output_dir) or {}).get("path")
     if not adapter:
@@ -191,7 +192,8 @@ def detector_args(cfg: LogrlConfig, adapter: str | None = None) -> tuple:
 
     model = resolve_model_path(cfg.serve.model or cfg.model.path)
     miner_state = str(Path(cfg.data.output_dir) / MINER_STATE_FILE)  # the miner training used
-    return serve_cfg, model, adapter, miner_state, cfg.data.format, cfg.data.max_prompt_tokens
+    regex = cfg.data.regex.to_format() if cfg.data.regex else None
+    return serve_cfg, model, adapter, miner_state, cfg.data.format, cfg.data.max_prompt_tokens, regex
 
 
 def eval_arms(
@@ -243,20 +245,28 @@ def run_eval_stage(
     from evaluation.inference import evaluate_arms
     from evaluation.report import arm_key, report_table, write_report
     from evaluation.stats import best_threshold
-    from pipelines.augment import perturbed_copy
-    from pipelines.build_dataset import load_examples
-    from pipelines.novelty import has_unseen_template, seen_templates
+    from pipelines.building.dataset import load_examples
+    from pipelines.prompts.augment import perturbed_copy
+    from pipelines.prompts.novelty import has_unseen_template, seen_templates
 
     arms = eval_arms(cfg, adapter, no_adapter, extra_arms)
+    regex = cfg.data.regex.to_format() if cfg.data.regex else None
+    if data:
+        from pipelines.eval_data import check_spec
+
+        try:
+            check_spec(data, regex, cfg.data.format)  # a bad --data fails in one line, before any work
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     summary = ensure_data(cfg)  # baselines fit on its train split; --data rows are rendered with its miner
     if data:
         from pipelines.eval_data import load_eval_rows
 
-        rows, source = load_eval_rows(data, cfg.data.output_dir, label_patch=cfg.data.label_patch), data
+        rows, source = load_eval_rows(data, cfg.data.output_dir, label_patch=cfg.data.label_patch, regex=regex), data
     else:
         rows, source = load_examples(summary["paths"]["test"]), str(summary["paths"]["test"])
     if limit and limit < len(rows):  # a seeded sample that keeps the label mix, not the first rows
-        from pipelines.sessions import stratified_train
+        from pipelines.sessions.grouping import stratified_train
 
         keep = stratified_train([row["label"] for row in rows], limit / len(rows), cfg.data.seed)
         rows = [row for row, kept in zip(rows, keep) if kept]
@@ -338,7 +348,7 @@ def run_eval_stage(
 
 def _validation_rows(summary: dict) -> list[dict]:
     """The validation split, or none (data prepared without one, or before there were validation splits)."""
-    from pipelines.build_dataset import load_examples
+    from pipelines.building.dataset import load_examples
 
     path = summary["paths"].get("validation")
     if not path or not Path(path).exists():

@@ -54,7 +54,7 @@ def fit_domain_cues(train: Sequence[dict], cfg: EvalConfig) -> Predictor:
     """The domain teacher's cues as a classifier, learning nothing: a fault word not reported as handled is
     anomalous (1), a handled fault 0.25, anything else 0. What the model must beat to show it learned more than
     the teacher's vocabulary."""
-    from pipelines.domain_teacher import fault_cue, handled_cue
+    from pipelines.prompts.domain_teacher import fault_cue, handled_cue
 
     def score(row: dict) -> float:
         text = row["prompt"]

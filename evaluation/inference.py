@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from contract.chat_tokens import FAST_PREFILL, chat_token_ids, prefill_for
 from contract.completion_format import ANSWER_CLOSE, answer_token_budget
 from evaluation.predictions import FAST_MODE, REASON_MODE, ArmResult, Prediction, predict
-from pipelines.prompts import build_messages
+from pipelines.prompts.render import build_messages
 from rl_actors.config import ModelConfig, RolloutConfig
 
 PROMPT_TOO_LONG = "prompt_too_long"

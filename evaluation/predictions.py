@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 
 from contract.completion_format import parse_completion
-from pipelines.domain_teacher import contradicts
+from pipelines.prompts.domain_teacher import contradicts
 from reward_workers import evidence
 from reward_workers.evidence import index_prompt_lines
 

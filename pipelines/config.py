@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contract.log_formats import BLOCK_FORMATS, REGEX_FORMAT, TEMPLATES_FORMAT, DataFormat
-from pipelines.masking import masking_rules
-from pipelines.regex_format import RegexFormat, line_pattern_problem, timestamp_problem
+from pipelines.reading.regex_format import RegexFormat, line_pattern_problem, timestamp_problem
+from pipelines.templates.masking import masking_rules
 
 
 class StrictModel(BaseModel):

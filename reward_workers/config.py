@@ -41,7 +41,7 @@ class GroundingConfig(StrictModel):
         3,
         ge=1,
         description="An anomalous verdict is fully covered by citing every anomaly group the prompt shows, up to this "
-        "many (the teacher cites as many: pipelines.teacher.MAX_ANOMALY_CITATIONS).",
+        "many (the teacher cites as many: pipelines.prompts.teacher.MAX_ANOMALY_CITATIONS).",
     )
     min_quote_chars: int = Field(
         12, ge=1, description="A quote is evidence with this many characters, or with `min_quote_words` words."

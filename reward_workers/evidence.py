@@ -12,7 +12,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-# A prompt log line, as pipelines/prompts.py renders it:
+# A prompt log line, as pipelines/prompts/render.py renders it:
 #   `L7: text`, `L7 HEADER: text`, `L3-L9 (x7) HEADER: text`, `L1-L3,L7 (x4) HEADER: text`.
 # The header has no colon, so the first `: ` after the numbers ends it; only the text after it is evidence.
 _PROMPT_LINE = re.compile(

@@ -248,7 +248,8 @@ class AlgoConfig(StrictModel):
 
 
 class AugmentConfig(StrictModel):
-    """Perturbed views of session prompts for SFT and GRPO (`pipelines.augment`; template sets are left alone)."""
+    """Perturbed views of session prompts for SFT and GRPO (`pipelines.prompts.augment`; template sets are
+    left alone)."""
 
     probability: float = Field(
         0.5,

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from contract.completion_format import SPECIAL_TAGS
-from pipelines.prompt_store import iter_examples, load_examples
+from pipelines.prompts.store import iter_examples, load_examples
 from rl_actors.config import TinyModelConfig
 
 BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
@@ -21,7 +21,7 @@ CHAT_TEMPLATE = (
 
 def corpus_texts(example_files: Iterable[str | Path]) -> Iterable[str]:
     """Texts the tokenizer learns from: prompts and teacher rationales of the prepared examples."""
-    from pipelines.prompts import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT
+    from pipelines.prompts.render import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT
 
     yield SYSTEM_PROMPT
     yield FAST_SYSTEM_PROMPT
@@ -61,7 +61,7 @@ def pretrain(model, tokenizer, rows: list[dict], cfg: TinyModelConfig, anomalous
     import torch
 
     from contract.chat_tokens import chat_token_ids
-    from pipelines.teacher import sft_examples
+    from pipelines.prompts.teacher import sft_examples
     from rl_actors.sampling import PromptSampler
     from rl_actors.sequences import encode_completion, pad_pairs, token_logprobs
 

@@ -16,11 +16,11 @@ from contract.adapter_store import adapter_versions, read_latest, write_latest
 from contract.adapter_store import adapters_dir as run_adapters_dir
 from contract.chat_tokens import chat_token_ids
 from contract.log_formats import TEMPLATES_FORMAT
-from pipelines.augment import augmented
 from pipelines.config import DataConfig
-from pipelines.prompt_store import row_labels
-from pipelines.prompts import build_messages
-from pipelines.teacher import fast_mode_draws, sft_example
+from pipelines.prompts.augment import augmented
+from pipelines.prompts.render import build_messages
+from pipelines.prompts.store import row_labels
+from pipelines.prompts.teacher import fast_mode_draws, sft_example
 from reward_workers.config import RewardConfig
 from reward_workers.registry import RewardInput, needs_ref_logprobs
 from reward_workers.worker import score_with_pool_timed

@@ -26,8 +26,10 @@ from starlette.responses import JSONResponse
 
 from contract.actor_env import forwarded_env
 from contract.completion_format import answer_token_budget
-from pipelines.prompts import estimate_tokens
-from pipelines.templates import LogTemplateMiner
+from pipelines.prompts.render import estimate_tokens
+from pipelines.reading.log_formats import line_parser
+from pipelines.reading.regex_format import RegexFormat
+from pipelines.templates.miner import LogTemplateMiner
 from serving.adapters import BOARD_NAMESPACE, AdapterChoiceError, available_versions, resolve_adapter
 from serving.auth import admin_key_digests, key_digests
 from serving.cascade import MODEL, STAGE_FILE, ClassicalStage
@@ -84,6 +86,7 @@ class DetectorSettings:
     )
     cascade: bool = False  # the default for requests that do not say
     decide_known_anomalies: bool = False
+    regex: RegexFormat | None = None  # format regex: its data.regex (line regex and label rule)
 
 
 class EngineError(RuntimeError):
@@ -230,7 +233,9 @@ class DetectorServer(LLMServer):
     def _plan(self, payload: Any) -> DetectPlan:
         settings = self._detector
         detect_request = parse_detect_request(payload, settings.limits)
-        return plan_detection(detect_request, self._miner, settings.data_format, settings.limits, self._count_tokens)
+        return plan_detection(
+            detect_request, self._miner, settings.data_format, settings.limits, self._count_tokens, settings.regex
+        )
 
     async def _complete(self, plan: DetectPlan) -> tuple[str, list[TokenLogprobs]]:
         """One non-streaming chat completion with the adapter, through vLLM's OpenAI chat layer, ahead of /v1 work
@@ -379,10 +384,16 @@ def build_detector_app(
     miner_state_path: str,
     data_format: str,
     max_prompt_tokens: int,
+    regex: RegexFormat | None = None,
     board: str | None = None,
 ) -> serve.Application:
-    """The detector as a Serve application; checks the adapter, miner and tokenizer before anything deploys."""
+    """The detector as a Serve application; checks the format, adapter, miner and tokenizer before anything deploys.
+
+    `data_format` is the run's, any format prepare-data reads; format regex needs `regex` (the run's data.regex).
+    """
     from transformers import AutoTokenizer
+
+    line_parser(data_format, regex)  # format regex without data.regex fails here, naming the field
 
     adapter = load_adapter_info(serve_cfg.adapter_name, adapter_path)
     if adapter.rank > serve_cfg.max_lora_rank:
@@ -425,6 +436,7 @@ def build_detector_app(
         classical_stage_path=str(stage_path.resolve()) if stage_path.is_file() else None,
         cascade=serve_cfg.cascade,
         decide_known_anomalies=serve_cfg.cascade_decides_known_anomalies,
+        regex=regex,
     )
     return build_llm_deployment(
         detector_llm_config(serve_cfg, model_path, adapter),

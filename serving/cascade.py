@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from pipelines.templates import UNSEEN_ID
+from pipelines.reading.regex_format import RegexFormat
+from pipelines.templates.miner import UNSEEN_ID
 
 STAGE_FILE = "classical_stage.json"
 NORMAL, ANOMALOUS, MODEL = "normal", "anomalous", "model"
@@ -115,8 +116,9 @@ def fit_classical_stage(
 
 
 _DIGIT = re.compile(r"\d")
-# Necessary conditions for the default masking rules (pipelines.masking) to match at all: a cheap test skips the
-# regex. Rules are applied in order on the partly masked text, as drain3 does; masks like <NUM> hold none of these.
+# Necessary conditions for the default masking rules (pipelines.templates.masking) to match at all: a cheap test
+# skips the regex. Rules are applied in order on the partly masked text, as drain3 does; masks like <NUM> hold none
+# of these.
 _PRECHECKS: dict[str, Callable[[str], bool]] = {
     r"\bR\d\d-M\d(?:-[A-Za-z0-9]+)*(?::J\d\d-U\d\d)?\b": lambda text: "-M" in text,
     r"blk_-?\d+": lambda text: "blk_" in text,
@@ -147,8 +149,19 @@ class LinesStage:
     frozen miner exactly as /detect does, then judge the window. drain3 matches on the masked content only, so
     matches are cached per masked content: exact, and a line whose numbers changed still hits the cache."""
 
-    def __init__(self, stage: ClassicalStage, miner, data_format: str, cache_size: int = 1 << 16):
+    def __init__(
+        self,
+        stage: ClassicalStage,
+        miner,
+        data_format: str,
+        cache_size: int = 1 << 16,
+        regex: RegexFormat | None = None,
+    ):
+        """`regex`: format regex's line regex and label rule (the run's data.regex); the other formats take none."""
+        from pipelines.reading.log_formats import line_parser
+
         self.stage, self.data_format = stage, data_format
+        self._parse = line_parser(data_format, regex)  # format regex without its data.regex fails here
         self._miner, self._mask = miner, FastMasker(miner.settings["masking"])
         self._cache: dict[str, int] = {}
         self._cache_size = cache_size
@@ -165,9 +178,10 @@ class LinesStage:
 
     @classmethod
     def from_data_dir(cls, folder: Path | str, decide_known_anomalies: bool = False) -> LinesStage:
-        """The stage a data run saved: `classical_stage.json`, the miner and the format from `prompt_settings.json`."""
-        from pipelines.prompt_rows import PromptSettings
-        from pipelines.templates import LogTemplateMiner
+        """The stage a data run saved: `classical_stage.json`, the miner, and the format (with format regex's
+        data.regex) from `prompt_settings.json`."""
+        from pipelines.prompts.rows import PromptSettings
+        from pipelines.templates.miner import LogTemplateMiner
 
         folder = Path(folder)
         settings = PromptSettings.load(folder)
@@ -175,16 +189,17 @@ class LinesStage:
         if not stage_file.is_file():
             raise FileNotFoundError(f"{stage_file}: no classical stage; `logrl prepare-data` writes it with the data")
         miner = LogTemplateMiner.load(folder / Path(settings.miner_file).name)
-        return cls(ClassicalStage.load(stage_file, decide_known_anomalies), miner, settings.format)
+        stage = ClassicalStage.load(stage_file, decide_known_anomalies)
+        return cls(stage, miner, settings.format, regex=settings.line_regex())
 
     def template_ids(self, raw_lines: Sequence[str]) -> list[int | None]:
-        from pipelines.log_formats import MalformedLine, parse_line
+        from pipelines.reading.log_formats import MalformedLine
         from serving.untrusted import normalize_line
 
         ids: list[int | None] = []
         for raw in raw_lines:
             try:
-                content = parse_line(normalize_line(raw), self.data_format)["content"]
+                content = self._parse(normalize_line(raw))["content"]
             except MalformedLine:
                 ids.append(None)
                 continue

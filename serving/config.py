@@ -102,8 +102,8 @@ class ServeConfig(StrictModel):
         8192,
         ge=16,
         description="/detect rejects a raw line longer than this (422). The prompt shows at most "
-        "pipelines.prompts.MAX_LINE_CHARS characters of a template (cut with '…'), so a long line never overflows "
-        "the context; this limit only bounds the work per line.",
+        "pipelines.prompts.render.MAX_LINE_CHARS characters of a template (cut with '…'), so a long line never "
+        "overflows the context; this limit only bounds the work per line.",
     )
     max_request_bytes: int = Field(
         4 * 1024 * 1024,

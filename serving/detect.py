@@ -22,7 +22,7 @@ from contract.completion_format import (
     verdict_position,
     verdict_score,
 )
-from pipelines.prompts import (
+from pipelines.prompts.render import (
     RenderedPrompt,
     TokenCounter,
     build_messages,
@@ -30,7 +30,8 @@ from pipelines.prompts import (
     render_raw_lines,
     shown_line_numbers,
 )
-from pipelines.templates import LogTemplateMiner
+from pipelines.reading.regex_format import RegexFormat
+from pipelines.templates.miner import LogTemplateMiner
 from serving.cascade import StageDecision
 from serving.untrusted import clip, escape_for_response, invalid_code_point, normalize_line
 
@@ -223,9 +224,12 @@ def plan_detection(
     data_format: str,
     limits: DetectLimits,
     count_tokens: TokenCounter = estimate_tokens,
+    regex: RegexFormat | None = None,
 ) -> DetectPlan:
-    """Render the lines exactly as training did (fitted to the token budget), and pick the prompt and sampling."""
-    rendered = render_raw_lines(request.lines, data_format, miner, limits.max_prompt_tokens, count_tokens)
+    """Render the lines exactly as training did (fitted to the token budget), and pick the prompt and sampling.
+
+    `regex`: format regex's line regex and label rule (the run's data.regex); the other formats take none."""
+    rendered = render_raw_lines(request.lines, data_format, miner, limits.max_prompt_tokens, count_tokens, regex)
     omitted = sorted(set(range(1, len(request.lines) + 1)) - shown_line_numbers(rendered.text))
     prefill = prefill_for(request.fast)
     return DetectPlan(

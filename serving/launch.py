@@ -9,6 +9,7 @@ import httpx
 import ray
 from ray import serve
 
+from pipelines.reading.regex_format import RegexFormat
 from serving.adapters import board_name, close_board, open_board
 from serving.app import DEFAULT_APP_NAME, base_model_id, build_detector_app
 from serving.client import auth_headers
@@ -78,6 +79,7 @@ def run_detector(
     miner_state_path: str,
     data_format: str,
     max_prompt_tokens: int,
+    regex: RegexFormat | None = None,
     app_name: str = DEFAULT_APP_NAME,
 ) -> RunningDetector:
     """Deploy the detector on serve_cfg.host:port and return once it serves the adapter.
@@ -89,7 +91,14 @@ def run_detector(
     adapter = load_adapter_info(serve_cfg.adapter_name, adapter_path)
     open_board(app_name, adapter)  # where an adapter switch on one replica reaches the others
     app = build_detector_app(
-        serve_cfg, model_path, adapter_path, miner_state_path, data_format, max_prompt_tokens, board_name(app_name)
+        serve_cfg,
+        model_path,
+        adapter_path,
+        miner_state_path,
+        data_format,
+        max_prompt_tokens,
+        regex,
+        board=board_name(app_name),
     )
     # The proxy's own timeout is a backstop behind the replica guard's (which answers JSON 503/504 first); it also
     # bounds a request waiting for a replica when none is alive (Serve's plain-text 408).

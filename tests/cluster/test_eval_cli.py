@@ -63,6 +63,14 @@ def test_protocols_check_their_arguments_before_any_work(monkeypatch, tmp_path, 
     assert curve == {"b": [10, None]}
 
 
+def test_a_regex_data_spec_needs_the_configs_data_regex(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps(_raw()))  # format bgl: no data.regex
+    argv = ["eval", "--config", str(config), "--no-adapter", "--data", "regex:app.log"]
+    assert cli.main(argv) == 2  # refused before the data or any model is touched
+    assert "--data 'regex:app.log': format regex needs its line regex: set data.regex" in capsys.readouterr().err
+
+
 def test_eval_defaults():
     args = cli.build_parser().parse_args(["eval"])
     assert (args.adapter, args.no_adapter, args.data, args.mode, args.out, args.limit, args.arm) == (

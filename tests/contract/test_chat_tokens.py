@@ -49,7 +49,7 @@ def test_generation_prompt_without_prefill_and_continuation_with_it():
 
 @pytest.fixture(scope="module")
 def tiny_tokenizer():
-    from pipelines.prompts import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT
+    from pipelines.prompts.render import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT
     from rl_actors.tiny_model import train_tokenizer
 
     return train_tokenizer([SYSTEM_PROMPT, FAST_SYSTEM_PROMPT, "L1 KERNEL INFO: job started normal anomalous"], 300)

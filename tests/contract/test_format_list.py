@@ -11,8 +11,8 @@ def test_the_list_holds_the_named_formats():
 
 
 def test_every_format_has_a_parser_and_every_fast_path_a_format():
-    from pipelines.columnar_parse import COLUMNAR_FORMATS
-    from pipelines.log_formats import FORMATS
+    from pipelines.reading.columnar_parse import COLUMNAR_FORMATS
+    from pipelines.reading.log_formats import FORMATS
 
     assert {*FORMATS, REGEX_FORMAT} == set(LOG_FORMATS)  # regex's parser is built from data.regex
     assert set(COLUMNAR_FORMATS) <= set(LOG_FORMATS)

@@ -17,7 +17,7 @@ def test_one_two_one_rollout_engines_in_a_running_job(tmp_path, quickstart_confi
     from cluster.cli import main
     from cluster.environment import apply_defaults, init_ray
     from cluster.stages import ensure_data, ensure_model
-    from pipelines.build_dataset import load_examples
+    from pipelines.building.dataset import load_examples
     from rl_actors.learner import SAMPLES_KEY
     from rl_actors.trainer import GRPOTrainer
 

@@ -44,8 +44,8 @@ def test_train_sync_and_serve(run_cfg):
 
     from cluster.stages import ensure_data, ensure_model, run_sft_stage, start_serving
     from contract.completion_format import VERDICTS, render_completion
-    from pipelines.build_dataset import load_examples, raw_session_lines
-    from pipelines.prompts import build_messages
+    from pipelines.building.dataset import load_examples, raw_session_lines
+    from pipelines.prompts.render import build_messages
     from reward_workers.scorer import RewardScorer
     from rl_actors.adapters import AdapterSnapshot
     from rl_actors.batch import PromptGroup

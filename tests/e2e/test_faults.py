@@ -18,7 +18,7 @@ def trainer(tmp_path_factory, quickstart_config):
 
     from cluster.environment import apply_defaults, init_ray
     from cluster.stages import ensure_data, ensure_model
-    from pipelines.build_dataset import load_examples
+    from pipelines.building.dataset import load_examples
     from rl_actors.trainer import GRPOTrainer
 
     out = tmp_path_factory.mktemp("faults")

@@ -42,7 +42,7 @@ def test_two_rollout_two_learner_two_reward_workers(multi_cfg):
     import ray
 
     from cluster.stages import ensure_data, ensure_model
-    from pipelines.build_dataset import load_examples
+    from pipelines.building.dataset import load_examples
     from rl_actors.learner import SAMPLES_KEY
     from rl_actors.trainer import GRPOTrainer
 

@@ -51,7 +51,7 @@ def smollm2_cfg(tmp_path_factory):
 
 def _shortest_anomalous_row(max_prompt_tokens: int) -> dict:
     """A prompt row of the bundled BGL sample, rendered like the data pipeline does (no Ray Data needed)."""
-    from pipelines.prompt_rows import rows_in_process
+    from pipelines.prompts.rows import rows_in_process
 
     rows = rows_in_process(REPO / "data" / "bgl" / "BGL_2k.log", "bgl", 20, max_prompt_tokens)
     return min((row for row in rows if row["label"] == "anomalous"), key=lambda row: len(row["prompt"]))

@@ -7,7 +7,7 @@ import pytest
 from contract.adapter_store import adapter_version
 from evaluation.inference import FAST_PREFILL, encode_eval_prompt, full_completion
 from evaluation.predictions import predict
-from pipelines.prompts import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT
+from pipelines.prompts.render import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT
 
 
 def test_adapter_version(tmp_path):

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.log_formats import parse_line
-from pipelines.templates import LogTemplateMiner
+from pipelines.reading.log_formats import parse_line
+from pipelines.templates.miner import LogTemplateMiner
 
 BGL_SAMPLE = Path(__file__).resolve().parents[2] / "data" / "bgl" / "BGL_2k.log"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from contract.completion_format import render_completion
-from pipelines.augment import Perturbation, augmented, perturb, perturbed_copy
-from pipelines.domain_teacher import DomainTeacher
-from pipelines.prompt_rows import rows_in_process
+from pipelines.prompts.augment import Perturbation, augmented, perturb, perturbed_copy
+from pipelines.prompts.domain_teacher import DomainTeacher
+from pipelines.prompts.rows import rows_in_process
 from reward_workers.config import RewardConfig
 from reward_workers.evidence import index_prompt
 from reward_workers.registry import RewardInput

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from pipelines.config import DataConfig
-from pipelines.prompt_rows import ROW_FIELDS
-from pipelines.prompts import render_window, shown_line_numbers
-from pipelines.sessions import anomaly_lines, session_label
-from pipelines.templates import LogTemplateMiner
+from pipelines.prompts.render import render_window, shown_line_numbers
+from pipelines.prompts.rows import ROW_FIELDS
+from pipelines.sessions.grouping import anomaly_lines, session_label
+from pipelines.templates.miner import LogTemplateMiner
 
 ROW_KEYS = {
     "id",
@@ -38,6 +38,7 @@ SETTINGS_KEYS = {
     "anomaly_lines_from",
     "token_counter",
     "time_window_s",
+    "regex",
 }
 
 
@@ -68,7 +69,7 @@ def inject_malformed(sample: Path, tmp_path: Path) -> tuple[str, list[dict]]:
 
 @pytest.mark.ray
 def test_build_prompt_dataset_on_bundled_bgl(local_ray, tmp_path: Path, bgl_sample: Path, bgl_lines: list[dict]):
-    from pipelines.build_dataset import build_prompt_dataset, load_examples
+    from pipelines.building.dataset import build_prompt_dataset, load_examples
     from pipelines.eval_data import load_eval_rows
 
     path, expected_letters = inject_malformed(bgl_sample, tmp_path)
@@ -134,6 +135,7 @@ def test_build_prompt_dataset_on_bundled_bgl(local_ray, tmp_path: Path, bgl_samp
     assert set(settings) == SETTINGS_KEYS
     assert settings["format"] == "bgl" and settings["window_size"] == 20 and settings["max_prompt_tokens"] == 160
     assert settings["miner_file"] == "miner_state.json" and settings["anomaly_lines_from"] == "line_labels"
+    assert settings["regex"] is None  # only format regex keeps its data.regex here
     # `logrl eval` on the same file renders with the run's miner and settings: the very same rows.
     eval_rows = load_eval_rows(f"bgl:{path}", cfg.output_dir)
     assert [dict(row, split=split) for row, split in zip(eval_rows, ["train"] * 71 + ["test"] * 30)] == rows
@@ -145,8 +147,8 @@ def test_build_prompt_dataset_on_bundled_bgl(local_ray, tmp_path: Path, bgl_samp
 def test_a_bounded_drain_fit_learns_from_the_first_lines_only(
     local_ray, tmp_path: Path, bgl_sample: Path, bgl_lines: list[dict]
 ):
-    from pipelines.build_dataset import build_prompt_dataset, load_examples
-    from pipelines.templates import UNSEEN_ID
+    from pipelines.building.dataset import build_prompt_dataset, load_examples
+    from pipelines.templates.miner import UNSEEN_ID
 
     cfg = DataConfig(
         paths=[str(bgl_sample)], output_dir=str(tmp_path), window_size=20, shard_bytes=16384, drain_fit_lines=300
@@ -164,7 +166,7 @@ def test_a_bounded_drain_fit_learns_from_the_first_lines_only(
 def test_time_windows_group_lines_by_the_hour_across_shards(local_ray, tmp_path: Path, bgl_sample: Path, bgl_lines):
     import math
 
-    from pipelines.build_dataset import build_prompt_dataset, load_examples
+    from pipelines.building.dataset import build_prompt_dataset, load_examples
     from pipelines.eval_data import load_eval_rows
 
     cfg = DataConfig(
@@ -204,7 +206,7 @@ def test_time_windows_group_lines_by_the_hour_across_shards(local_ray, tmp_path:
 
 
 def test_time_windows_need_line_labels_and_time_stamps(tmp_path: Path):
-    from pipelines.build_dataset import build_prompt_dataset
+    from pipelines.building.dataset import build_prompt_dataset
 
     with pytest.raises(ValueError, match="session: time needs line labels"):
         build_prompt_dataset(
@@ -230,7 +232,7 @@ HDFS_LINES = [
 
 @pytest.mark.ray
 def test_hdfs_block_sessions_and_anomaly_templates_from_train(local_ray, tmp_path: Path):
-    from pipelines.build_dataset import build_prompt_dataset, load_examples
+    from pipelines.building.dataset import build_prompt_dataset, load_examples
 
     log = tmp_path / "HDFS.log"
     log.write_text("\n".join(HDFS_LINES) + "\n")
@@ -273,7 +275,7 @@ def test_hdfs_block_sessions_and_anomaly_templates_from_train(local_ray, tmp_pat
 
 @pytest.mark.ray
 def test_loglead_parquet_blocks_in_time_order(local_ray, tmp_path: Path, loglead_files: tuple[Path, Path]):
-    from pipelines.build_dataset import build_prompt_dataset, load_examples
+    from pipelines.building.dataset import build_prompt_dataset, load_examples
     from pipelines.eval_data import load_eval_rows
 
     events, labels = loglead_files
@@ -311,7 +313,7 @@ def test_loglead_parquet_blocks_in_time_order(local_ray, tmp_path: Path, loglead
 
 @pytest.mark.ray
 def test_template_csv_sessions_with_a_stratified_split(local_ray, tmp_path: Path):
-    from pipelines.build_dataset import build_prompt_dataset, load_examples
+    from pipelines.building.dataset import build_prompt_dataset, load_examples
 
     path = tmp_path / "templates.csv"
     normal = [f"generating core.{i} from node <*>" for i in range(14)]
@@ -345,8 +347,8 @@ def test_template_csv_sessions_with_a_stratified_split(local_ray, tmp_path: Path
 
 @pytest.mark.ray
 def test_template_holdout_keeps_held_out_templates_out_of_training(local_ray, tmp_path: Path, bgl_sample: Path):
-    from pipelines.build_dataset import build_prompt_dataset, load_examples
-    from pipelines.templates import LogTemplateMiner
+    from pipelines.building.dataset import build_prompt_dataset, load_examples
+    from pipelines.templates.miner import LogTemplateMiner
 
     cfg = DataConfig(
         paths=[str(bgl_sample)],
@@ -361,7 +363,7 @@ def test_template_holdout_keeps_held_out_templates_out_of_training(local_ray, tm
     rows = {split: load_examples(summary["paths"][split]) for split in ("train", "validation", "test")}
     miner = LogTemplateMiner.load(summary["paths"]["miner_state"])
     sizes = miner.template_sizes()
-    from pipelines.splits import held_out_templates
+    from pipelines.sessions.splits import held_out_templates
 
     held = held_out_templates(sizes, 0.3, 0.02, cfg.seed)
     assert held and sum(sizes.values()) == summary["drain_fit_lines"] == summary["good_lines"]  # fitted on all
@@ -373,7 +375,7 @@ def test_template_holdout_keeps_held_out_templates_out_of_training(local_ray, tm
 
 
 def test_bad_inputs_fail_by_name_before_any_work(tmp_path: Path, loglead_files: tuple[Path, Path]):
-    from pipelines.build_dataset import build_prompt_dataset
+    from pipelines.building.dataset import build_prompt_dataset
 
     events, labels = loglead_files
     base = {"format": "loglead_hdfs", "session": "block", "output_dir": str(tmp_path / "o")}
@@ -386,7 +388,7 @@ def test_bad_inputs_fail_by_name_before_any_work(tmp_path: Path, loglead_files: 
 
 
 def test_session_kind_must_fit_the_format(tmp_path: Path):
-    from pipelines.build_dataset import check_sessions
+    from pipelines.building.dataset import check_sessions
 
     with pytest.raises(ValueError, match="use session: block"):
         check_sessions(DataConfig(paths=["x"], format="hdfs", session="fixed"))
@@ -403,7 +405,7 @@ def test_session_kind_must_fit_the_format(tmp_path: Path):
 
 
 def test_raw_session_lines_reads_a_window_back_with_or_without_labels(tmp_path):
-    from pipelines.build_dataset import raw_session_lines
+    from pipelines.building.dataset import raw_session_lines
 
     log = tmp_path / "bgl.log"
     log.write_bytes(b"- 1 a\r\nKERNDTLB 2 b\r\n- 3 c\r\n")
@@ -419,7 +421,7 @@ def test_every_kind_of_bad_input_is_a_counted_dead_letter_and_no_good_line_is_lo
     import gzip
     import zlib
 
-    from pipelines.build_dataset import build_prompt_dataset, load_examples
+    from pipelines.building.dataset import build_prompt_dataset, load_examples
 
     sample = bgl_sample.read_bytes().split(b"\n")  # CRLF lines
     bad = {  # index in the mixed file -> (raw line, kind)
@@ -472,7 +474,7 @@ def test_every_kind_of_bad_input_is_a_counted_dead_letter_and_no_good_line_is_lo
 
 
 def test_a_file_that_is_not_a_log_fails_before_any_work(tmp_path: Path):
-    from pipelines.build_dataset import build_prompt_dataset
+    from pipelines.building.dataset import build_prompt_dataset
 
     blob = tmp_path / "blob.log"
     blob.write_bytes(bytes(range(256)) * 100)
@@ -488,7 +490,7 @@ def test_a_file_that_is_not_a_log_fails_before_any_work(tmp_path: Path):
 def test_generic_regex_format_reads_plain_and_gz_logs_through_the_same_path(local_ray, tmp_path: Path):
     import gzip
 
-    from pipelines.build_dataset import build_prompt_dataset, load_examples
+    from pipelines.building.dataset import build_prompt_dataset, load_examples
 
     def app_line(i: int) -> str:
         if i % 17 == 5:
@@ -531,6 +533,14 @@ def test_generic_regex_format_reads_plain_and_gz_logs_through_the_same_path(loca
     assert [row["n_lines"] for row in rows[:8]] == [10, 10, 10, 9, 10, 10, 10, 1]
     assert rows[8]["source"] == str(packed) and rows[8]["start_offset"] == 0
     assert (summary["splits"]["train"]["sessions"], summary["splits"]["test"]["sessions"]) == (10, 4)
+    # The data folder keeps data.regex: `logrl eval --data regex:PATH` and the tail read lines with it.
+    from pipelines.eval_data import load_eval_rows
+    from pipelines.prompts.rows import PromptSettings
+
+    assert PromptSettings.load(cfg.output_dir).line_regex() == cfg.regex.to_format()
+    eval_rows = load_eval_rows(f"regex:{plain}", cfg.output_dir)
+    assert [row["prompt"] for row in eval_rows] == [row["prompt"] for row in rows[:8]]
+    assert [row["label"] for row in eval_rows] == labels(first)
 
 
 def _template_csv(tmp_path: Path) -> Path:
@@ -545,7 +555,7 @@ def _template_csv(tmp_path: Path) -> Path:
 def test_teachers_rewrite_train_references_and_count_what_they_reject(local_ray, tmp_path: Path):
     from test_endpoint_teacher import FakeEndpoint
 
-    from pipelines.build_dataset import build_prompt_dataset, load_examples
+    from pipelines.building.dataset import build_prompt_dataset, load_examples
 
     def answer(prompt: str, attempt: int) -> tuple[int, str]:
         if "signal 0" in prompt:

@@ -10,9 +10,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.columnar_parse import hdfs_columns
-from pipelines.columnar_read import RAW_SCHEMA, read_gzip_shard, read_plain_shard, splice
-from pipelines.read_logs import (
+from pipelines.reading.columnar_parse import hdfs_columns
+from pipelines.reading.columnar_read import RAW_SCHEMA, read_gzip_shard, read_plain_shard, splice
+from pipelines.reading.read_logs import (
     parse_batch,
     parse_batch_per_line,
     plan_shards,

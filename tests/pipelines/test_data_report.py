@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pipelines.data_report import HISTOGRAM_FILE, render_report, write_data_report
+from pipelines.building.report import HISTOGRAM_FILE, render_report, write_data_report
 
 
 def _summary(tmp_path, dead_letters):

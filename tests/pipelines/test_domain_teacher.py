@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.domain_teacher import DomainTeacher, contradicts, fault_cue, handled_cue, rationale_stance
-from pipelines.prompt_rows import rows_in_process
-from pipelines.prompts import render_window
+from pipelines.prompts.domain_teacher import DomainTeacher, contradicts, fault_cue, handled_cue, rationale_stance
+from pipelines.prompts.render import render_window
+from pipelines.prompts.rows import rows_in_process
 
 REPO = Path(__file__).resolve().parents[2]
 PATCH = REPO / "data" / "rationanomaly" / "rationanomaly_anomaly_patch.json"

@@ -14,7 +14,7 @@ import pytest
 
 from cluster.config import ConfigError, parse_config
 from pipelines.config import EndpointTeacherConfig
-from pipelines.endpoint_teacher import EndpointTeacher, RateLimiter, cache_key, judge
+from pipelines.prompts.endpoint_teacher import EndpointTeacher, RateLimiter, cache_key, judge
 
 GOOD_NORMAL = '<think>L1 "session opened" is routine.</think><answer>normal</answer>'
 GOOD_ANOMALOUS = '<think>L1 "kernel panic" is a fault.</think><answer>anomalous</answer>'

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.eval_data import load_eval_rows, parse_spec
-from pipelines.prompt_rows import PROMPT_SETTINGS_FILE, ROW_FIELDS, PromptSettings
-from pipelines.prompts import render_window
-from pipelines.sessions import anomaly_lines, fixed_windows, session_label
-from pipelines.templates import UNSEEN_ID, LogTemplateMiner
+from pipelines.eval_data import check_spec, load_eval_rows, parse_spec
+from pipelines.prompts.render import render_window
+from pipelines.prompts.rows import PROMPT_SETTINGS_FILE, ROW_FIELDS, PromptSettings
+from pipelines.reading.log_formats import parse_line
+from pipelines.reading.regex_format import RegexFormat
+from pipelines.sessions.grouping import anomaly_lines, fixed_windows, session_label
+from pipelines.templates.miner import UNSEEN_ID, LogTemplateMiner
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,6 +37,7 @@ def make_run(directory: Path, miner: LogTemplateMiner, **settings) -> Path:
         ("csv:x.csv", "unknown format 'csv'"),
         ("hdfs:HDFS.log", "add ,LABELS_PATH"),
         ("bgl:a.log,labels.csv", "give no LABELS_PATH"),
+        ("regex:a.log,labels.csv", "give no LABELS_PATH"),
     ],
 )
 def test_bad_specs_say_what_is_expected(spec: str, message: str):
@@ -44,6 +48,66 @@ def test_bad_specs_say_what_is_expected(spec: str, message: str):
 def test_spec_parts():
     assert parse_spec("loglead_hdfs:e.parquet,l.csv") == ("loglead_hdfs", "e.parquet", "l.csv")
     assert parse_spec("templates:t.csv") == ("templates", "t.csv", None)
+    assert parse_spec("regex:logs/app.log") == ("regex", "logs/app.log", None)
+
+
+APP_REGEX = RegexFormat(
+    r"(?P<timestamp>\S+ \S+) (?P<level>[A-Z]+) \[(?P<component>[^\]]+)\] (?P<content>.*)",
+    "%Y-%m-%d %H:%M:%S",
+    anomaly=r"\bERROR\b",
+)
+
+
+def _app_log(path: Path) -> Path:
+    """40 lines of an application log (every 9th an ERROR) and one line no header regex fits."""
+    lines = [
+        f"2024-01-02 03:04:{i:02d} "
+        + (f"ERROR [db] connection {i} refused" if i % 9 == 4 else f"INFO [web] GET /{i} 200")
+        for i in range(40)
+    ]
+    lines.insert(25, "--- log rotated ---")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _templated(path: Path, miner: LogTemplateMiner) -> list[dict]:
+    records = []
+    for text in path.read_text().splitlines():
+        if text.startswith("---"):
+            continue
+        record = parse_line(text, "regex", APP_REGEX)
+        record["template_id"], record["template"] = miner.match(record["content"])
+        records.append(record)
+    return records
+
+
+def test_regex_specs_read_lines_with_the_runs_data_regex(tmp_path: Path):
+    log = _app_log(tmp_path / "app.log")
+    miner = LogTemplateMiner.fit(
+        parse_line(text, "regex", APP_REGEX)["content"] for text in log.read_text().splitlines() if "[" in text
+    )
+    run = make_run(tmp_path / "run", miner, format="regex", window_size=10, regex=asdict(APP_REGEX))
+    rows = load_eval_rows(f"regex:{log}", run)  # the regex prepare-data saved with the run's data
+    lines = _templated(log, miner)
+    # Windows of 10 line numbers: the rotated line (number 25) is skipped but counted, as prepare-data counts it.
+    windows = [lines[:10], lines[10:20], lines[20:29], lines[29:39], lines[39:]]
+    assert [row["n_lines"] for row in rows] == [10, 10, 9, 10, 1]
+    assert [row["prompt"] for row in rows] == [render_window(window, 160) for window in windows]
+    assert [row["label"] for row in rows] == [session_label(window) for window in windows]
+    assert [row["label"] for row in rows] == ["anomalous"] * 4 + ["normal"]
+    assert "L5 db ERROR: connection <NUM> refused" in rows[0]["prompt"]  # component and level from the groups
+    assert load_eval_rows(f"regex:{log}", run, regex=APP_REGEX) == rows  # the config's data.regex, given
+
+
+def test_a_regex_spec_without_data_regex_names_the_field(tmp_path: Path, bgl_miner):
+    log = _app_log(tmp_path / "app.log")
+    run = make_run(tmp_path / "run", bgl_miner)  # a bgl run: its data has no data.regex
+    with pytest.raises(ValueError, match=r"--data 'regex:.*': format regex needs its line regex: set data\.regex"):
+        load_eval_rows(f"regex:{log}", run)
+    with pytest.raises(ValueError, match=r"set data\.regex .*this run's data\.format is bgl"):
+        check_spec("regex:x.log", None, "bgl")
+    assert check_spec("regex:x.log", APP_REGEX, "regex") == "regex"
+    assert check_spec("bgl:x.log", None, "bgl") == "bgl"
 
 
 def test_bgl_rows_match_training_rendering(tmp_path: Path, bgl_miner, bgl_lines: list[dict], bgl_sample: Path):

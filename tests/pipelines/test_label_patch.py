@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from pipelines.config import DataConfig
-from pipelines.label_patch import apply_label_patch, load_label_patch
-from pipelines.table_formats import read_template_records
+from pipelines.reading.label_patch import apply_label_patch, load_label_patch
+from pipelines.reading.table_formats import read_template_records
 
 REPO = Path(__file__).resolve().parents[2]
 PATCH = REPO / "data" / "rationanomaly" / "rationanomaly_anomaly_patch.json"
@@ -125,7 +125,7 @@ def test_templates_smollm2_config_draft_loads():
 def test_patched_labels_reach_the_prompt_rows_and_the_summary(tmp_path: Path, small_csv: Path):
     import ray
 
-    from pipelines.build_dataset import build_prompt_dataset, load_examples
+    from pipelines.building.dataset import build_prompt_dataset, load_examples
 
     ray.init(_node_ip_address="127.0.0.1", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:

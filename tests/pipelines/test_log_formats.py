@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipelines.log_formats import FORMATS, RECORD_KEYS, MalformedLine, parse_line
+from pipelines.reading.log_formats import FORMATS, RECORD_KEYS, MalformedLine, parse_line
 
 BGL_NORMAL = (
     "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 "

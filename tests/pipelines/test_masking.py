@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from pipelines.config import DataConfig
-from pipelines.masking import DEFAULT_MASKING, masking_rules
-from pipelines.templates import LogTemplateMiner
+from pipelines.templates.masking import DEFAULT_MASKING, masking_rules
+from pipelines.templates.miner import LogTemplateMiner
 
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "configs" / "masking" / "default.yaml"
 CORE_LINES = [

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.log_formats import line_parser
-from pipelines.raw_lines import PREVIEW_BYTES, SNIFF_BYTES, check_text_log, decode_line
-from pipelines.read_logs import plan_shards, read_shard
+from pipelines.reading.log_formats import line_parser
+from pipelines.reading.raw_lines import PREVIEW_BYTES, SNIFF_BYTES, check_text_log, decode_line
+from pipelines.reading.read_logs import plan_shards, read_shard
 
 GOOD = "- 1117838570 2005.06.03 R02 2005-06-03-15.42.50.675872 R02 RAS KERNEL INFO line {}"
 BGL = line_parser("bgl")

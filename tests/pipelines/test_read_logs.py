@@ -7,7 +7,7 @@ from itertools import pairwise
 
 import pyarrow as pa
 
-from pipelines.read_logs import PARSED_SCHEMA, parse_batch, plan_shards, read_shard
+from pipelines.reading.read_logs import PARSED_SCHEMA, parse_batch, plan_shards, read_shard
 
 GOOD = "- 1117838570 2005.06.03 R02 2005-06-03-15.42.50.675872 R02 RAS KERNEL INFO line {}"
 

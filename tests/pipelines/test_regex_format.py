@@ -6,8 +6,8 @@ import pytest
 
 from cluster.config import ConfigError, parse_config
 from pipelines.config import DataConfig, RegexConfig
-from pipelines.log_formats import MalformedLine, parse_line
-from pipelines.regex_format import ANOMALY_LABEL
+from pipelines.reading.log_formats import MalformedLine, parse_line
+from pipelines.reading.regex_format import ANOMALY_LABEL
 
 APP = r"(?P<timestamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?P<level>[A-Z]+) \[(?P<component>[^\]]+)\] (?P<content>.*)"
 LABELLED = r"(?P<label>\S+) (?P<timestamp>\d+) (?P<node>\S+) (?P<content>.*)"

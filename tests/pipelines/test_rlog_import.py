@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from contract.completion_format import parse_completion, render_completion
-from pipelines.rlog_import import RLogTeacher, convert_record, load_rlog, sft_rows
-from pipelines.teacher import sft_examples
+from pipelines.prompts.rlog_import import RLogTeacher, convert_record, load_rlog, sft_rows
+from pipelines.prompts.teacher import sft_examples
 
 INSTRUCTION = "Classify the given log entries into normal and abnormal categories."
 

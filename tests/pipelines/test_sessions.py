@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.sessions import (
+from pipelines.sessions.grouping import (
     Session,
     anomaly_lines,
     anomaly_templates,
@@ -19,7 +19,7 @@ from pipelines.sessions import (
     time_windows,
     train_count,
 )
-from pipelines.templates import UNSEEN_ID
+from pipelines.templates.miner import UNSEEN_ID
 
 
 def test_fixed_windows_stream_and_keep_the_tail():
@@ -102,7 +102,7 @@ def test_stratified_train_is_seeded_and_per_label():
 
 
 def test_template_profile_tolerates_rare_normal_occurrences_and_finds_expected_events():
-    from pipelines.sessions import template_profile
+    from pipelines.sessions.grouping import template_profile
 
     def session(label, *ids):
         return Session(label, [{"template_id": i, "template": f"t{i}"} for i in ids], label)

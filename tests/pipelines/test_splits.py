@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pipelines.novelty import has_unseen_template, seen_templates, unseen_counts
-from pipelines.splits import (
+from pipelines.prompts.novelty import has_unseen_template, seen_templates, unseen_counts
+from pipelines.sessions.splits import (
     TEST,
     TRAIN,
     VALIDATION,

@@ -19,10 +19,12 @@ import pytest
 from test_build_dataset import local_ray  # noqa: F401 (the module's Ray fixture)
 
 from pipelines.config import DataConfig
-from pipelines.log_formats import MalformedLine, parse_line
-from pipelines.prompt_rows import prompt_row, split_counts, tally_row
-from pipelines.read_logs import read_shard
-from pipelines.sessions import (
+from pipelines.prompts.rows import prompt_row, split_counts, tally_row
+from pipelines.prompts.teacher import RuleTeacher
+from pipelines.reading.log_formats import MalformedLine, parse_line
+from pipelines.reading.read_logs import read_shard
+from pipelines.reading.table_formats import read_loglead_table, read_session_labels
+from pipelines.sessions.grouping import (
     TemplateCounts,
     block_sessions,
     mark_anomaly_lines,
@@ -32,9 +34,7 @@ from pipelines.sessions import (
     template_profile,
     train_count,
 )
-from pipelines.table_formats import read_loglead_table, read_session_labels
-from pipelines.teacher import RuleTeacher
-from pipelines.templates import UNSEEN_ID, LogTemplateMiner
+from pipelines.templates.miner import UNSEEN_ID, LogTemplateMiner
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "hdfs_loglead"
 EVENTS = SAMPLE / "hdfs_events_2percent.parquet"
@@ -82,7 +82,7 @@ def in_process(cfg: DataConfig, lines: list[dict]) -> tuple[list[dict], dict, in
 
 def assert_same_build(summary: dict, cfg: DataConfig, lines: list[dict]) -> list[dict]:
     """The streamed build's rows, counts and settings are the in-process ones; returns its rows."""
-    from pipelines.build_dataset import load_examples
+    from pipelines.building.dataset import load_examples
 
     rows, counts, unlabelled, indicative = in_process(cfg, lines)
     streamed = load_examples(summary["paths"]["train"]) + load_examples(summary["paths"]["test"])
@@ -118,7 +118,7 @@ def test_template_counts_of_parts_add_up_to_the_template_profile():
 
 @pytest.mark.ray
 def test_loglead_sample_streams_the_blocks_of_one_process(local_ray, tmp_path: Path):  # noqa: F811
-    from pipelines.build_dataset import build_prompt_dataset
+    from pipelines.building.dataset import build_prompt_dataset
 
     events = shuffled_events(16000, seed=1)
     no_time = pa.array(np.arange(events.num_rows) % 401 == 7)  # a few events have no time: they sort last
@@ -159,7 +159,7 @@ def hdfs_text(events: pa.Table) -> list[str]:
 
 @pytest.mark.ray
 def test_hdfs_text_streams_the_blocks_of_one_process(local_ray, tmp_path: Path):  # noqa: F811
-    from pipelines.build_dataset import build_prompt_dataset
+    from pipelines.building.dataset import build_prompt_dataset
 
     text = hdfs_text(shuffled_events(12000, seed=2))
     for index in (10, 5000, 9500):
@@ -194,7 +194,7 @@ def test_hdfs_text_streams_the_blocks_of_one_process(local_ray, tmp_path: Path):
 
 
 def test_an_input_listed_twice_fails_before_any_work(tmp_path: Path):
-    from pipelines.build_dataset import build_prompt_dataset
+    from pipelines.building.dataset import build_prompt_dataset
 
     cfg = DataConfig(
         paths=[str(EVENTS), str(EVENTS)],

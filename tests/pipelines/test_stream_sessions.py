@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.prompt_store import PartWriter, PromptTable, load_examples, open_examples, part_name, row_labels
-from pipelines.read_logs import plan_shards, read_shard
-from pipelines.sessions import line_windows
-from pipelines.stream_sessions import align_shards, count_gzip_lines, count_lines
+from pipelines.building.stream_sessions import align_shards, count_gzip_lines, count_lines
+from pipelines.prompts.store import PartWriter, PromptTable, load_examples, open_examples, part_name, row_labels
+from pipelines.reading.read_logs import plan_shards, read_shard
+from pipelines.sessions.grouping import line_windows
 
 
 def _lines_of(shard: dict) -> list[dict]:

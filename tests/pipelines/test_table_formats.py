@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.table_formats import (
+from pipelines.reading.table_formats import (
     LINE_SCHEMA,
     check_loglead_events,
     loglead_lines,

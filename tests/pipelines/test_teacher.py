@@ -7,9 +7,9 @@ import re
 import pytest
 
 from contract.completion_format import parse_completion
-from pipelines.prompts import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT, render_window
-from pipelines.sessions import anomaly_lines, fixed_windows, session_label
-from pipelines.teacher import TEACHERS, RuleTeacher, Teacher, rule_rationale, sft_examples
+from pipelines.prompts.render import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT, render_window
+from pipelines.prompts.teacher import TEACHERS, RuleTeacher, Teacher, rule_rationale, sft_examples
+from pipelines.sessions.grouping import anomaly_lines, fixed_windows, session_label
 
 CITATION = re.compile(r'L(\d+) "([^"]*)"')
 

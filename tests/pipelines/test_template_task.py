@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from contract.completion_format import parse_completion, render_completion
-from pipelines.prompts import (
+from pipelines.prompts.render import (
     FAST_SYSTEM_PROMPT,
     SYSTEM_PROMPT,
     TEMPLATE_FAST_SYSTEM_PROMPT,
@@ -17,7 +17,7 @@ from pipelines.prompts import (
     build_messages,
     render_window,
 )
-from pipelines.teacher import FAILURE_WORDS, TEMPLATE_QUOTE_CHARS, rule_rationale, sft_examples
+from pipelines.prompts.teacher import FAILURE_WORDS, TEMPLATE_QUOTE_CHARS, rule_rationale, sft_examples
 from reward_workers.config import RewardConfig
 from reward_workers.registry import RewardInput
 from reward_workers.rewards.grounding_reward import grounding_reward

@@ -6,7 +6,7 @@ import json
 
 import pyarrow as pa
 
-from pipelines.templates import UNSEEN_ID, LogTemplateMiner, TemplateMatcher
+from pipelines.templates.miner import UNSEEN_ID, LogTemplateMiner, TemplateMatcher
 
 UNSEEN = "brand new event from R02-M1-N0-C:J12-U11 at 10.1.2.3:8080 addr 0xdeadbeef blk_-42 code 1234"
 
@@ -84,7 +84,7 @@ def test_template_matcher_cache_is_exact_and_bounded(tmp_path, bgl_miner: LogTem
 
 
 def test_fitting_on_contents_masked_elsewhere_learns_the_same_tree(bgl_lines: list[dict], bgl_miner: LogTemplateMiner):
-    from pipelines.templates import mask_contents
+    from pipelines.templates.miner import mask_contents
 
     contents = [line["content"] for line in bgl_lines]
     masking = tuple(tuple(rule) for rule in bgl_miner.settings["masking"])

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from contract.completion_format import render_completion
-from pipelines.domain_teacher import DomainTeacher
-from pipelines.prompt_rows import rows_in_process
-from pipelines.prompts import render_window
-from pipelines.teacher import RuleTeacher
+from pipelines.prompts.domain_teacher import DomainTeacher
+from pipelines.prompts.render import render_window
+from pipelines.prompts.rows import rows_in_process
+from pipelines.prompts.teacher import RuleTeacher
 from reward_workers.config import RewardConfig
 from reward_workers.evidence import extract_citations, index_prompt
 from reward_workers.registry import RewardInput

@@ -20,9 +20,9 @@ from contract.completion_format import (
     parse_completion,
     render_completion,
 )
-from pipelines.prompt_rows import rows_in_process
-from pipelines.prompts import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT, build_messages
-from pipelines.teacher import sft_examples
+from pipelines.prompts.render import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT, build_messages
+from pipelines.prompts.rows import rows_in_process
+from pipelines.prompts.teacher import sft_examples
 from reward_workers.config import RewardConfig
 from reward_workers.registry import RewardInput
 from reward_workers.scorer import RewardScorer

@@ -22,7 +22,7 @@ def _tiny_model(root: Path) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from pipelines.prompts import SYSTEM_PROMPT
+    from pipelines.prompts.render import SYSTEM_PROMPT
     from rl_actors.tiny_model import train_tokenizer
 
     tokenizer = train_tokenizer([SYSTEM_PROMPT, *PROMPTS, COMPLETION, "normal anomalous"], 300)
@@ -48,7 +48,7 @@ def _rank(rank: int, model_dir: str, port: int, results, checkpoint: str) -> Non
     from safetensors.torch import load
 
     from contract.chat_tokens import chat_token_ids
-    from pipelines.prompts import SYSTEM_PROMPT
+    from pipelines.prompts.render import SYSTEM_PROMPT
     from rl_actors.batch import Sample
     from rl_actors.config import AlgoConfig, LearnerConfig, ModelConfig
     from rl_actors.learner import LearnerCore

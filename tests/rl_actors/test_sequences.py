@@ -45,7 +45,7 @@ def test_align_and_unpad_round_trip():
 
 
 def test_completion_ends_with_eos_when_the_template_leaves_the_assistant_turn_open():
-    from pipelines.prompts import SYSTEM_PROMPT
+    from pipelines.prompts.render import SYSTEM_PROMPT
     from rl_actors.sequences import assistant_end_id, encode_completion
     from rl_actors.tiny_model import train_tokenizer
 
@@ -55,7 +55,7 @@ def test_completion_ends_with_eos_when_the_template_leaves_the_assistant_turn_op
 
 
 def test_completion_ends_with_the_token_that_closes_an_assistant_turn():
-    from pipelines.prompts import SYSTEM_PROMPT
+    from pipelines.prompts.render import SYSTEM_PROMPT
     from rl_actors.sequences import assistant_end_id, encode_completion
     from rl_actors.tiny_model import train_tokenizer
 

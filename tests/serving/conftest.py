@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.log_formats import parse_line
-from pipelines.templates import LogTemplateMiner
+from pipelines.reading.log_formats import parse_line
+from pipelines.templates.miner import LogTemplateMiner
 from serving.detect import DetectLimits
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ def limits() -> DetectLimits:
 def tiny_tokenizer(bgl_raw_lines: list[str]):
     """The project's tiny-model tokenizer (format tags as plain added tokens), trained as the quickstart trains it:
     on log lines and the prompts, so the system prompt is words, not characters."""
-    from pipelines.prompts import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT
+    from pipelines.prompts.render import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT
     from rl_actors.tiny_model import train_tokenizer
 
     return train_tokenizer([*bgl_raw_lines[:200], SYSTEM_PROMPT, FAST_SYSTEM_PROMPT], vocab_size=1024)

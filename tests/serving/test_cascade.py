@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipelines.templates import UNSEEN_ID
+from pipelines.templates.miner import UNSEEN_ID
 from serving.cascade import ANOMALOUS, MODEL, NORMAL, ClassicalStage, LinesStage, fit_classical_stage
 
 
@@ -48,8 +48,8 @@ def test_the_stage_round_trips_through_its_file(tmp_path):
 @pytest.fixture(scope="module")
 def bgl_stage(tmp_path_factory):
     """The stage and miner a data run would save, fit on the bundled BGL sample's first 70 windows."""
-    from pipelines.prompt_rows import PromptSettings, rows_in_process
-    from pipelines.templates import LogTemplateMiner
+    from pipelines.prompts.rows import PromptSettings, rows_in_process
+    from pipelines.templates.miner import LogTemplateMiner
 
     folder = tmp_path_factory.mktemp("data")
     rows = rows_in_process("data/bgl/BGL_2k.log", "bgl", 20, 400)
@@ -57,7 +57,7 @@ def bgl_stage(tmp_path_factory):
     lines = [
         line.split(None, 1)[1] for line in open("data/bgl/BGL_2k.log", encoding="utf-8").read().split("\n") if line
     ]
-    from pipelines.log_formats import parse_line
+    from pipelines.reading.log_formats import parse_line
 
     LogTemplateMiner.fit(parse_line(line, "bgl")["content"] for line in lines).save(folder / "miner_state.json")
     PromptSettings("bgl", "fixed", 20, 400, "miner_state.json").save(folder)
@@ -81,6 +81,35 @@ def test_the_tails_stage_judges_raw_lines_as_detect_does(bgl_stage):
         (folder / "moved.json").rename(folder / "classical_stage.json")
 
 
+def test_the_tails_stage_reads_format_regex_with_the_data_regex_saved_beside_the_miner(tmp_path, capsys):
+    from dataclasses import asdict
+
+    from cluster import cli
+    from pipelines.prompts.rows import PromptSettings, rows_in_process
+    from pipelines.reading.log_formats import parse_line
+    from pipelines.reading.regex_format import RegexFormat
+    from pipelines.templates.miner import LogTemplateMiner
+
+    regex = RegexFormat(r"(?P<level>[A-Z]+) \[(?P<component>[^\]]+)\] (?P<content>.*)", anomaly=r"\bERROR\b")
+    lines = [f"ERROR [db] connection {i} refused" if i % 30 == 4 else f"INFO [web] GET /{i} 200" for i in range(90)]
+    log = tmp_path / "app.log"
+    log.write_text("\n".join(lines) + "\n")
+    fit_classical_stage(rows_in_process(log, "regex", 10, 400, regex=regex)).save(tmp_path / "classical_stage.json")
+    LogTemplateMiner.fit(parse_line(text, "regex", regex)["content"] for text in lines).save(
+        tmp_path / "miner_state.json"
+    )
+    PromptSettings("regex", "fixed", 10, 400, "miner_state.json", regex=asdict(regex)).save(tmp_path)
+    stage = LinesStage.from_data_dir(tmp_path)
+    assert None not in stage.template_ids(lines[:10]) and stage.template_ids(["no header"]) == [None]
+    assert stage.judge(lines[10:13]).decision == NORMAL, stage.judge(lines[10:13])
+
+    PromptSettings("regex", "fixed", 10, 400, "miner_state.json").save(tmp_path)  # a folder without data.regex
+    with pytest.raises(ValueError, match=r"format regex needs its line regex: set data\.regex"):
+        LinesStage.from_data_dir(tmp_path)
+    assert cli.main(["tail", str(log), "--no-follow", "--cascade", str(tmp_path), "--url", "http://127.0.0.1:9"]) == 2
+    assert "tail --cascade: format regex needs its line regex: set data.regex" in capsys.readouterr().err
+
+
 def test_detect_answers_from_the_first_stage_or_asks_the_model(bgl_stage, miner, limits):
     from serving.detect import AdapterInfo, DetectRequest, classical_response, detect_response, plan_detection
 
@@ -100,8 +129,8 @@ def test_the_fast_masker_masks_exactly_as_the_miner_does(bgl_stage):
     import random
     import re
 
-    from pipelines.log_formats import parse_line
-    from pipelines.templates import LogTemplateMiner
+    from pipelines.reading.log_formats import parse_line
+    from pipelines.templates.miner import LogTemplateMiner
     from serving.cascade import FastMasker
 
     folder, lines = bgl_stage

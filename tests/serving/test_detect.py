@@ -9,7 +9,8 @@ import os
 import pytest
 
 from contract.completion_format import SPECIAL_TAGS
-from pipelines.prompts import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT
+from pipelines.prompts.render import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT
+from pipelines.reading.regex_format import RegexFormat
 from serving.detect import (
     FAST_MODE,
     REASON_MODE,
@@ -47,8 +48,33 @@ RESPONSE_KEYS = {
 }
 
 
+APP_REGEX = RegexFormat(
+    r"(?P<timestamp>\S+ \S+) (?P<level>[A-Z]+) \[(?P<component>[^\]]+)\] (?P<content>.*)",
+    "%Y-%m-%d %H:%M:%S",
+    anomaly=r"\bERROR\b",
+)
+APP_LINES = [
+    f"2024-01-02 03:04:{i:02d} " + (f"ERROR [db] connection {i} refused" if i % 9 == 4 else f"INFO [web] GET /{i} 200")
+    for i in range(40)
+]
+
+
 def _plan(lines, miner, limits, fast=False):
     return plan_detection(DetectRequest(lines=lines, fast=fast), miner, "bgl", limits)
+
+
+def test_format_regex_lines_are_read_with_the_runs_data_regex(limits):
+    from pipelines.reading.log_formats import parse_line
+    from pipelines.templates.miner import LogTemplateMiner
+
+    miner = LogTemplateMiner.fit(parse_line(text, "regex", APP_REGEX)["content"] for text in APP_LINES)
+    request = DetectRequest(lines=[*APP_LINES[:6], "--- log rotated ---"])
+    plan = plan_detection(request, miner, "regex", limits, regex=APP_REGEX)
+    assert plan.rendered.malformed == [7]  # only the line the header regex does not fit
+    assert "L5 db ERROR: connection <NUM> refused" in plan.rendered.text
+    assert all(isinstance(i, int) for i in plan.rendered.template_ids[:6])
+    with pytest.raises(ValueError, match=r"format regex needs its line regex: set data\.regex"):
+        plan_detection(request, miner, "regex", limits)
 
 
 # --- validation -------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from pipelines.prompts import estimate_tokens
+from pipelines.prompts.render import estimate_tokens
 from serving.app import DetectorServer, DetectorSettings
 from serving.detect import AdapterInfo
 
@@ -26,10 +26,9 @@ def _server(miner, limits, replies, adapters_dir=None, **settings_kwargs):
     settings = DetectorSettings(
         adapter=AdapterInfo("logrl-detector", "v7", "/adapters/v7", 16),
         miner_state_path="unused",
-        data_format="bgl",
         limits=limits,
         adapters_dir=adapters_dir,
-        **settings_kwargs,
+        **({"data_format": "bgl"} | settings_kwargs),
     )
     server._set_up_detector(settings, miner, estimate_tokens)
     server.requests = []
@@ -85,6 +84,30 @@ def test_detect_scores_the_verdict_token_from_the_engines_logprobs(bgl_raw_lines
     _, client = _server(miner, limits, [reply])
     body = client.post("/detect", json={"lines": bgl_raw_lines[:10], "fast": True}).json()
     assert body["verdict"] == "anomalous" and body["score"] == pytest.approx(0.909, abs=1e-3)
+
+
+def test_detect_reads_format_regex_lines_with_the_settings_regex(limits):
+    from pipelines.reading.log_formats import parse_line
+    from pipelines.reading.regex_format import RegexFormat
+    from pipelines.templates.miner import LogTemplateMiner
+
+    regex = RegexFormat(r"(?P<level>[A-Z]+) \[(?P<component>[^\]]+)\] (?P<content>.*)")
+    lines = ["INFO [web] GET /1 200", "ERROR [db] connection 7 refused", "INFO [web] GET /2 200"]
+    miner = LogTemplateMiner.fit(parse_line(text, "regex", regex)["content"] for text in lines)
+    server, client = _server(
+        miner, limits, ["<think>L2</think><answer>anomalous</answer>"], data_format="regex", regex=regex
+    )
+    body = client.post("/detect", json={"lines": lines}).json()
+    assert body["malformed_lines"] == [] and body["verdict"] == "anomalous"
+    assert "db ERROR: connection <NUM> refused" in server.requests[0].messages[-1]["content"]
+
+
+def test_serving_format_regex_without_data_regex_fails_before_deploying():
+    from serving.app import build_detector_app
+    from serving.config import ServeConfig
+
+    with pytest.raises(ValueError, match=r"format regex needs its line regex: set data\.regex"):
+        build_detector_app(ServeConfig(), "no-model", "no-adapter", "no-miner.json", "regex", 640)
 
 
 def test_engine_errors_keep_their_status_and_message(bgl_raw_lines, miner, limits):

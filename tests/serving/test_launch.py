@@ -46,7 +46,7 @@ def test_serve_listens_on_loopback_with_a_proxy_timeout_backstop(monkeypatch, cl
     started: dict = {}
     monkeypatch.setattr(launch.serve, "start", lambda http_options: started.update(http_options))
     monkeypatch.setattr(launch.serve, "run", lambda app, name, route_prefix: None)
-    monkeypatch.setattr(launch, "build_detector_app", lambda *args: object())
+    monkeypatch.setattr(launch, "build_detector_app", lambda *args, **kwargs: object())
     monkeypatch.setattr(launch, "wait_until_healthy", lambda *args: None)
     monkeypatch.setattr(launch, "load_adapter_info", lambda name, path: None)
     monkeypatch.setattr(launch, "open_board", lambda app_name, adapter: None)

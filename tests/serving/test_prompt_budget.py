@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from pipelines.prompts import shown_line_numbers
+from pipelines.prompts.render import shown_line_numbers
 from serving.detect import (
     AdapterInfo,
     DetectLimits,

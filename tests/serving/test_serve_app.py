@@ -84,7 +84,7 @@ def _score_through_v1(url: str, cfg: ServeConfig, lines: list[str], miner_path, 
     from transformers import AutoTokenizer
 
     from contract.completion_format import verdict_score
-    from pipelines.templates import LogTemplateMiner
+    from pipelines.templates.miner import LogTemplateMiner
     from serving.detect import DetectLimits, parse_detect_request, plan_detection, token_counter
 
     limits = DetectLimits(2000, 8192, max_prompt_tokens=640, max_new_tokens=24, fast_max_new_tokens=8)
@@ -564,8 +564,8 @@ def test_tail_loses_no_window_while_the_server_is_down(detector, bgl_raw_lines, 
 def test_endpoint_teacher_asks_this_projects_serve_endpoint(detector, tmp_path, monkeypatch):
     """The CoT teacher against a live OpenAI-compatible endpoint: this app, with its API key, answers cached."""
     from pipelines.config import EndpointTeacherConfig
-    from pipelines.endpoint_teacher import EndpointTeacher
-    from pipelines.prompt_rows import rows_in_process
+    from pipelines.prompts.endpoint_teacher import EndpointTeacher
+    from pipelines.prompts.rows import rows_in_process
 
     cfg, running = detector
     rows = rows_in_process(Path(REPO_ROOT) / "data" / "bgl" / "BGL_2k.log", "bgl", 20, 300)[:6]

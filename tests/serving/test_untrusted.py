@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.prompts import RenderedPrompt
+from pipelines.prompts.render import RenderedPrompt
 from serving.detect import (
     AdapterInfo,
     DetectLimits,

@@ -15,9 +15,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipelines.prompts import Group, group_lines
-from pipelines.sessions import carries_anomaly
-from pipelines.teacher import MAX_ANOMALY_CITATIONS, MAX_RATIONALE_CHARS, cite_fitted, quote_around, quote_of
+from pipelines.prompts.render import Group, group_lines
+from pipelines.prompts.teacher import MAX_ANOMALY_CITATIONS, MAX_RATIONALE_CHARS, cite_fitted, quote_around, quote_of
+from pipelines.sessions.grouping import carries_anomaly
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import ray
 
 from pipelines.config import DataConfig
-from pipelines.masking import masking_rules
-from pipelines.templates import LogTemplateMiner, mask_contents
+from pipelines.templates.masking import masking_rules
+from pipelines.templates.miner import LogTemplateMiner, mask_contents
 
 
 def fit_miner(lines: ray.data.Dataset, cfg: DataConfig) -> LogTemplateMiner:

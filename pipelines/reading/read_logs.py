@@ -12,12 +12,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
-from pipelines.columnar_parse import COLUMNAR_FORMATS
-from pipelines.columnar_read import read_gzip_shard, read_plain_shard, splice, too_long_row
 from pipelines.config import DataConfig
-from pipelines.label_patch import apply_label_patch, load_label_patch, write_patch_report
-from pipelines.log_formats import MalformedLine, line_parser
-from pipelines.raw_lines import (
+from pipelines.reading.columnar_parse import COLUMNAR_FORMATS
+from pipelines.reading.columnar_read import read_gzip_shard, read_plain_shard, splice, too_long_row
+from pipelines.reading.label_patch import apply_label_patch, load_label_patch, write_patch_report
+from pipelines.reading.log_formats import MalformedLine, line_parser
+from pipelines.reading.raw_lines import (
     GZIP_ERRORS,
     InvalidUtf8,
     check_text_log,
@@ -27,8 +27,8 @@ from pipelines.raw_lines import (
     raw_row,
     skip_line,
 )
-from pipelines.regex_format import RegexFormat
-from pipelines.table_formats import (
+from pipelines.reading.regex_format import RegexFormat
+from pipelines.reading.table_formats import (
     LINE_SCHEMA,
     read_template_records,
     require_file,

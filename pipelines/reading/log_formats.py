@@ -7,8 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from contract.log_formats import LABEL_FIRST_FORMATS, REGEX_FORMAT, TEMPLATES_FORMAT
-from pipelines.malformed_line import MalformedLine
-from pipelines.regex_format import RegexFormat, compile_regex_format
+from pipelines.reading.malformed_line import MalformedLine
+from pipelines.reading.regex_format import RegexFormat, compile_regex_format
 
 RECORD_KEYS = ("label", "timestamp", "node", "level", "component", "content", "block_ids")
 
@@ -18,6 +18,7 @@ _CLOCK = re.compile(r"\d{2}:\d{2}:\d{2}")
 _MONTHS = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
 # `COMPONENT[PID]: CONTENT` or `COMPONENT: CONTENT`; the component never contains whitespace.
 _SYSLOG_TAG = re.compile(r"(?P<component>[^\s:]+?)(?:\[[^\]\s]*\])?:(?:\s+|$)(?P<content>.*)", re.S)
+MISSING_REGEX = "format regex needs its line regex: set data.regex (data.regex.line and its label rule)"
 _HDFS_STAMP = re.compile(r"\d{12}")
 _HDFS_BLOCK = re.compile(r"blk_-?\d+")
 
@@ -146,7 +147,7 @@ def line_parser(fmt: str, regex: RegexFormat | None = None) -> Callable[[str], d
     """The parser of format `fmt` (the generic `regex` format needs its settings): text in, record out."""
     if fmt == REGEX_FORMAT:
         if regex is None:
-            raise ValueError("format regex needs its line regex: set data.regex")
+            raise ValueError(MISSING_REGEX)
         parser = compile_regex_format(regex)
     else:
         parser = FORMATS.get(fmt)

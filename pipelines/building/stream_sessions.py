@@ -23,16 +23,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
-from pipelines.columnar_read import gzip_pieces
-from pipelines.prompt_rows import prompt_row, split_counts, tally_row
-from pipelines.prompt_store import PartWriter, part_files, part_name
-from pipelines.raw_lines import GZIP_ERRORS, InvalidUtf8, skip_line
-from pipelines.read_logs import parse_batch, plan_shards, read_shard_batches
-from pipelines.regex_format import RegexFormat
-from pipelines.sessions import Session, line_windows, mark_anomaly_lines, session_label
-from pipelines.splits import SPLITS, chronological_split, template_holdout_split
-from pipelines.teacher import Teacher
-from pipelines.templates import UNSEEN_ID, TemplateMatcher
+from pipelines.prompts.rows import prompt_row, split_counts, tally_row
+from pipelines.prompts.store import PartWriter, part_files, part_name
+from pipelines.prompts.teacher import Teacher
+from pipelines.reading.columnar_read import gzip_pieces
+from pipelines.reading.raw_lines import GZIP_ERRORS, InvalidUtf8, skip_line
+from pipelines.reading.read_logs import parse_batch, plan_shards, read_shard_batches
+from pipelines.reading.regex_format import RegexFormat
+from pipelines.sessions.grouping import Session, line_windows, mark_anomaly_lines, session_label
+from pipelines.sessions.splits import SPLITS, chronological_split, template_holdout_split
+from pipelines.templates.miner import UNSEEN_ID, TemplateMatcher
 
 LETTERS_DIR = ".dead_letters"
 COUNT_CHUNK_BYTES = 16 << 20

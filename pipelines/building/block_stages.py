@@ -20,14 +20,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 
-from pipelines.prompt_rows import prompt_row, split_counts, tally_row
-from pipelines.prompt_store import PartWriter, part_name
-from pipelines.sessions import Session, TemplateCounts, mark_anomaly_lines
-from pipelines.splits import SPLITS
-from pipelines.stream_sessions import LETTERS_DIR, dead_letter_lines, frozen_matcher
-from pipelines.table_formats import LINE_SCHEMA, LOGLEAD_COLUMNS, loglead_lines
-from pipelines.teacher import Teacher
-from pipelines.templates import UNSEEN_ID
+from pipelines.building.stream_sessions import LETTERS_DIR, dead_letter_lines, frozen_matcher
+from pipelines.prompts.rows import prompt_row, split_counts, tally_row
+from pipelines.prompts.store import PartWriter, part_name
+from pipelines.prompts.teacher import Teacher
+from pipelines.reading.table_formats import LINE_SCHEMA, LOGLEAD_COLUMNS, loglead_lines
+from pipelines.sessions.grouping import Session, TemplateCounts, mark_anomaly_lines
+from pipelines.sessions.splits import SPLITS
+from pipelines.templates.miner import UNSEEN_ID
 
 STATS_DIR = ".block_stats"
 LOGLEAD_BATCH_ROWS = 1 << 16
@@ -154,7 +154,7 @@ def block_sessions_of(partition: pa.Table, labels: list[ray.ObjectRef]) -> pa.Ta
     """Ray Data stage after the shuffle by block id (all rows of a block in one partition): one session row per
     block, built for the whole partition at once.
 
-    - `lines`: the block's lines by time, then input order (`sessions.order_by_time`: no time sorts last); an
+    - `lines`: the block's lines by time, then input order (`grouping.order_by_time`: no time sorts last); an
       unlabelled block keeps none (it is only counted);
     - `first_ts` (its first line's time; inf: none) and where it first appears (`first_file`, `first_offset`,
       `first_slot`: the line, then the place in the line's block ids), which orders blocks of the same time;
@@ -173,7 +173,7 @@ def block_sessions_of(partition: pa.Table, labels: list[ray.ObjectRef]) -> pa.Ta
     if labels:
         found = shared_labels(labels[0])
         verdicts = pa.array([found.get(block_id) for block_id in block_ids.to_pylist()], pa.string())
-    else:  # time windows: anomalous if a line carries an alert label (`sessions.session_label`)
+    else:  # time windows: anomalous if a line carries an alert label (`grouping.session_label`)
         line_labels = lines.column("label")
         alert = pc.and_(pc.is_valid(line_labels), pc.not_equal(pc.fill_null(line_labels, "-"), "-"))
         alerts = np.add.reduceat(alert.to_numpy(zero_copy_only=False).astype(np.int64), starts) if len(starts) else []
@@ -220,7 +220,7 @@ def _templates_per_block(lines: pa.Table, sizes: np.ndarray) -> tuple[pa.Array, 
 
 @ray.remote(num_cpus=1)
 def part_template_counts(path: str, ranks: np.ndarray, trains: np.ndarray) -> TemplateCounts:
-    """The template counts (`sessions.template_profile`) of one intermediate part's training sessions."""
+    """The template counts (`grouping.template_profile`) of one intermediate part's training sessions."""
     table = pq.read_table(path, columns=["label", "template_ids", "templates"])
     counts = TemplateCounts()
     columns = (table.column(name).to_pylist() for name in ("label", "template_ids", "templates"))

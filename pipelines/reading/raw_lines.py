@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from pipelines.log_formats import MalformedLine
+from pipelines.reading.log_formats import MalformedLine
 
 PREVIEW_BYTES = 200  # dead letters of huge or binary lines keep this much of the line
 SNIFF_BYTES = 1 << 16

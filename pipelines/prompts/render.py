@@ -10,8 +10,9 @@ from functools import lru_cache
 
 from contract.completion_format import neutralize_tags
 from contract.log_formats import TEMPLATES_FORMAT
-from pipelines.log_formats import MalformedLine, parse_line
-from pipelines.templates import UNSEEN_ID, LogTemplateMiner
+from pipelines.reading.log_formats import MalformedLine, line_parser
+from pipelines.reading.regex_format import RegexFormat
+from pipelines.templates.miner import UNSEEN_ID, LogTemplateMiner
 
 MAX_LINE_CHARS = 300  # one runaway line must not eat the prompt budget
 MAX_HEADER_CHARS = 40
@@ -240,12 +241,16 @@ def render_raw_lines(
     miner: LogTemplateMiner,
     max_tokens: int = DEFAULT_MAX_PROMPT_TOKENS,
     count_tokens: TokenCounter = estimate_tokens,
+    regex: RegexFormat | None = None,
 ) -> RenderedPrompt:
-    """Serving path: parse and template raw lines, then render them exactly as training prompts were rendered."""
+    """Serving path: parse and template raw lines, then render them exactly as training prompts were rendered.
+
+    `regex`: format regex's line regex and label rule (the run's data.regex); the other formats take none."""
+    parse = line_parser(fmt, regex)
     lines, templates, malformed = [], {}, []
     for number, raw in enumerate(raw_lines, start=1):
         try:
-            record = parse_line(raw, fmt)
+            record = parse(raw)
         except MalformedLine:
             # Still shown: hiding it could hide the evidence; the caller gets its number to report.
             malformed.append(number)

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from contract.completion_format import SPECIAL_TAGS
-from pipelines.log_formats import parse_template
-from pipelines.prompts import render_window
-from pipelines.table_formats import require_file
-from pipelines.teacher import TeachResult
-from pipelines.templates import UNSEEN_ID
+from pipelines.prompts.render import render_window
+from pipelines.prompts.teacher import TeachResult
+from pipelines.reading.log_formats import parse_template
+from pipelines.reading.table_formats import require_file
+from pipelines.templates.miner import UNSEEN_ID
 
 RLOG_VERDICTS = {"normal": "normal", "abnormal": "anomalous", "anomalous": "anomalous", "anomaly": "anomalous"}
 _TRAJECTORY = re.compile(r"\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*", re.S)

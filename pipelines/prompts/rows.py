@@ -9,8 +9,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from contract.log_formats import BLOCK_FORMATS, TEMPLATES_FORMAT
-from pipelines.prompts import render_window, shown_line_numbers
-from pipelines.sessions import (
+from pipelines.prompts.render import render_window, shown_line_numbers
+from pipelines.prompts.teacher import Teacher
+from pipelines.reading.regex_format import RegexFormat, regex_format_from_dict
+from pipelines.sessions.grouping import (
     Session,
     anomaly_lines,
     block_sessions,
@@ -20,8 +22,7 @@ from pipelines.sessions import (
     session_label,
     time_windows,
 )
-from pipelines.splits import SPLITS
-from pipelines.teacher import Teacher
+from pipelines.sessions.splits import SPLITS
 
 PROMPT_SETTINGS_FILE = "prompt_settings.json"
 # The fields of every train/test/eval row, in order (baselines and `logrl eval` read these).
@@ -54,6 +55,11 @@ class PromptSettings:
     expected_templates: dict[int, str] | None = None
     token_counter: str = TOKEN_COUNTER
     time_window_s: int | None = None  # set for session: time (then window_size does not apply)
+    regex: dict | None = None  # format regex: its data.regex (RegexFormat fields), so a data folder can read lines
+
+    def line_regex(self) -> RegexFormat | None:
+        """The run's data.regex (format regex), or None."""
+        return regex_format_from_dict(self.regex) if self.regex else None
 
     def save(self, directory: str | Path) -> Path:
         """Write `prompt_settings.json` into `directory`; returns its path."""
@@ -85,6 +91,7 @@ class PromptSettings:
                 expected_templates={int(i["id"]): i["template"] for i in payload.get("expected_templates", [])},
                 token_counter=payload.get("token_counter", TOKEN_COUNTER),
                 time_window_s=payload.get("time_window_s"),
+                regex=payload.get("regex"),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{path}: bad prompt settings ({type(err).__name__}: {err})") from None
@@ -111,7 +118,7 @@ def make_sessions(
 ) -> tuple[Iterable[Session], int, int]:
     """Sessions in time order, their number (known up front, so a split can stream), and unlabelled blocks.
 
-    Text logs: windows of line numbers (`sessions.line_windows`, rows need `line`); template rows: one session
+    Text logs: windows of line numbers (`grouping.line_windows`, rows need `line`); template rows: one session
     each; both stream. Blocks come as a list, each block's lines by time and blocks by their first line.
     """
     if time_window_s is not None:
@@ -169,22 +176,27 @@ def prompt_row(session: Session, split: str, max_prompt_tokens: int, teacher: Te
 
 
 def rows_in_process(
-    path: str | Path, data_format: str, window_lines: int, max_prompt_tokens: int, teacher: Teacher | None = None
+    path: str | Path,
+    data_format: str,
+    window_lines: int,
+    max_prompt_tokens: int,
+    teacher: Teacher | None = None,
+    regex: RegexFormat | None = None,
 ) -> list[dict]:
     """Prompt rows of one small log file, rendered as the Ray Data pipeline renders them, in this process.
 
     For tests and benches on the bundled samples: the miner is fitted on the whole file, every row is in split
-    "train" with the rationale of `teacher` (default: the rule teacher). Real corpora go through `build_dataset`.
+    "train" with the rationale of `teacher` (default: the rule teacher); `regex` is format regex's data.regex.
+    Real corpora go through `building.dataset`.
     """
-    from pipelines.log_formats import parse_line
-    from pipelines.teacher import RuleTeacher
-    from pipelines.templates import LogTemplateMiner
+    from pipelines.prompts.teacher import RuleTeacher
+    from pipelines.reading.log_formats import line_parser
+    from pipelines.templates.miner import LogTemplateMiner
 
     path = Path(path)
     raw = path.read_text(encoding="utf-8").split("\n")
-    lines = [
-        dict(parse_line(text, data_format), source=path.name, offset=i, line=i) for i, text in enumerate(raw) if text
-    ]
+    parse = line_parser(data_format, regex)
+    lines = [dict(parse(text), source=path.name, offset=i, line=i) for i, text in enumerate(raw) if text]
     miner = LogTemplateMiner.fit(line["content"] for line in lines)
     for line in lines:
         line["template_id"], line["template"] = miner.match(line["content"])

@@ -107,7 +107,7 @@ def iter_examples(path: str | Path, columns: list[str] | None = None) -> Iterato
 
 
 def load_examples(path: str | Path) -> list[dict]:
-    """Every row of a split folder written by `build_dataset` (or a JSONL file), in log order."""
+    """Every row of a split folder written by `building.dataset` (or a JSONL file), in log order."""
     return list(iter_examples(path))
 
 

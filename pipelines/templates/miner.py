@@ -13,7 +13,7 @@ from drain3.masking import MaskingInstruction
 from drain3.memory_buffer_persistence import MemoryBufferPersistence
 from drain3.template_miner_config import TemplateMinerConfig
 
-from pipelines.masking import DEFAULT_MASKING
+from pipelines.templates.masking import DEFAULT_MASKING
 
 # Per matcher worker: contents that repeat verbatim skip drain3 (masking + tree search). Measured hit rates: 32%
 # of the bundled BGL_2k lines, 8% of the LogLead HDFS sample's messages (block ids make most lines unique).

@@ -11,7 +11,7 @@ makes each block one session row (`block_stages.block_sessions_of`) in an interm
 - a second shuffle, by output part (`SESSIONS_PER_PART` consecutive ranks), renders the prompt rows into train/
   and test/ parts whose name order is time order.
 
-The rows, their order and the counts are those of grouping in one process (`sessions.block_sessions`, then
+The rows, their order and the counts are those of grouping in one process (`grouping.block_sessions`, then
 `order_by_time`, `template_profile`, `prompt_row`).
 """
 
@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 
-from pipelines.block_stages import (
+from pipelines.building.block_stages import (
     KEY_COLUMNS,
     SESSIONS_PER_PART,
     STATS_DIR,
@@ -46,16 +46,16 @@ from pipelines.block_stages import (
     read_loglead_row_groups,
     render_part,
 )
-from pipelines.build_steps import Built, fit_miner
+from pipelines.building.steps import Built, fit_miner
+from pipelines.building.stream_sessions import count_lines_task, merge_dead_letters
 from pipelines.config import DataConfig
-from pipelines.label_patch import write_patch_report
-from pipelines.prompt_rows import split_counts
-from pipelines.read_logs import check_inputs, good_lines, parsed_lines, plan_shards
-from pipelines.sessions import TemplateCounts, TemplateProfile
-from pipelines.splits import SPLIT_CODES, TEST, TRAIN, VALIDATION, chronological_bounds, stratified_splits
-from pipelines.stream_sessions import count_lines_task, merge_dead_letters
-from pipelines.table_formats import check_loglead_events, read_session_labels
-from pipelines.teacher import Teacher
+from pipelines.prompts.rows import split_counts
+from pipelines.prompts.teacher import Teacher
+from pipelines.reading.label_patch import write_patch_report
+from pipelines.reading.read_logs import check_inputs, good_lines, parsed_lines, plan_shards
+from pipelines.reading.table_formats import check_loglead_events, read_session_labels
+from pipelines.sessions.grouping import TemplateCounts, TemplateProfile
+from pipelines.sessions.splits import SPLIT_CODES, TEST, TRAIN, VALIDATION, chronological_bounds, stratified_splits
 
 SESSIONS_DIR = ".block_sessions"
 PARTITION_LINES = 1 << 19  # LogLead rows per shuffle partition (text logs: one partition per read shard)
@@ -203,7 +203,7 @@ def rank_sessions(parts: list[Path], cfg: DataConfig) -> tuple[list[np.ndarray],
 
 
 def train_profile(parts: list[Path], ranks: list[np.ndarray], trains: np.ndarray, cfg: DataConfig) -> TemplateProfile:
-    """`sessions.template_profile` of the training sessions, from template counts made per part in Ray tasks."""
+    """`grouping.template_profile` of the training sessions, from template counts made per part in Ray tasks."""
     counts = TemplateCounts()
     trains_ref = ray.put(trains)
     tasks = [part_template_counts.remote(str(part), rank, trains_ref) for part, rank in zip(parts, ranks)]

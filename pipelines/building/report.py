@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.prompt_store import iter_examples
-from pipelines.prompts import TokenCounter, estimate_tokens
+from pipelines.prompts.render import TokenCounter, estimate_tokens
+from pipelines.prompts.store import iter_examples
 
 REPORT_FILE = "report.md"
 HISTOGRAM_FILE = "prompt_tokens.png"

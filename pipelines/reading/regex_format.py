@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from pipelines.malformed_line import MalformedLine
+from pipelines.reading.malformed_line import MalformedLine
 
 GROUPS = ("label", "timestamp", "node", "level", "component", "content")
 UNIX = "unix"
@@ -28,6 +28,11 @@ class RegexFormat:
     timestamp_format: str | None = None
     anomaly: str | None = None
     normal_labels: tuple[str, ...] = ("-",)
+
+
+def regex_format_from_dict(saved: dict) -> RegexFormat:
+    """The RegexFormat that `dataclasses.asdict` wrote (prompt_settings.json keeps a regex run's data.regex)."""
+    return RegexFormat(**{**saved, "normal_labels": tuple(saved.get("normal_labels", ("-",)))})
 
 
 def line_pattern_problem(pattern: str) -> str | None:

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.raw_lines import GZIP_ERRORS, InvalidUtf8, decode_line, empty_file_row, preview, raw_row
+from pipelines.reading.raw_lines import GZIP_ERRORS, InvalidUtf8, decode_line, empty_file_row, preview, raw_row
 
 CHUNK_BYTES = 4 << 20
 GZIP_READ_BYTES = 256 << 10  # compressed bytes per zlib call: ~2-5 MB of log text

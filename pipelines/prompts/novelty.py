@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipelines.prompt_store import iter_examples
-from pipelines.templates import UNSEEN_ID
+from pipelines.prompts.store import iter_examples
+from pipelines.templates.miner import UNSEEN_ID
 
 
 def seen_templates(template_id_lists: Iterable[Iterable[int]]) -> frozenset[int]:

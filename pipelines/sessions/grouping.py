@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import TypeVar
 
-from pipelines.templates import UNSEEN_ID
+from pipelines.templates.miner import UNSEEN_ID
 
 NORMAL_LABELS = ("-", None)  # "-" is BGL/Thunderbird/Spirit's normal; None means the format has no line label
 

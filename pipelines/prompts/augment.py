@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipelines.prompts import line_ranges
+from pipelines.prompts.render import line_ranges
 
 # A prompt group line: numbers, optional count, the rest (header and text); the hidden-lines trailer is not one.
 _GROUP = re.compile(r"^(?P<numbers>L\d+(?:-L\d+)?(?:,L\d+(?:-L\d+)?)*)(?: \(x(?P<count>\d+)\))?(?P<rest>[ :].*)$")

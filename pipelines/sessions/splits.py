@@ -6,7 +6,7 @@ import hashlib
 import random
 from collections.abc import Iterable, Mapping, Sequence
 
-from pipelines.sessions import stratified_train, train_count
+from pipelines.sessions.grouping import stratified_train, train_count
 
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
 SPLITS = (TRAIN, VALIDATION, TEST)

@@ -1,23 +1,32 @@
 """The data pipeline: logs -> parsed lines -> templates -> sessions -> prompt rows with reference rationales, as
-parquet parts of a train and a test folder (`prompt_store`)."""
+parquet parts of a train and a test folder (`pipelines.prompts.store`)."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow as pa
 import ray
 
 from contract.log_formats import BLOCK_FORMATS, TEMPLATES_FORMAT
-from pipelines.build_steps import Built, fit_miner
+from pipelines.building.report import write_data_report
+from pipelines.building.steps import Built, fit_miner
+from pipelines.building.stream_blocks import stream_blocks
+from pipelines.building.stream_sessions import (
+    ShardJob,
+    clear_outputs,
+    lines_before_window,
+    merge_dead_letters,
+    plan_window_shards,
+    run_shards,
+)
 from pipelines.config import DataConfig
-from pipelines.data_report import write_data_report
-from pipelines.label_patch import read_patch_report
-from pipelines.novelty import split_novelty
-from pipelines.prompt_rows import (
+from pipelines.prompts.novelty import split_novelty
+from pipelines.prompts.rows import (
     PROMPT_SETTINGS_FILE,
     PromptSettings,
     make_sessions,
@@ -27,10 +36,12 @@ from pipelines.prompt_rows import (
     tally_row,
     window_size_for,
 )
-from pipelines.prompt_store import PartWriter, load_examples, part_name, write_rows
-from pipelines.read_logs import DEAD_LETTER_FILE, check_inputs, good_lines, parsed_lines, read_template_lines
-from pipelines.sessions import mark_anomaly_lines, session_label
-from pipelines.splits import (
+from pipelines.prompts.store import PartWriter, load_examples, part_name, write_rows
+from pipelines.prompts.teacher import RowTeacher, RuleTeacher, Teacher
+from pipelines.reading.label_patch import read_patch_report
+from pipelines.reading.read_logs import DEAD_LETTER_FILE, check_inputs, good_lines, parsed_lines, read_template_lines
+from pipelines.sessions.grouping import mark_anomaly_lines, session_label
+from pipelines.sessions.splits import (
     SPLITS,
     TRAIN,
     chronological_bounds,
@@ -38,17 +49,7 @@ from pipelines.splits import (
     stratified_splits,
     template_holdout_split,
 )
-from pipelines.stream_blocks import stream_blocks
-from pipelines.stream_sessions import (
-    ShardJob,
-    clear_outputs,
-    lines_before_window,
-    merge_dead_letters,
-    plan_window_shards,
-    run_shards,
-)
-from pipelines.teacher import RowTeacher, RuleTeacher, Teacher
-from pipelines.templates import UNSEEN_ID, LogTemplateMiner, TemplateMatcher
+from pipelines.templates.miner import UNSEEN_ID, LogTemplateMiner, TemplateMatcher
 
 MINER_STATE_FILE = "miner_state.json"
 SUMMARY_FILE = "summary.json"
@@ -223,6 +224,7 @@ def build_prompt_dataset(cfg: DataConfig, teacher: Teacher | None = None) -> dic
         anomaly_templates=built.indicative,
         expected_templates=built.expected,
         time_window_s=cfg.time_window_s if timed else None,
+        regex=asdict(cfg.regex.to_format()) if cfg.regex else None,
     )
     settings.save(out)
     malformed = sum(built.dead_letters.values())
@@ -260,7 +262,7 @@ def build_teacher(cfg: DataConfig) -> Teacher:
     """The build-time teacher of every row: the domain teacher for `teacher.kind: domain`, else the rule teacher
     (which endpoint and rlog answers replace where they are accepted)."""
     if cfg.teacher.kind == "domain":
-        from pipelines.domain_teacher import DomainTeacher
+        from pipelines.prompts.domain_teacher import DomainTeacher
 
         return DomainTeacher()
     return RuleTeacher()
@@ -269,12 +271,12 @@ def build_teacher(cfg: DataConfig) -> Teacher:
 def row_teacher(cfg: DataConfig) -> tuple[RowTeacher | None, dict]:
     """The configured teacher that rewrites train references after the build (None: the rule teacher's stay)."""
     if cfg.teacher.kind == "endpoint":
-        from pipelines.endpoint_teacher import EndpointTeacher
+        from pipelines.prompts.endpoint_teacher import EndpointTeacher
 
         cache = cfg.teacher.endpoint.cache_dir or Path(cfg.output_dir) / "teacher_cache"
         return EndpointTeacher(cfg.teacher.endpoint, cache, data_format=cfg.format), {}
     if cfg.teacher.kind == "rlog":
-        from pipelines.rlog_import import RLogTeacher, load_rlog
+        from pipelines.prompts.rlog_import import RLogTeacher, load_rlog
 
         trajectories, skipped = load_rlog(cfg.teacher.rlog_paths)
         return RLogTeacher(trajectories), {"records_used": len(trajectories), "records_skipped": dict(skipped)}

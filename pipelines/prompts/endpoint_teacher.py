@@ -20,8 +20,8 @@ from pathlib import Path
 
 from contract.completion_format import parse_completion
 from pipelines.config import EndpointTeacherConfig
-from pipelines.prompts import build_messages
-from pipelines.teacher import TeachResult
+from pipelines.prompts.render import build_messages
+from pipelines.prompts.teacher import TeachResult
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 MAX_RETRY_AFTER_S = 60.0

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from contract.completion_format import render_completion
-from pipelines.prompts import Group, build_messages, group_lines
-from pipelines.sessions import carries_anomaly
+from pipelines.prompts.render import Group, build_messages, group_lines
+from pipelines.sessions.grouping import carries_anomaly
 
 MAX_RATIONALE_CHARS = 300  # a tiny model has to learn to produce this
 MAX_ANOMALY_CITATIONS = 3  # anomaly groups an anomalous rationale cites (the grounding reward's full coverage)
@@ -303,7 +303,7 @@ class RuleTeacher:
         return rule_rationale(lines, label, window_text, self.expected)
 
 
-# name -> factory of the build-time teachers; row teachers (endpoint, rlog) are made by `build_dataset.row_teacher`.
+# name -> factory of the build-time teachers; row teachers (endpoint, rlog) are made by `dataset.row_teacher`.
 TEACHERS: dict[str, Callable[[], Teacher]] = {RuleTeacher.name: RuleTeacher}
 
 

@@ -1,0 +1,1 @@
+"""Sessions to prompt rows: the one renderer, the teachers' reference rationales, the parquet prompt store."""

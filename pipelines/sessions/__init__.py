@@ -1,0 +1,1 @@
+"""Parsed lines grouped into labelled sessions (line, time and block windows), and the splits."""
