@@ -199,9 +199,8 @@ def test_losing_the_node_of_a_rollout_engine_and_a_reward_actor_is_survived(node
     assert _node_of(trainer.learner.workers[0]) == a
     assert _node_of(engine) == b and _node_of(scorer) == b
     assert _node_of(trainer.control) == ray.get_runtime_context().get_node_id()  # with the driver, never lost
-    # Every Ray process (GCS, raylets, agents, workers) listens on loopback only. Known gap, not Ray's: the learner's
-    # torch.distributed rendezvous store (rank 0's TCPStore) binds every interface (torch offers no bind address).
-    assert [s for s in _listening_beyond_loopback() if s[2] != "ray::LearnerActor"] == []
+    # Every process of the cluster (GCS, raylets, agents, workers, the learner's rendezvous store) is on loopback.
+    assert _listening_beyond_loopback() == []
     c = nodes.add("c", 5)
 
     original = trainer.prompt_groups
