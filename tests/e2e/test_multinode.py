@@ -13,7 +13,8 @@ and the reward actor (0.5 CPU). Node C (5 CPUs) joins later, with room for every
    (what `logrl train --resume` runs) continues from the newest checkpoint with everything on node C.
 
 All nodes listen on 127.0.0.1 (Ray's single-node address mode) with Ray's token auth on, as `logrl`'s own local
-clusters do.
+clusters do: tests 1 and 2 find no listening socket of the cluster (learner included) beyond loopback, and test 1
+an agent that answers 401 without the token.
 """
 
 from __future__ import annotations
@@ -80,29 +81,30 @@ def nodes():
     """A head and nodes A and B, closed to the network; the driver connected. Ray's settings restored after."""
     import ray
 
-    from cluster.environment import RAY_LOOPBACK_ENV, local_cluster_env
+    from cluster.environment import local_cluster_env
     from contract.actor_env import forwarded_env
     from rl_actors.ray_internals import reload_ray_settings
 
     if ray.is_initialized():
         ray.shutdown()
-    keys = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", RAY_LOOPBACK_ENV)
-    saved = {key: os.environ.get(key) for key in keys}
-    for key in keys[:3]:
-        os.environ.pop(key, None)
-    # Every Ray port on 127.0.0.1, token auth on with a fresh token: what `logrl` gives its own local clusters.
-    os.environ.update({**local_cluster_env({}), "RAY_AUTH_MODE": "token"})
-    os.environ.setdefault("RAY_process_group_cleanup_enabled", "1")  # a killed engine's children die with it
+    # Every Ray port on 127.0.0.1, token auth on with a fresh token: what `logrl` gives its own local clusters; a
+    # killed engine's child processes die with it. The environment as it was comes back afterwards.
+    wanted = {**local_cluster_env({}), "RAY_AUTH_MODE": "token", "RAY_process_group_cleanup_enabled": "1"}
+    saved = {key: os.environ.get(key) for key in [*wanted, "RAY_AUTH_TOKEN_PATH"]}
+    os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+    os.environ.update(wanted)
     reload_ray_settings()
-    cluster = Nodes()
+    cluster = None
     try:
+        cluster = Nodes()
         cluster.add("a", 3)
         cluster.add("b", 2)
         ray.init(address=cluster.cluster.address, runtime_env={"env_vars": forwarded_env()})
         yield cluster
     finally:
         ray.shutdown()
-        cluster.cluster.shutdown()
+        if cluster is not None:
+            cluster.cluster.shutdown()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -111,11 +113,9 @@ def nodes():
         reload_ray_settings()
 
 
-def _listening_beyond_loopback() -> list[tuple[str, int, str]]:
-    """Listening TCP sockets of this process's descendants (the cluster's processes) not on loopback."""
+def _listening() -> list[tuple[str, int, str]]:
+    """(address, port, process name) of every listening TCP socket of this process's descendants (the cluster)."""
     import psutil
-
-    from serving.proxy_guard import is_loopback
 
     found = []
     for process in psutil.Process().children(recursive=True):
@@ -123,15 +123,32 @@ def _listening_beyond_loopback() -> list[tuple[str, int, str]]:
             sockets, name = process.net_connections(kind="inet"), process.name()
         except psutil.Error:
             continue
-        found += [
-            (s.laddr.ip, s.laddr.port, name)
-            for s in sockets
-            if s.status == psutil.CONN_LISTEN and not is_loopback(s.laddr.ip)
-        ]
+        found += [(s.laddr.ip, s.laddr.port, name) for s in sockets if s.status == psutil.CONN_LISTEN]
     return found
 
 
-def test_spread_groups_land_on_different_nodes(nodes, quickstart_config, tmp_path):
+def _listening_beyond_loopback() -> list[tuple[str, int, str]]:
+    from serving.proxy_guard import is_loopback
+
+    return [bind for bind in _listening() if not is_loopback(bind[0])]
+
+
+def _agents_refuse_without_token() -> bool:
+    """Ray's token auth is on: an HTTP agent of some node answers 401 to a request without the cluster's token."""
+    import httpx
+
+    for address, port, name in _listening():
+        if name in ("ray::DashboardAgent", "ray::RuntimeEnvAgent"):
+            try:
+                host = f"[{address}]" if ":" in address else address
+                if httpx.get(f"http://{host}:{port}/", timeout=5).status_code == 401:
+                    return True
+            except httpx.HTTPError:
+                continue  # a gRPC port: no HTTP answer
+    return False
+
+
+def test_the_cluster_is_closed_and_spread_groups_land_on_different_nodes(nodes, quickstart_config, tmp_path):
     import ray
 
     from rl_actors.actor_group import ActorGroup
@@ -141,6 +158,7 @@ def test_spread_groups_land_on_different_nodes(nodes, quickstart_config, tmp_pat
     class Probe:
         pass
 
+    assert _listening_beyond_loopback() == [] and _agents_refuse_without_token()
     a, b = nodes.id("a"), nodes.id("b")
     cfg = quickstart_config(tmp_path, "reward.num_workers=2", "reward.placement_strategy=SPREAD")
     rewards = make_rewards(cfg)  # the trainer's reward group: real reward actors
