@@ -41,10 +41,13 @@ class ScaleTarget:
 
 
 def start_control(output_dir: str | Path, rollout: int):
-    """The run's control actor (a stale one of an earlier driver for the same folder is replaced)."""
+    """The run's control actor (a stale one of an earlier driver for the same folder is replaced), on the driver's
+    node: a 0-CPU actor fits any node, and one placed on a worker node would die with it and take the run along."""
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    actor = ray.remote(num_cpus=0)(ScaleTarget)
+    driver_node = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    actor = ray.remote(num_cpus=0, scheduling_strategy=driver_node)(ScaleTarget)
     name = control_name(output_dir)
     try:
         ray.kill(ray.get_actor(name, namespace=NAMESPACE))

@@ -61,6 +61,26 @@ def dist_backend(learner_cfg: LearnerConfig) -> str:
     return "nccl" if learner_cfg.num_gpus_per_worker > 0 else "gloo"
 
 
+def rendezvous_store(master_addr: str, master_port: int, rank: int, world_size: int) -> torch.distributed.TCPStore:
+    """The ranks' rendezvous store; rank 0 serves it on `master_addr` only. torch's TCPStore would listen on every
+    interface (it takes no bind address, only a listening socket, which it then owns) and has no auth; on a local
+    cluster `master_addr` is 127.0.0.1."""
+    from datetime import timedelta
+
+    timeout = timedelta(minutes=30)  # torch's default for a process group's store
+    if rank != 0:
+        return torch.distributed.TCPStore(master_addr, master_port, world_size, False, timeout)
+    family = socket.AF_INET6 if ":" in master_addr else socket.AF_INET
+    listening = socket.create_server((master_addr, master_port), family=family, backlog=128).detach()
+    try:
+        return torch.distributed.TCPStore(
+            master_addr, master_port, world_size, True, timeout, wait_for_workers=False, master_listen_fd=listening
+        )
+    except BaseException:
+        os.close(listening)
+        raise
+
+
 def deepspeed_config(learner_cfg: LearnerConfig, grad_accum: int) -> dict:
     """The DeepSpeed config of the learner engine."""
     zero = {"stage": learner_cfg.zero_stage}
@@ -177,6 +197,10 @@ class LearnerCore:
             WORLD_SIZE=str(self.world_size),
             LOCAL_RANK="0",
         )
+        if not torch.distributed.is_initialized():  # DeepSpeed then uses this process group as it is
+            store = rendezvous_store(master_addr, master_port, self.rank, self.world_size)
+            backend = dist_backend(self.cfg)
+            torch.distributed.init_process_group(backend, store=store, rank=self.rank, world_size=self.world_size)
         deepspeed.init_distributed(dist_backend=dist_backend(self.cfg))
         per_rank = math.ceil(self.sequences_per_step / self.world_size)
         self.grad_accum = math.ceil(per_rank / self.cfg.micro_batch_size)

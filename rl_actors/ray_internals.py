@@ -1,7 +1,12 @@
-"""The one place logrl touches Ray's private serialization hooks: counting what this process pickles for Ray.
+"""The one place logrl touches Ray core's private Python hooks (written against Ray 2.60); nothing on the training
+path imports it.
 
-Used by `bench/driver_overhead.py` to measure how much data passes through the driver per GRPO step. Written
-against Ray 2.60 (`ray._private.serialization.SerializationContext`); nothing on the training path imports it.
+- `serialized_bytes`: counts what this process pickles for Ray (`ray._private.serialization.SerializationContext`);
+  used by `bench/driver_overhead.py` to measure how much data passes through the driver per GRPO step.
+- `reload_ray_settings`: makes a process that imported Ray earlier read `RAY_AUTH_MODE` / `RAY_AUTH_TOKEN` again
+  (`ray._raylet.Config.initialize`, `AuthenticationTokenLoader.reset_cache`, what `ray.init` itself does when it turns
+  token auth on) and `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER` (`ray._private.ray_constants.ENABLE_RAY_CLUSTER`); used by the
+  multi-node tests, whose `ray.cluster_utils.Cluster` starts nodes without `ray.init`.
 """
 
 from __future__ import annotations
@@ -40,3 +45,16 @@ def serialized_bytes() -> Iterator[dict[str, int]]:
         yield counts
     finally:
         SerializationContext.serialize, SerializationContext.deserialize_objects = serialize, deserialize
+
+
+def reload_ray_settings() -> None:
+    """Re-read Ray's auth settings and its single-node switch from this process's environment, now: the nodes and
+    the driver connection started afterwards use them (Ray otherwise keeps what it read when first imported)."""
+    from ray._private import ray_constants
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+    ray_constants.ENABLE_RAY_CLUSTER = ray_constants.env_bool(
+        ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, not ray_constants.IS_WINDOWS_OR_OSX
+    )

@@ -146,6 +146,40 @@ def make_learners(
     return group
 
 
+def make_rollouts(cfg: RLSettings, shared: PlacementGroup | None = None) -> ActorGroup:
+    """The vLLM rollout engines, over their own placement group (`rollout.placement_strategy`) or `shared` bundles."""
+    return ActorGroup(
+        RolloutWorker,
+        cfg.rollout.num_workers,
+        num_cpus=cfg.rollout.num_cpus_per_worker,
+        num_gpus=cfg.rollout.num_gpus_per_worker,
+        strategy=cfg.rollout.placement_strategy,
+        name="rollout",
+        shared=shared,
+        placement_timeout_s=cfg.train.placement_timeout_s,
+        kwargs_for_rank=lambda rank: dict(
+            model_path=cfg.model.path,
+            model_cfg=cfg.model,
+            rollout_cfg=cfg.rollout,
+            seed=cfg.train.seed + rank,
+            keep_adapters=cfg.train.keep_adapters,
+        ),
+    )
+
+
+def make_rewards(cfg: RLSettings) -> ActorGroup:
+    """The reward actors, over their own placement group (`reward.placement_strategy`)."""
+    return ActorGroup(
+        RewardWorker,
+        cfg.reward.num_workers,
+        num_cpus=cfg.reward.num_cpus_per_worker,
+        strategy=cfg.reward.placement_strategy,
+        name="reward",
+        placement_timeout_s=cfg.train.placement_timeout_s,
+        kwargs_for_rank=lambda rank: dict(cfg=cfg.reward),
+    )
+
+
 def run_sft(cfg: RLSettings, rows: Sequence[dict]) -> Path:
     """LoRA SFT on teacher completions through the DeepSpeed learner; publishes adapter v0."""
     from transformers import AutoTokenizer
@@ -222,32 +256,8 @@ class GRPOTrainer:
         self.learner = make_learners(
             cfg, cfg.train.prompts_per_step * group_size, cfg.learner.learning_rate, init_adapter, self.colocated
         )
-        self.rollout = ActorGroup(
-            RolloutWorker,
-            cfg.rollout.num_workers,
-            num_cpus=cfg.rollout.num_cpus_per_worker,
-            num_gpus=cfg.rollout.num_gpus_per_worker,
-            strategy=cfg.rollout.placement_strategy,
-            name="rollout",
-            shared=self.colocated,
-            placement_timeout_s=cfg.train.placement_timeout_s,
-            kwargs_for_rank=lambda rank: dict(
-                model_path=cfg.model.path,
-                model_cfg=cfg.model,
-                rollout_cfg=cfg.rollout,
-                seed=cfg.train.seed + rank,
-                keep_adapters=cfg.train.keep_adapters,
-            ),
-        )
-        self.reward = ActorGroup(
-            RewardWorker,
-            cfg.reward.num_workers,
-            num_cpus=cfg.reward.num_cpus_per_worker,
-            strategy=cfg.reward.placement_strategy,
-            name="reward",
-            placement_timeout_s=cfg.train.placement_timeout_s,
-            kwargs_for_rank=lambda rank: dict(cfg=cfg.reward),
-        )
+        self.rollout = make_rollouts(cfg, self.colocated)
+        self.reward = make_rewards(cfg)
         self.control = start_control(cfg.train.output_dir, cfg.rollout.num_workers)  # `logrl scale --rollout N`
         self.probe: tuple[list[int], list[int]] | None = None  # a (prompt, completion) for sync checks
         self.logger = metrics_logger(cfg, "grpo")

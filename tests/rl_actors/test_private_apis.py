@@ -29,3 +29,12 @@ def test_ray_serialization_hooks_exist():
     from ray._private.serialization import SerializationContext
 
     assert callable(SerializationContext.serialize) and callable(SerializationContext.deserialize_objects)
+
+
+def test_ray_settings_hooks_exist():
+    from ray._private import ray_constants
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    assert callable(Config.initialize) and callable(AuthenticationTokenLoader.instance().reset_cache)
+    assert ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR == "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+    assert isinstance(ray_constants.ENABLE_RAY_CLUSTER, bool) and callable(ray_constants.env_bool)
