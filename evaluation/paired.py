@@ -1,0 +1,95 @@
+"""Two model arms from two `logrl eval` reports on the same rows, compared with the paired bootstrap.
+
+    python -m evaluation.paired docs/results/templates:sft-rule-teacher/fast \\
+        docs/results/templates/domain-teacher:sft-domain-teacher/fast
+
+Each side is REPORT_DIR:ARM/MODE (the folder holding predictions.jsonl). Rows are matched by id; the two reports
+must hold the same ids with the same labels (the same split), else it refuses. Prints F1 and ROC-AUC of each side
+with their intervals and the difference (second minus first): a difference whose interval holds 0 is a tie.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from evaluation.analysis import Scored, analyse, compare, interval_text
+from evaluation.stats import resamples
+
+
+def load_side(spec: str) -> tuple[str, dict[str, dict]]:
+    """`REPORT_DIR:ARM/MODE` -> (its name, its prediction records by row id)."""
+    folder, sep, arm_mode = spec.rpartition(":")
+    arm, slash, mode = arm_mode.rpartition("/")
+    if not sep or not slash or not arm or not mode:
+        raise ValueError(f"{spec!r}: expected REPORT_DIR:ARM/MODE, e.g. docs/results/templates:sft/fast")
+    path = Path(folder) / "predictions.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{spec!r}: no {path}")
+    rows = {}
+    with path.open() as f:
+        for line in f:
+            record = json.loads(line)
+            if record.get("arm") == arm and record.get("mode") == mode:
+                rows[record["id"]] = record
+    if not rows:
+        raise ValueError(f"{spec!r}: no predictions of arm {arm!r} in mode {mode!r} in {path}")
+    return f"{arm}/{mode} ({folder})", rows
+
+
+def paired(first: tuple[str, dict[str, dict]], second: tuple[str, dict[str, dict]], seed: int = 0) -> dict:
+    """Each side's F1 / ROC-AUC with intervals and the paired difference second - first on their common rows."""
+    (name_a, a), (name_b, b) = first, second
+    if set(a) != set(b):
+        raise ValueError(f"the reports hold different rows ({len(a)} vs {len(b)}, {len(set(a) ^ set(b))} unmatched)")
+    ids = sorted(a)
+    labels = [a[i]["label"] for i in ids]
+    if labels != [b[i]["label"] for i in ids]:
+        raise ValueError("the same row ids carry different labels: not the same split")
+
+    def scored(name: str, rows: dict[str, dict]) -> Scored:
+        scores = [rows[i].get("score") for i in ids]
+        return Scored(
+            name, [rows[i].get("verdict") for i in ids], scores if any(s is not None for s in scores) else None
+        )
+
+    sa, sb = scored(name_a, a), scored(name_b, b)
+    blocks = analyse([sa, sb], labels, seed=seed)
+    return {
+        "n": len(ids),
+        "positives": blocks["positives"],
+        "first": {"name": name_a, **blocks["scorers"][name_a]},
+        "second": {"name": name_b, **blocks["scorers"][name_b]},
+        "second_minus_first": compare(sb, sa, labels, resamples(len(ids), seed)),
+    }
+
+
+def render(result: dict) -> str:
+    lines = [f"n = {result['n']} rows, {result['positives']} anomalous"]
+    for side in ("first", "second"):
+        part = result[side]
+        lines.append(
+            f"{side}: {part['name']}: F1 {interval_text(part['f1_ci'])}, ROC-AUC {interval_text(part.get('roc_auc'))}"
+        )
+    diff = result["second_minus_first"]
+    text = f"second - first: F1 {interval_text(diff['f1_difference'])} ({diff['f1']})"
+    if "roc_auc_difference" in diff:
+        text += f", ROC-AUC {interval_text(diff['roc_auc_difference'])} ({diff['roc_auc']})"
+    return "\n".join([*lines, text])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("first", help="REPORT_DIR:ARM/MODE")
+    parser.add_argument("second", help="REPORT_DIR:ARM/MODE")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    try:
+        print(render(paired(load_side(args.first), load_side(args.second), args.seed)))
+    except (ValueError, FileNotFoundError) as error:
+        parser.exit(2, f"error: {error}\n")
+
+
+if __name__ == "__main__":
+    main()

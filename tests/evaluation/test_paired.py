@@ -1,0 +1,59 @@
+"""Two arms from two reports on the same rows: paired bootstrap, refusals on mismatched rows."""
+
+import json
+
+import pytest
+
+from evaluation.paired import load_side, paired, render
+
+
+def _report(folder, arm, mode, rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "predictions.jsonl").open("w") as f:
+        for row_id, label, verdict, score in rows:
+            record = {"arm": arm, "mode": mode, "id": row_id, "label": label, "verdict": verdict, "score": score}
+            f.write(json.dumps(record) + "\n")
+        f.write(json.dumps({"arm": "other", "mode": mode, "id": "x", "label": "normal", "verdict": None}) + "\n")
+    return f"{folder}:{arm}/{mode}"
+
+
+LABELS = ["anomalous"] * 20 + ["normal"] * 80
+
+
+def test_a_perfect_arm_beats_a_coin_outside_the_interval(tmp_path):
+    perfect = [(f"r{i}", y, y, 1.0 if y == "anomalous" else 0.0) for i, y in enumerate(LABELS)]
+    coin = [(f"r{i}", y, "anomalous" if i % 2 else "normal", 0.5) for i, y in enumerate(LABELS)]
+    result = paired(load_side(_report(tmp_path / "a", "coin", "fast", coin)),
+                    load_side(_report(tmp_path / "b", "sft", "fast", perfect)))  # fmt: skip
+    assert result["n"] == 100 and result["positives"] == 20
+    assert result["second"]["f1_ci"]["value"] == 1.0
+    assert result["second_minus_first"]["f1"] == "win"
+    assert "second - first: F1" in render(result)
+
+
+def test_the_same_predictions_tie(tmp_path):
+    rows = [(f"r{i}", y, "anomalous" if i % 3 == 0 else "normal", (i % 7) / 7) for i, y in enumerate(LABELS)]
+    result = paired(load_side(_report(tmp_path / "a", "sft", "fast", rows)),
+                    load_side(_report(tmp_path / "b", "sft", "fast", rows)))  # fmt: skip
+    assert result["second_minus_first"]["f1"] == "tie"
+    assert result["second_minus_first"]["f1_difference"]["value"] == 0.0
+
+
+def test_reports_of_other_rows_or_labels_are_refused(tmp_path):
+    rows = [(f"r{i}", y, "normal", 0.1) for i, y in enumerate(LABELS)]
+    first = load_side(_report(tmp_path / "a", "sft", "fast", rows))
+    with pytest.raises(ValueError, match="different rows"):
+        paired(first, load_side(_report(tmp_path / "b", "sft", "fast", rows[:-1])))
+    flipped = [(i, "normal" if y == "anomalous" else "anomalous", v, s) for i, y, v, s in rows]
+    with pytest.raises(ValueError, match="not the same split"):
+        paired(first, load_side(_report(tmp_path / "c", "sft", "fast", flipped)))
+
+
+def test_a_bad_side_names_what_is_wrong(tmp_path):
+    spec = _report(tmp_path / "a", "sft", "fast", [("r0", "normal", "normal", 0.1)])
+    with pytest.raises(ValueError, match="REPORT_DIR:ARM/MODE"):
+        load_side(str(tmp_path / "a"))
+    with pytest.raises(ValueError, match="no predictions of arm 'sft' in mode 'reason'"):
+        load_side(spec.replace("/fast", "/reason"))
+    with pytest.raises(FileNotFoundError):
+        load_side(f"{tmp_path / 'none'}:sft/fast")
