@@ -5,6 +5,7 @@ Real actors (vLLM rollout engines, reward actors, a DeepSpeed learner) on a tiny
 perplexity reward (no reference pass), cheap rewards (format, answer). For each batch size it builds a trainer,
 runs a warm-up step, then `--steps` measured steps, and prints per step:
   driver CPU s: CPU time of the driver process (all its threads: pickling, building samples, Ray's own threads),
+  main thread s: CPU time of the driver's own thread only (the trainer's Python work; Ray's threads left out),
   wall s, and MB the driver serialized for Ray (call arguments, puts) and deserialized (results it fetched).
 The baseline named in the output is the smallest size: the ratios show how driver time grows with the batch
 (flat is the target; <= 1 s per step at 32K samples).
@@ -34,12 +35,13 @@ def measure(cfg, rows, steps: int) -> dict:
     trainer = GRPOTrainer(cfg, rows, init_adapter=None)
     try:
         trainer.step(0)
-        cpu, wall, sent, received = [], [], [], []
+        cpu, main_thread, wall, sent, received = [], [], [], [], []
         for step in range(1, steps + 1):
             with serialized_bytes() as counts:
-                c0, w0 = time.process_time(), time.perf_counter()
+                c0, t0, w0 = time.process_time(), time.thread_time(), time.perf_counter()
                 metrics = trainer.step(step)
                 cpu.append(time.process_time() - c0)
+                main_thread.append(time.thread_time() - t0)
                 wall.append(time.perf_counter() - w0)
             sent.append(counts["sent"] / 1e6)
             received.append(counts["received"] / 1e6)
@@ -48,8 +50,8 @@ def measure(cfg, rows, steps: int) -> dict:
     samples = metrics.get("learner/samples")
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     phases = {k: round(v, 2) for k, v in metrics.items() if k.startswith("time/")}
-    return dict(samples=samples, driver_cpu_s=mean(cpu), wall_s=mean(wall), sent_mb=mean(sent),
-                received_mb=mean(received), phases=phases)  # fmt: skip
+    return dict(samples=samples, driver_cpu_s=mean(cpu), main_thread_s=mean(main_thread), wall_s=mean(wall),
+                sent_mb=mean(sent), received_mb=mean(received), phases=phases)  # fmt: skip
 
 
 def main() -> None:
@@ -108,7 +110,8 @@ def main() -> None:
             figures = measure(cfg, rows, args.steps)
             results.append(figures)
             print(
-                f"{samples:>6} samples: driver {figures['driver_cpu_s']:.2f} CPU s/step, "
+                f"{samples:>6} samples: driver {figures['driver_cpu_s']:.2f} CPU s/step "
+                f"(main thread {figures['main_thread_s']:.2f}), "
                 f"wall {figures['wall_s']:.1f} s, "
                 f"sent {figures['sent_mb']:.2f} MB, received {figures['received_mb']:.2f} MB; {figures['phases']}",
                 flush=True,
@@ -123,7 +126,8 @@ def main() -> None:
         growth = figures["samples"] / first["samples"]
         print(
             f"{figures['samples']:.0f} vs {first['samples']:.0f} samples (baseline: the smallest, {growth:.0f}x the "
-            f"samples): driver CPU {figures['driver_cpu_s'] / first['driver_cpu_s']:.2f}x, bytes "
+            f"samples): driver CPU {figures['driver_cpu_s'] / first['driver_cpu_s']:.2f}x, main thread "
+            f"{figures['main_thread_s'] / first['main_thread_s']:.2f}x, bytes "
             f"{(figures['sent_mb'] + figures['received_mb']) / (first['sent_mb'] + first['received_mb']):.2f}x"
         )
     if args.out:
