@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import math
 import time
+
+import numpy as np
 
 from reward_workers.config import RewardConfig
 from reward_workers.registry import REWARDS, RewardFn, RewardInput, get_reward, known_rewards
 
 TOTAL = "total"
+
+
+def score_rows(columns: dict[str, np.ndarray]) -> list[dict[str, float]]:
+    """Score columns as one dict per sample ({"total": ..., "<reward>": ...}), in order."""
+    names = list(columns)
+    return [dict(zip(names, map(float, values))) for values in zip(*(columns[n].tolist() for n in names))]
 
 
 class RewardScorer:
@@ -33,28 +40,32 @@ class RewardScorer:
         """The rewards this scorer runs, in config order."""
         return list(self._rewards)
 
-    def score_timed(self, samples: list[RewardInput]) -> tuple[list[dict[str, float]], dict[str, float]]:
-        """Score a batch; also return seconds spent per reward and in total for this batch."""
+    def score_columns_timed(self, samples: list[RewardInput]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """Score a batch into columns: {"total": weighted sum, "<reward>": values}, one float64 array each, in input
+        order; also the seconds spent per reward and in total."""
         start = time.perf_counter()
-        columns: dict[str, list[float]] = {}
+        columns: dict[str, np.ndarray] = {}
         timings: dict[str, float] = {}
         # Reward by reward (not sample by sample), so each component's time is one clean measurement.
         for name, fn in self._rewards.items():
             t0 = time.perf_counter()
-            values = [float(fn(sample, self.cfg)) for sample in samples]
+            values = np.array([float(fn(sample, self.cfg)) for sample in samples], dtype=np.float64)
             timings[name] = time.perf_counter() - t0
-            bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
-            if bad:
-                raise ValueError(f"reward {name!r} returned a non-finite value for sample(s) {bad[:10]}")
+            bad = np.flatnonzero(~np.isfinite(values))
+            if len(bad):
+                raise ValueError(f"reward {name!r} returned a non-finite value for sample(s) {bad[:10].tolist()}")
             columns[name] = values
-        scores = []
-        for i in range(len(samples)):
-            row = {name: columns[name][i] for name in self._rewards}
-            row[TOTAL] = sum(self.cfg.weights[name] * row[name] for name in self._rewards)
-            scores.append({TOTAL: row.pop(TOTAL), **row})
+        total = np.zeros(len(samples), dtype=np.float64)
+        for name in self._rewards:
+            total += self.cfg.weights[name] * columns[name]
         timings[TOTAL] = time.perf_counter() - start
         self._timings = timings
-        return scores, dict(timings)
+        return {TOTAL: total, **columns}, dict(timings)
+
+    def score_timed(self, samples: list[RewardInput]) -> tuple[list[dict[str, float]], dict[str, float]]:
+        """Score a batch, one dict per sample; also return seconds spent per reward and in total for this batch."""
+        columns, timings = self.score_columns_timed(samples)
+        return score_rows(columns), timings
 
     def score(self, samples: list[RewardInput]) -> list[dict[str, float]]:
         """One dict per sample: {"total": weighted sum, "<reward>": value, ...}, in input order."""

@@ -14,6 +14,7 @@ from contract.actor_env import forwarded_env
 from contract.sharding import split_evenly
 from rl_actors.columns import StepView
 from rl_actors.placement import wait_for_placement
+from rl_actors.prompt_source import GroupBatch
 
 Pending = tuple[list[Callable[[Any], Any]], list[Any]]  # per-rank calls (to redo one) and their object refs
 
@@ -151,7 +152,8 @@ class ActorGroup:
     def start_sharded(self, method: str, items: Sequence[Any], *args: Any, **kwargs: Any) -> Pending:
         """Start one method on every worker, each with one contiguous shard of `items`; `wait` for the results."""
         bounds = split_evenly(len(items), len(self.workers))
-        shards = [items[s:e] if isinstance(items, StepView) else list(items[s:e]) for s, e in bounds]  # views: refs
+        columnar = isinstance(items, (StepView, GroupBatch))  # sliced as themselves: references and arrays
+        shards = [items[s:e] if columnar else list(items[s:e]) for s, e in bounds]
         calls = [lambda w, shard=shard: getattr(w, method).remote(shard, *args, **kwargs) for shard in shards]
         return self.start(calls)
 

@@ -1,9 +1,11 @@
 """The step's samples off the driver: columnar batches in the object store, fetched by the workers that use them.
 
-A rollout engine returns two objects per call: `RolloutMeta` (what the driver reads: group ids, sample indices,
-lengths, verdicts) and `SampleColumns` (prompt and completion token ids, log-probs, texts: flat arrays), which stays
-in the object store as a reference. The driver hands reward actors and learner ranks a `StepView` (references plus
-the positions they own) and they fetch the columns themselves; the driver's own traffic is metadata.
+The driver sends a rollout engine its groups as integers (`prompt_source.GroupBatch`); the engine builds their
+prompts and returns two objects per call: `RolloutMeta` (what the driver reads: group ids, sample indices, row
+indices, lengths, verdicts, as arrays) and `SampleColumns` (prompt and completion token ids, log-probs, texts, each
+group's reward context: flat arrays), which stays in the object store as a reference. The driver hands reward actors
+and learner ranks a `StepView` (references plus the positions they own) and they fetch the columns themselves; the
+driver's own traffic is per-sample arrays of numbers.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class SampleColumns:
     text: tuple[str, ...]
     finish_reason: tuple[str | None, ...]
     policy_version: int | None
+    contexts: tuple[RewardInput | None, ...] = ()  # per prompt: what its samples are scored with
 
     @classmethod
     def of(cls, groups: Sequence[PromptGroup], samples: Sequence[Sample]) -> SampleColumns:
@@ -61,6 +64,7 @@ class SampleColumns:
             text=tuple(s.text for s in samples),
             finish_reason=tuple(s.finish_reason for s in samples),
             policy_version=versions.pop() if len(versions) == 1 else None,
+            contexts=tuple(g.context for g in groups),
         )
 
     def __len__(self) -> int:
@@ -72,6 +76,13 @@ class SampleColumns:
 
     def completion_ids(self, i: int) -> list[int]:
         return self.completion_tokens[self.completion_offsets[i] : self.completion_offsets[i + 1]].tolist()
+
+    def reward_input(self, i: int) -> RewardInput:
+        """Sample `i` as the reward functions see it: its group's context with its completion."""
+        context = self.contexts[int(self.prompt_of[i])] if self.contexts else None
+        if context is None:
+            raise ValueError(f"group {int(self.group_id[i])} was sampled without a reward context (prompt ids only)")
+        return replace(context, completion=self.text[i])
 
     def sample(self, i: int) -> Sample:
         lo, hi = self.completion_offsets[i], self.completion_offsets[i + 1]
@@ -93,6 +104,7 @@ class SampleColumns:
         return RolloutMeta(
             group_id=self.group_id,
             sample_index=self.sample_index,
+            prompt_index=self.prompt_index,
             completion_tokens=np.diff(self.completion_offsets).astype(np.int32),
             truncated=np.array([r == "length" for r in self.finish_reason], dtype=bool),
             well_formed=np.array([p.well_formed for p in parsed], dtype=bool),
@@ -104,11 +116,13 @@ class SampleColumns:
 
 @dataclass(frozen=True)
 class RolloutMeta:
-    """What the driver reads of a rollout: per sample its group, index, length, whether it was cut at the token
-    limit, well formed, its verdict; the sampling adapter version; one (prompt, completion) pair for sync checks."""
+    """What the driver reads of a rollout: per sample its group, index, training row, length, whether it was cut at
+    the token limit, well formed, its verdict; the sampling adapter version; one (prompt, completion) pair for sync
+    checks."""
 
     group_id: np.ndarray
     sample_index: np.ndarray
+    prompt_index: np.ndarray
     completion_tokens: np.ndarray
     truncated: np.ndarray
     well_formed: np.ndarray
@@ -125,7 +139,15 @@ class RolloutMeta:
         probe = next((m.probe for m in metas if m.probe is not None), None)
         arrays = {
             name: np.concatenate([getattr(m, name) for m in metas])
-            for name in ("group_id", "sample_index", "completion_tokens", "truncated", "well_formed", "verdict")
+            for name in (
+                "group_id",
+                "sample_index",
+                "prompt_index",
+                "completion_tokens",
+                "truncated",
+                "well_formed",
+                "verdict",
+            )  # fmt: skip
         }
         return cls(**arrays, policy_version=min(versions) if versions else None, probe=probe)
 
@@ -195,7 +217,6 @@ class StepView:
     reference: Chunks | None = None  # reference log-probs, chunked by the learner ranks that computed them
     reference_start: int = 0  # where this view's chunks begin among the step's positions (for `reference`)
     advantages: np.ndarray | None = None  # for [start, end)
-    contexts: Any = None  # group id -> RewardInput without completion (an object ref)
     _rollout_start: int = 0  # where this view's rollout chunks begin among the step's positions
 
     def __len__(self) -> int:
@@ -230,9 +251,6 @@ class StepView:
             raise ValueError(f"{len(advantages)} advantages for {len(self)} samples")
         return replace(self, advantages=np.asarray(advantages, dtype=np.float64))
 
-    def with_contexts(self, contexts: Any) -> StepView:
-        return replace(self, contexts=contexts)
-
     def _pieces(self, chunks: Chunks, base: int) -> list[tuple[Any, int, int]]:
         fetched = _fetch(chunks.items)
         return [(fetched[c], lo, hi) for c, lo, hi in chunks.spans(self.start - base, self.end - base)]
@@ -243,10 +261,7 @@ class StepView:
             cols.sample(i) for cols, lo, hi in self._pieces(self.rollout, self._rollout_start) for i in range(lo, hi)
         ]
         if self.reference is not None:
-            rows = [
-                lp.row(i) for lp, lo, hi in self._pieces(self.reference, self.reference_start) for i in range(lo, hi)
-            ]
-            samples = [replace(s, ref_logprobs=r) for s, r in zip(samples, rows)]
+            samples = [replace(s, ref_logprobs=r) for s, r in zip(samples, self._reference_rows())]
         if self.advantages is not None:
             samples = [replace(s, advantage=float(a)) for s, a in zip(samples, self.advantages)]
         return samples
@@ -256,13 +271,18 @@ class StepView:
         pieces = self._pieces(self.rollout, self._rollout_start)
         return [(cols.prompt_ids(i), cols.completion_ids(i)) for cols, lo, hi in pieces for i in range(lo, hi)]
 
+    def _reference_rows(self) -> list[tuple[float, ...]]:
+        pieces = self._pieces(self.reference, self.reference_start)
+        return [lp.row(i) for lp, lo, hi in pieces for i in range(lo, hi)]
+
     def reward_inputs(self) -> list[RewardInput]:
-        """What the reward functions see for each sample: its group's context with the completion filled in."""
-        (contexts,) = _fetch([self.contexts])
-        out = []
-        for sample in self.samples():
-            out.append(replace(contexts[sample.group_id], completion=sample.text, ref_logprobs=sample.ref_logprobs))
-        return out
+        """What the reward functions see for each sample: its group's context (kept by the engine that sampled it)
+        with the completion and, when the view carries them, the reference log-probs filled in."""
+        pieces = self._pieces(self.rollout, self._rollout_start)
+        inputs = [cols.reward_input(i) for cols, lo, hi in pieces for i in range(lo, hi)]
+        if self.reference is not None:
+            inputs = [replace(r, ref_logprobs=lp) for r, lp in zip(inputs, self._reference_rows())]
+        return inputs
 
 
 def learner_shards(total: int, ranks: int) -> list[int]:

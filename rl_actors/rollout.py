@@ -13,6 +13,7 @@ from rl_actors.adapters import AdapterSnapshot, prune_adapter_versions
 from rl_actors.batch import PromptGroup, Sample
 from rl_actors.config import ModelConfig, RolloutConfig, vllm_max_lora_rank
 from rl_actors.engine_internals import evict_adapter
+from rl_actors.prompt_source import GroupBatch, PromptSource
 from rl_actors.sequences import assistant_end_id
 
 SCORE_LOGPROBS = 20  # top log-probs per generated token when scoring (vLLM's default max_logprobs)
@@ -87,7 +88,9 @@ class RolloutEngine:
         rollout_cfg: RolloutConfig,
         seed: int = 0,
         keep_adapters: int | None = None,
+        prompts: PromptSource | None = None,
     ):
+        """`prompts`: the run's training rows, for groups sent as `GroupBatch` (training); None serves prompt ids."""
         from transformers import AutoTokenizer
         from vllm import LLM
 
@@ -107,6 +110,7 @@ class RolloutEngine:
         self.adapter_dir = tempfile.mkdtemp(prefix="logrl-adapters-")
         self.keep_adapters = keep_adapters  # versions kept in `adapter_dir` (None: all)
         self.lora = None
+        self.prompts = prompts
 
     @property
     def adapter_version(self) -> int | None:
@@ -242,10 +246,15 @@ class RolloutActor(RolloutEngine):
     """The Ray shell: also samples into columns that stay in the object store for the reward and learner actors."""
 
     @ray.method(num_returns=2)
-    def generate_columns(self, groups: Sequence[PromptGroup], seed: int | None = None):
-        """`generate`, returned as (metadata the driver reads, `SampleColumns` it only passes on by reference)."""
+    def generate_columns(self, groups: GroupBatch | Sequence[PromptGroup], seed: int | None = None):
+        """`generate`, returned as (metadata the driver reads, `SampleColumns` it only passes on by reference). A
+        `GroupBatch` (group ids and row indices) is built into prompts here, from the engine's `PromptSource`."""
         from rl_actors.columns import SampleColumns
 
+        if isinstance(groups, GroupBatch):
+            if self.prompts is None:
+                raise ValueError("this rollout engine was started without the run's prompt source")
+            groups = self.prompts.groups(groups)
         groups = [PromptGroup.coerce(group) for group in groups]
         columns = SampleColumns.of(groups, self.generate(groups, seed))
         return columns.meta(), columns

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -15,18 +14,15 @@ from ray.util.placement_group import PlacementGroup, remove_placement_group
 from contract.adapter_store import adapter_versions, read_latest, write_latest
 from contract.adapter_store import adapters_dir as run_adapters_dir
 from contract.chat_tokens import chat_token_ids
-from contract.log_formats import TEMPLATES_FORMAT
 from pipelines.config import DataConfig
-from pipelines.prompts.augment import augmented
-from pipelines.prompts.render import build_messages
 from pipelines.prompts.store import row_labels
 from pipelines.prompts.teacher import fast_mode_draws, sft_example
 from reward_workers.config import RewardConfig
-from reward_workers.registry import RewardInput, needs_ref_logprobs
-from reward_workers.worker import score_with_pool_timed
+from reward_workers.registry import needs_ref_logprobs
+from reward_workers.worker import score_columns_with_pool
 from rl_actors.actor_group import ActorGroup, Pending, make_placement
 from rl_actors.adapters import AdapterSnapshot, prune_adapter_versions
-from rl_actors.batch import PromptGroup, group_positions, grouped_advantages
+from rl_actors.batch import group_order, grouped_advantages_of
 from rl_actors.checkpoint import (
     STATE_FILE,
     TrainerState,
@@ -44,12 +40,11 @@ from rl_actors.control import start_control
 from rl_actors.learner import SAMPLES_KEY
 from rl_actors.learner_worker import LearnerWorker
 from rl_actors.metrics import MetricsLogger, mean_over_ranks, timed
+from rl_actors.prompt_source import GroupBatch, PromptSource, training_view
 from rl_actors.reward_actor import RewardWorker
 from rl_actors.rollout import RolloutWorker
 from rl_actors.sampling import PromptSampler
 from rl_actors.sequences import encode_completion
-
-PROMPT_CACHE = 4096  # tokenised prompts kept (a few MB), so training holds no more than that of a large split
 
 
 class RLSettings(Protocol):
@@ -146,8 +141,9 @@ def make_learners(
     return group
 
 
-def make_rollouts(cfg: RLSettings, shared: PlacementGroup | None = None) -> ActorGroup:
-    """The vLLM rollout engines, over their own placement group (`rollout.placement_strategy`) or `shared` bundles."""
+def make_rollouts(cfg: RLSettings, shared: PlacementGroup | None = None, prompts=None) -> ActorGroup:
+    """The vLLM rollout engines, over their own placement group (`rollout.placement_strategy`) or `shared` bundles;
+    `prompts`: the run's `PromptSource` (an object ref: put once, fetched by each engine)."""
     return ActorGroup(
         RolloutWorker,
         cfg.rollout.num_workers,
@@ -163,6 +159,7 @@ def make_rollouts(cfg: RLSettings, shared: PlacementGroup | None = None) -> Acto
             rollout_cfg=cfg.rollout,
             seed=cfg.train.seed + rank,
             keep_adapters=cfg.train.keep_adapters,
+            prompts=prompts,
         ),
     )
 
@@ -188,7 +185,8 @@ def run_sft(cfg: RLSettings, rows: Sequence[dict]) -> Path:
     fast = fast_mode_draws(len(rows), cfg.sft.fast_mode_fraction, cfg.train.seed)
 
     def pair(index: int, key: str) -> tuple[list[int], list[int]]:  # tokenised when drawn: rows may be lazy
-        example = sft_example(training_view(cfg, rows[index], key), fast[index], cfg.data.format)
+        view = training_view(rows[index], key, cfg.data.format, cfg.train.augment, cfg.train.seed)
+        example = sft_example(view, fast[index], cfg.data.format)
         return chat_token_ids(tokenizer, example["messages"]), encode_completion(tokenizer, example["completion"])
 
     learners = make_learners(cfg, cfg.sft.batch_size, cfg.sft.learning_rate, init_adapter=None)
@@ -209,21 +207,12 @@ def run_sft(cfg: RLSettings, rows: Sequence[dict]) -> Path:
         learners.shutdown()
 
 
-def training_view(cfg: RLSettings, row: dict, key: str | int) -> dict:
-    """A training row as SFT or a GRPO group sees it: perturbed (`train.augment`) for session formats, with a draw
-    fixed by `key` and the run's seed; template sets as stored."""
-    if cfg.data.format == TEMPLATES_FORMAT:
-        return row
-    a = cfg.train.augment
-    return augmented(row, key, cfg.train.seed, a.probability, a.max_line_offset, a.max_extra_routine_lines)
-
-
 @dataclass
 class Rollout:
     """One step's rollout: started on the engines (`pending`), then its whole batch once `finish_rollout` ran."""
 
     step: int
-    groups: list[PromptGroup]
+    groups: GroupBatch
     pending: Pending
     sampler_state: dict  # the prompt sampler before this rollout drew its prompts (what a checkpoint saves)
     batch: StepBatch | None = None  # metadata here, the samples' columns in the object store
@@ -237,15 +226,13 @@ class GRPOTrainer:
     ):
         """`init_adapter` is the adapter GRPO started from (also after a resume: it may be the KL reference);
         `resume` a complete checkpoint folder to continue from."""
-        from transformers import AutoTokenizer
-
         self.cfg, self.rows = cfg, rows
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
-        # Tokenised when drawn (rows may be a lazy PromptTable); a view drawn again is not encoded twice.
-        self.prompt_ids = lru_cache(maxsize=PROMPT_CACHE)(
-            lambda prompt: chat_token_ids(tokenizer, build_messages(prompt, data_format=cfg.data.format))
-        )
-        self.sampler = PromptSampler(row_labels(rows), cfg.train.seed, cfg.train.anomalous_share)
+        # The engines build each group's prompt from the rows (the driver sends group ids and row indices only);
+        # the driver's own copy of the source is for sync-check probes.
+        self.source = PromptSource.of(cfg, rows)
+        labels = row_labels(rows)
+        self.label_codes = np.array([VERDICTS.get(label, -2) for label in labels], dtype=np.int8)
+        self.sampler = PromptSampler(labels, cfg.train.seed, cfg.train.anomalous_share)
         group_size = cfg.rollout.group_size
         self.colocated = None  # rollout engine i in learner rank i's bundle: one placement group for both
         if cfg.rollout.colocate_with_learner:
@@ -256,7 +243,7 @@ class GRPOTrainer:
         self.learner = make_learners(
             cfg, cfg.train.prompts_per_step * group_size, cfg.learner.learning_rate, init_adapter, self.colocated
         )
-        self.rollout = make_rollouts(cfg, self.colocated)
+        self.rollout = make_rollouts(cfg, self.colocated, prompts=ray.put(self.source))
         self.reward = make_rewards(cfg)
         self.control = start_control(cfg.train.output_dir, cfg.rollout.num_workers)  # `logrl scale --rollout N`
         self.probe: tuple[list[int], list[int]] | None = None  # a (prompt, completion) for sync checks
@@ -277,7 +264,7 @@ class GRPOTrainer:
         group_size = self.cfg.rollout.group_size
         rollout = self.ahead if self.ahead is not None and self.ahead.step == step else self.start_rollout(step)
         self.ahead = None
-        metrics["prompts"] = [g.prompt_index for g in rollout.groups]  # JSONL only: which batch each step trained on
+        metrics["prompts"] = rollout.groups.prompt_index.tolist()  # JSONL only: which batch each step trained on
         with timed(metrics, "time/rollout"):
             batch = self.finish_rollout(rollout)  # metadata; the samples stay in the object store (rl_actors.columns)
         if self.cfg.train.overlap_rollout and step + 1 < self.cfg.train.steps:
@@ -286,16 +273,16 @@ class GRPOTrainer:
             with timed(metrics, "time/rollout_sleep"):
                 self.rollout.call("sleep", on_replace=self.load_current_adapter)
         view = self.reference_logprobs(batch, metrics)
-        with timed(metrics, "time/reward"):
-            contexts = {group.group_id: self.reward_input(group) for group in rollout.groups}
-            inputs = view.with_contexts(self._share(contexts))  # each reward actor fetches its shard's samples
-            scores, reward_timings = score_with_pool_timed(
-                self.reward.workers, inputs, self.cfg.reward.timeout_s, replace=self.reward.replace
+        with timed(metrics, "time/reward"):  # each reward actor fetches its shard's samples; scores come back as arrays
+            scores, reward_timings = score_columns_with_pool(
+                self.reward.workers, view, self.cfg.reward.timeout_s, replace=self.reward.replace
             )
-        rewards = [s["total"] for s in scores]
-        advantages = grouped_advantages(batch.keys(), rewards, self.cfg.algo.advantage, group_size)
+        meta = batch.meta
+        advantages = grouped_advantages_of(
+            meta.group_id, meta.sample_index, scores["total"], self.cfg.algo.advantage, group_size
+        )
         with timed(metrics, "time/learn"):
-            learner_stats = self.learner.call_sharded("grpo_step", view.with_advantages(np.array(advantages)))
+            learner_stats = self.learner.call_sharded("grpo_step", view.with_advantages(advantages))
         if self.ahead is not None:
             with timed(metrics, "time/rollout_ahead_wait"):  # what the overlap did not hide
                 self.finish_rollout(self.ahead)
@@ -305,8 +292,7 @@ class GRPOTrainer:
                 self.rollout.call("wake_up", on_replace=self.load_current_adapter)
         with timed(metrics, "time/sync"):
             self.sync_adapter(step + 1)
-        labels = {group_id: context.label for group_id, context in contexts.items()}
-        metrics |= self.describe(batch.meta, labels, scores, learner_stats, reward_timings, trained)
+        metrics |= self.describe(meta, scores, learner_stats, reward_timings, trained)
         self.probe = batch.meta.probe
         metrics["sync/max_abs_logprob_diff"] = self.sync_check(self.probe)
         metrics["rollout/engines"] = float(len(self.rollout))
@@ -340,12 +326,8 @@ class GRPOTrainer:
 
     def fallback_probe(self) -> tuple[list[int], list[int]]:
         """A (prompt, completion) pair before any rollout: the first prompt, its last tokens as the completion."""
-        prompt = self.prompt_ids(self.rows[0]["prompt"])
+        prompt = self.source.prompt_ids(self.rows[0]["prompt"])
         return prompt, prompt[-8:]
-
-    def _share(self, value):
-        """Put a value the workers fetch into the object store once (not once per call it is passed to)."""
-        return ray.put(value)
 
     def start_rollout(self, step: int) -> Rollout:
         """Draw the step's prompts and start sampling them on the rollout engines (returns at once)."""
@@ -360,7 +342,8 @@ class GRPOTrainer:
         if rollout.batch is None:
             results = self.rollout.wait(rollout.pending, on_replace=self.load_current_adapter)
             batch = StepBatch.of(results)
-            group_positions(batch.keys(), self.cfg.rollout.group_size, expected=[g.group_id for g in rollout.groups])
+            meta = batch.meta
+            group_order(meta.group_id, meta.sample_index, self.cfg.rollout.group_size, rollout.groups.group_id)
             rollout.batch = batch
         return rollout.batch
 
@@ -404,22 +387,11 @@ class GRPOTrainer:
         print(f"[grpo] resumed from {folder}: {state.step} steps done, adapter v{state.adapter_version}", flush=True)
 
     # --- pieces ------------------------------------------------------------------------------
-    def prompt_groups(self, step: int) -> list[PromptGroup]:
-        """The step's prompts, each a group with an id unique over the run (a prompt drawn twice: two groups)."""
+    def prompt_groups(self, step: int) -> GroupBatch:
+        """The step's prompts as row indices, each a group with an id unique over the run (a prompt drawn twice: two
+        groups); the engines build the prompts."""
         per_step = self.cfg.train.prompts_per_step
-        groups = []
-        for j, index in enumerate(self.sampler.next(per_step)):
-            group_id = step * per_step + j
-            groups.append(PromptGroup(group_id, index, self.prompt_ids(self.view(index, group_id)["prompt"])))
-        return groups
-
-    def view(self, index: int, group_id: int) -> dict:
-        """The row a group is sampled and scored on: its perturbed training view, fixed by the group id (the stored
-        row when the view would leave no room to generate within max_model_len)."""
-        row = self.rows[index]
-        view = training_view(self.cfg, row, group_id)
-        room = self.cfg.model.max_model_len - self.cfg.rollout.max_new_tokens
-        return view if view is row or len(self.prompt_ids(view["prompt"])) <= room else row
+        return GroupBatch.of(step * per_step, self.sampler.next(per_step))
 
     def reference_logprobs(self, batch: StepBatch, metrics: dict) -> StepView:
         """A view of the batch that also carries its completion logprobs under the KL reference at the sampling
@@ -431,21 +403,6 @@ class GRPOTrainer:
             pending = self.learner.start_sharded("reference_columns", batch.view, temperature=temperature)
             refs = [ref for _, ref in self.learner.wait(pending)]  # each rank's shard, as `call_sharded` cuts it
         return batch.view.with_reference(Chunks(tuple(refs), tuple(learner_shards(len(batch), len(self.learner)))))
-
-    def reward_input(self, group: PromptGroup) -> RewardInput:
-        """What the reward actors see for a group's samples; each sample's completion and reference log-probs are
-        filled in by the reward actor that scores it (`StepView.reward_inputs`). The row is the group's training
-        view (`view`), the same one its prompt was rendered from."""
-        row = self.view(group.prompt_index, group.group_id)
-        anomaly_lines = row.get("anomaly_lines")
-        return RewardInput(
-            row["prompt"],
-            "",
-            row["label"],
-            row["reference"],
-            None,
-            None if anomaly_lines is None else tuple(anomaly_lines),
-        )
 
     def sync_adapter(self, version: int) -> None:
         """Publish the learner's adapter as `version` and load it into every rollout engine."""
@@ -475,15 +432,13 @@ class GRPOTrainer:
         return max((abs(a - b) for rollout in engines for a, b in zip(learner, rollout)), default=0.0)
 
     def describe(
-        self, meta: RolloutMeta, labels: dict[int, str], scores, learner_stats, reward_timings, trained: int
+        self, meta: RolloutMeta, scores: dict[str, np.ndarray], learner_stats, reward_timings, trained: int
     ) -> dict[str, float]:
-        """Reward by component, answer accuracy (`labels`: each group's), lengths, learner stats averaged over ranks,
-        how far the sampling adapter was behind the `trained` version."""
-        n = len(scores)
-        out = {f"reward/{k}": sum(s[k] for s in scores) / n for k in scores[0]}
-        label_codes = np.array([VERDICTS[labels[g]] for g in meta.group_id.tolist()], dtype=np.int8)
+        """Reward by component, answer accuracy, lengths, learner stats averaged over ranks, how far the sampling
+        adapter was behind the `trained` version: array means, nothing per sample in Python."""
+        out = {f"reward/{k}": float(v.mean()) for k, v in scores.items()}
         out["rollout/well_formed"] = float(meta.well_formed.mean())
-        out["rollout/accuracy"] = float((meta.verdict == label_codes).mean())
+        out["rollout/accuracy"] = float((meta.verdict == self.label_codes[meta.prompt_index]).mean())
         out["rollout/completion_tokens"] = float(meta.completion_tokens.mean())
         out["rollout/truncated"] = float(meta.truncated.mean())
         out |= mean_over_ranks([{k: v for k, v in s.items() if k != SAMPLES_KEY} for s in learner_stats])

@@ -141,6 +141,9 @@ class PromptTable(Sequence):
     def __len__(self) -> int:
         return int(self._starts[-1])
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cache": OrderedDict()}  # sent to a worker: the path and labels, not cached rows
+
     def _group(self, group: int) -> list[dict]:
         if group in self._cache:
             self._cache.move_to_end(group)

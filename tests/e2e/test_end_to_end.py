@@ -48,8 +48,8 @@ def test_train_sync_and_serve(run_cfg):
     from pipelines.prompts.render import build_messages
     from reward_workers.scorer import RewardScorer
     from rl_actors.adapters import AdapterSnapshot
-    from rl_actors.batch import PromptGroup
     from rl_actors.columns import StepBatch
+    from rl_actors.prompt_source import GroupBatch
     from rl_actors.trainer import GRPOTrainer, adapters_dir
     from serving.client import detect
     from serving.launch import stop_detector
@@ -77,11 +77,13 @@ def test_train_sync_and_serve(run_cfg):
         # and re-scoring a rollout in-process gives the numbers the actors returned.
         actor_timings = ray.get(trainer.reward.workers[0].timings.remote())
         assert set(cfg.reward.weights) <= set(actor_timings)
-        training_view = trainer.view(0, 0)  # group 0 of row 0: its perturbed training view (train.augment)
-        group = PromptGroup(0, 0, trainer.prompt_ids(training_view["prompt"]))
-        meta, columns = trainer.rollout.workers[0].generate_columns.remote([group], seed=1)
-        batch = StepBatch.of([(ray.get(meta), columns)])  # the samples stay in the object store
-        view = trainer.reference_logprobs(batch, {}).with_contexts(ray.put({0: trainer.reward_input(group)}))
+        training_view = trainer.source.view(0, 0)  # group 0 of row 0: its perturbed training view (train.augment)
+        # The driver sends (group id, row index); the engine builds the prompt and keeps the group's reward context.
+        meta, columns = trainer.rollout.workers[0].generate_columns.remote(GroupBatch.of(0, [0]), seed=1)
+        meta = ray.get(meta)
+        assert meta.probe[0] == trainer.source.prompt_ids(training_view["prompt"])  # the prompt the driver would build
+        batch = StepBatch.of([(meta, columns)])  # the samples stay in the object store
+        view = trainer.reference_logprobs(batch, {})
         sample = view[:1].reward_inputs()[0]  # what a reward actor resolves from its shard
         assert sample.prompt == training_view["prompt"] and sample.ref_logprobs  # perplexity is weighted here
         assert sample.label == rows[0]["label"]

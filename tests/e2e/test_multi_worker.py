@@ -72,9 +72,9 @@ def test_two_rollout_two_learner_two_reward_workers(multi_cfg):
             assert metrics["sync/max_abs_logprob_diff"] < 1e-3  # over both rollout engines
             assert "actor/loss" in metrics and metrics["time/learn"] > 0
             if probe is None:
-                prompt = trainer.prompt_ids(trainer.rows[0]["prompt"])
+                prompt = trainer.source.prompt_ids(trainer.rows[0]["prompt"])
                 # any completion works for comparing weights
-                probe = [(prompt, trainer.prompt_ids(trainer.rows[1]["prompt"])[-8:])]
+                probe = [(prompt, trainer.source.prompt_ids(trainer.rows[1]["prompt"])[-8:])]
             ranks = trainer.learner.call("logprobs", probe)
             assert max(abs(a - b) for a, b in zip(ranks[0][0], ranks[1][0])) < 1e-6  # identical adapters
             engines = trainer.rollout.call("score", probe)

@@ -49,7 +49,7 @@ def _workers(cfg: RewardConfig, n: int) -> list:
 
 
 def test_two_workers_match_the_pure_scorer(ray_cluster) -> None:
-    from reward_workers.worker import score_with_pool, score_with_pool_timed
+    from reward_workers.worker import score_columns_with_pool, score_with_pool, score_with_pool_timed
 
     cfg = RewardConfig()
     expected = RewardScorer(cfg).score(SAMPLES)
@@ -57,6 +57,11 @@ def test_two_workers_match_the_pure_scorer(ray_cluster) -> None:
     assert score_with_pool(workers, SAMPLES, timeout_s=60) == expected
     scores, timings = score_with_pool_timed(workers, SAMPLES, timeout_s=60)
     assert scores == expected
+    assert set(cfg.weights) <= set(timings) and timings["retries"] == 0.0
+    # What the trainer reads: one array per reward over the samples in order, no per-sample dicts.
+    columns, timings = score_columns_with_pool(workers, SAMPLES, timeout_s=60)
+    assert list(columns) == list(expected[0]) and all(len(v) == len(SAMPLES) for v in columns.values())
+    assert [{k: columns[k][i] for k in columns} for i in range(len(SAMPLES))] == expected
     assert set(cfg.weights) <= set(timings) and timings["retries"] == 0.0
 
 
@@ -101,7 +106,7 @@ def test_a_killed_actor_in_a_group_is_replaced_and_its_shard_redone(ray_cluster)
     group = ActorGroup(RewardWorker, 1, num_cpus=0.1, name="reward", kwargs_for_rank=lambda rank: dict(cfg=cfg))
     try:
         dead = group.workers[0]
-        ray.kill(dead)  # the only worker: without replacement the retry would hit the same dead actor
+        killed_for_sure(dead)  # the only worker: without replacement the retry would hit the same dead actor
         scores, timings = score_with_pool_timed(group.workers, SAMPLES, timeout_s=60, replace=group.replace)
         assert scores == RewardScorer(cfg).score(SAMPLES) and timings["retries"] == 1.0
         assert group.workers[0] is not dead and group.replaced == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from reward_samples import CONCISE, completion, sample
 
@@ -25,6 +26,16 @@ def test_total_is_the_weighted_sum(cfg: RewardConfig) -> None:
         for name in cfg.weights:
             assert row[name] == get_reward(name)(s, cfg)
         assert row["total"] == pytest.approx(sum(w * row[n] for n, w in cfg.weights.items()))
+
+
+def test_columns_hold_the_same_scores_as_rows(cfg: RewardConfig) -> None:
+    columns, timings = RewardScorer(cfg).score_columns_timed(SAMPLES)
+    assert list(columns) == ["total", *cfg.weights] and all(v.dtype == np.float64 for v in columns.values())
+    assert [{k: float(v[i]) for k, v in columns.items()} for i in range(len(SAMPLES))] == RewardScorer(cfg).score(
+        SAMPLES
+    )
+    empty, _ = RewardScorer(cfg).score_columns_timed([])
+    assert all(len(v) == 0 for v in empty.values())
 
 
 def test_weights_pick_the_rewards() -> None:

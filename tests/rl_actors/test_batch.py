@@ -8,11 +8,12 @@ import random
 from dataclasses import replace
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
 from rl_actors.algos import ADVANTAGES, get_advantage
-from rl_actors.batch import PromptGroup, RolloutBatch, Sample
+from rl_actors.batch import PromptGroup, RolloutBatch, Sample, group_order, group_positions, grouped_advantages_of
 from rl_actors.rollout import samples_from_outputs
 
 G = 4
@@ -145,3 +146,44 @@ def test_rollout_outputs_become_samples_naming_group_and_index() -> None:
     assert RolloutBatch.of(samples).groups(2, expected=[40, 41]) == {40: [0, 1], 41: [2, 3]}
     with pytest.raises(ValueError, match="1 vLLM outputs for 2 prompt groups"):
         samples_from_outputs(groups, [_vllm_output(["a"])])
+
+
+def _arrays(samples: list[Sample]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([s.group_id for s in samples]), np.array([s.sample_index for s in samples])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_vectorised_grouping_orders_as_group_positions_does(seed: int) -> None:
+    samples = list(_batch(REWARDS))
+    random.Random(seed).shuffle(samples)
+    expected = [p for positions in group_positions([(s.group_id, s.sample_index) for s in samples], G).values()
+                for p in positions]  # fmt: skip
+    assert group_order(*_arrays(samples), G, expected=[13, 10, 12, 11]).tolist() == expected
+    assert group_order(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), G).tolist() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: [x for x in s if (x.group_id, x.sample_index) != (12, 3)], r"group 12: .*missing \[3\]"),
+        (lambda s: s[:5] + [s[1]] + s[5:], "group 10: sample 1 arrived twice"),
+        (lambda s: [replace(x, sample_index=7) if (x.group_id, x.sample_index) == (11, 3) else x for x in s],
+         r"group 11: .*missing \[3\], unexpected \[7\]"),
+        (lambda s: s + [replace(x, group_id=14) for x in s[:G]], r"groups \[\] are missing, groups \[14\] were not"),
+        (lambda s: [x for x in s if x.group_id != 13], r"groups \[13\] are missing"),
+    ],
+)  # fmt: skip
+def test_the_vectorised_grouping_raises_the_named_errors(change, message: str) -> None:
+    samples = change(list(_batch(REWARDS)))
+    with pytest.raises(ValueError, match=message):
+        group_order(*_arrays(samples), G, expected=[10, 11, 12, 13])
+
+
+def test_array_advantages_match_the_sample_path() -> None:
+    samples = list(_batch(REWARDS))
+    random.Random(1).shuffle(samples)
+    rewards = np.array([s.reward for s in samples])
+    out = grouped_advantages_of(*_arrays(samples), rewards, "grpo", G)
+    assert out.dtype == np.float64 and out.tolist() == [
+        s.advantage for s in RolloutBatch.of(samples).with_advantages("grpo", G)
+    ]

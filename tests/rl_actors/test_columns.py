@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -64,9 +66,11 @@ def test_any_sharding_of_a_view_resolves_to_the_step_in_order(shards):
 
 def test_reward_inputs_join_each_sample_with_its_groups_context():
     groups, samples = _engine(0, 2)
-    columns = SampleColumns.of(groups, samples)
-    contexts = {g.group_id: RewardInput(f"prompt {g.group_id}", "", "anomalous", "ref", None, (3,)) for g in groups}
-    view = StepBatch.of([(columns.meta(), columns)]).view.with_contexts(contexts)
+    groups = [
+        replace(g, context=RewardInput(f"prompt {g.group_id}", "", "anomalous", "ref", None, (3,))) for g in groups
+    ]
+    columns = SampleColumns.of(groups, samples)  # the engine keeps each group's context beside its samples
+    view = StepBatch.of([(columns.meta(), columns)]).view
     inputs = view[2:5].reward_inputs()
     assert [(i.prompt, i.completion, i.anomaly_lines) for i in inputs] == [
         (f"prompt {s.group_id}", s.text, (3,)) for s in samples[2:5]

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
 import rl_actors.trainer as trainer_module
 from reward_workers.config import RewardConfig
 from rl_actors.algos import get_advantage
-from rl_actors.batch import PromptGroup, Sample
+from rl_actors.batch import Sample
 from rl_actors.columns import SampleColumns, StepView
-from rl_actors.config import AlgoConfig, RolloutConfig, TrainConfig
+from rl_actors.config import AlgoConfig, AugmentConfig, RolloutConfig, TrainConfig
+from rl_actors.prompt_source import GroupBatch, PromptSource
 from rl_actors.sampling import PromptSampler
 from rl_actors.trainer import GRPOTrainer
 
@@ -32,8 +34,9 @@ class FakeRollout:
         self.drop, self.replaced = drop, 0
         self.version, self.events = 0, []
 
-    def start_sharded(self, method: str, groups: list[PromptGroup], seed: int):
-        assert method == "generate_columns" and all(isinstance(g, PromptGroup) for g in groups)
+    def start_sharded(self, method: str, batch: GroupBatch, seed: int):
+        assert method == "generate_columns" and isinstance(batch, GroupBatch)  # numbers, not prompts, leave the driver
+        groups = self.source.groups(batch)  # as the engines build them
         self.events.append(("sample", groups[0].group_id // P, self.version))
         return groups, self.version
 
@@ -78,7 +81,8 @@ def _trainer(monkeypatch, rollout: FakeRollout, rollout_cfg: RolloutConfig | Non
     def score(workers, view, timeout_s, replace):  # the reward pool: a reward read off each completion's text
         inputs = view.reward_inputs()  # as the reward actors resolve their shards
         assert {i.prompt for i in inputs} <= {"p0", "p1"}  # each sample with its group's row
-        return [{"total": reward_of(*map(int, i.completion.split(":"))), "answer": 1.0} for i in inputs], {}
+        total = [reward_of(*map(int, i.completion.split(":"))) for i in inputs]
+        return {"total": np.array(total), "answer": np.ones(len(inputs))}, {}
 
     trainer = GRPOTrainer.__new__(GRPOTrainer)  # no actors: stand-ins for the three groups
     trainer.cfg = SimpleNamespace(
@@ -90,7 +94,9 @@ def _trainer(monkeypatch, rollout: FakeRollout, rollout_cfg: RolloutConfig | Non
         model=SimpleNamespace(max_model_len=512),
     )
     trainer.rows = [{"prompt": f"p{i}", "label": "normal", "reference": "r"} for i in range(2)]
-    trainer.prompt_ids = {"p0": [1, 2], "p1": [3, 4]}.__getitem__  # the trainer encodes a prompt when it is drawn
+    encode = {"p0": [1, 2], "p1": [3, 4]}.__getitem__  # the engines encode a prompt when it is drawn
+    trainer.source = rollout.source = PromptSource(trainer.rows, "unused", "bgl", AugmentConfig(), 0, 512, encode)
+    trainer.label_codes = np.zeros(2, dtype=np.int8)  # both rows normal
     trainer.sampler = PromptSampler(["normal", "normal"], seed=0)  # 3 prompts from 2: one is drawn twice
     trainer.rollout, trainer.learner, trainer.reward = (
         rollout,
@@ -103,9 +109,8 @@ def _trainer(monkeypatch, rollout: FakeRollout, rollout_cfg: RolloutConfig | Non
         trainer.version = rollout.version = version
 
     trainer.sync_adapter, trainer.sync_check = sync_adapter, lambda probe: 0.0
-    trainer._share = lambda value: value  # no object store here
     trainer.apply_scale, trainer.probe = dict, None  # no control actor: the engine count never changes
-    monkeypatch.setattr(trainer_module, "score_with_pool_timed", score)
+    monkeypatch.setattr(trainer_module, "score_columns_with_pool", score)
     return trainer
 
 
