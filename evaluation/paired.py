@@ -5,7 +5,9 @@
 
 Each side is REPORT_DIR:ARM/MODE (the folder holding predictions.jsonl). Rows are matched by id; the two reports
 must hold the same ids with the same labels (the same split), else it refuses. Prints F1 and ROC-AUC of each side
-with their intervals and the difference (second minus first): a difference whose interval holds 0 is a tie.
+with their intervals and the difference (second minus first): a difference whose interval holds 0 is a tie. When
+both sides wrote rationales (reasoning mode), also the faithful share (every quote on the line it names, as
+`logrl eval` counts it) over all rationales and over `anomalous` verdicts, each with its paired difference.
 """
 
 from __future__ import annotations
@@ -14,8 +16,45 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from evaluation.analysis import Scored, analyse, compare, interval_text
-from evaluation.stats import resamples
+from evaluation.stats import bootstrap, paired_difference, positives, resamples, verdict_of
+
+NOT_JUDGED = -1  # a row outside a faithfulness share (no rationale, or another verdict)
+
+
+def faithful_codes(records: list[dict], verdict: str | None = None) -> np.ndarray:
+    """Per row: 1 faithful, 0 not, NOT_JUDGED outside the share (as `evaluation.metrics.faithful_share` judges)."""
+    codes = []
+    for r in records:
+        judged = r.get("well_formed") and (r.get("rationale") or "").strip() and verdict in (None, r.get("verdict"))
+        cites = r.get("citations") or []
+        codes.append(NOT_JUDGED if not judged else int(bool(cites) and all(c["grounded"] for c in cites)))
+    return np.array(codes, dtype=np.int8)
+
+
+def share(_: np.ndarray, codes: np.ndarray) -> float | None:
+    judged = codes[codes != NOT_JUDGED]
+    return float(judged.mean()) if len(judged) else None
+
+
+def faithfulness(a: list[dict], b: list[dict], y: np.ndarray, draws: np.ndarray) -> dict | None:
+    """Each side's faithful shares with intervals and the paired difference b - a; None unless both have rationales."""
+    if not any("rationale" in r and r.get("rationale") for r in a) or not any(r.get("rationale") for r in b):
+        return None
+    out = {}
+    for name, verdict in (("all", None), ("anomalous", "anomalous")):
+        ca, cb = faithful_codes(a, verdict), faithful_codes(b, verdict)
+        diff = paired_difference(y, cb, ca, share, draws)
+        out[name] = {
+            "first": bootstrap(y, ca, share, draws).to_dict(),
+            "second": bootstrap(y, cb, share, draws).to_dict(),
+            "judged": [int((ca != NOT_JUDGED).sum()), int((cb != NOT_JUDGED).sum())],
+            "difference": diff.to_dict(),
+            "verdict": verdict_of(diff),
+        }
+    return out
 
 
 def load_side(spec: str) -> tuple[str, dict[str, dict]]:
@@ -56,12 +95,14 @@ def paired(first: tuple[str, dict[str, dict]], second: tuple[str, dict[str, dict
 
     sa, sb = scored(name_a, a), scored(name_b, b)
     blocks = analyse([sa, sb], labels, seed=seed)
+    draws = resamples(len(ids), seed)
     return {
         "n": len(ids),
         "positives": blocks["positives"],
         "first": {"name": name_a, **blocks["scorers"][name_a]},
         "second": {"name": name_b, **blocks["scorers"][name_b]},
-        "second_minus_first": compare(sb, sa, labels, resamples(len(ids), seed)),
+        "second_minus_first": compare(sb, sa, labels, draws),
+        "faithful": faithfulness([a[i] for i in ids], [b[i] for i in ids], positives(labels), draws),
     }
 
 
@@ -76,7 +117,15 @@ def render(result: dict) -> str:
     text = f"second - first: F1 {interval_text(diff['f1_difference'])} ({diff['f1']})"
     if "roc_auc_difference" in diff:
         text += f", ROC-AUC {interval_text(diff['roc_auc_difference'])} ({diff['roc_auc']})"
-    return "\n".join([*lines, text])
+    lines.append(text)
+    for name, part in (result.get("faithful") or {}).items():
+        first, second = part["judged"]
+        lines.append(
+            f"faithful ({name} rationales; {first} / {second} judged): first {interval_text(part['first'])}, "
+            f"second {interval_text(part['second'])}; second - first {interval_text(part['difference'])} "
+            f"({part['verdict']})"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:

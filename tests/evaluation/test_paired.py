@@ -57,3 +57,29 @@ def test_a_bad_side_names_what_is_wrong(tmp_path):
         load_side(spec.replace("/fast", "/reason"))
     with pytest.raises(FileNotFoundError):
         load_side(f"{tmp_path / 'none'}:sft/fast")
+
+
+def _reasoned(folder, arm, grounded_share: float):
+    """Reasoning-mode records: every anomalous row flagged with one citation, grounded on the first share of them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "predictions.jsonl").open("w") as f:
+        for i, y in enumerate(LABELS):
+            grounded = i < grounded_share * 20 if y == "anomalous" else True
+            record = {"arm": arm, "mode": "reason", "id": f"r{i}", "label": y, "verdict": y, "well_formed": True,
+                      "rationale": "L1 \"x\" so", "citations": [{"lines": [1, 1], "grounded": grounded}]}  # fmt: skip
+            f.write(json.dumps(record) + "\n")
+    return f"{folder}:{arm}/reason"
+
+
+def test_faithfulness_is_compared_over_all_rationales_and_anomalous_verdicts(tmp_path):
+    result = paired(load_side(_reasoned(tmp_path / "a", "sft", 0.2)), load_side(_reasoned(tmp_path / "b", "grpo", 1.0)))
+    anomalous, everything = result["faithful"]["anomalous"], result["faithful"]["all"]
+    assert anomalous["judged"] == [20, 20] and anomalous["first"]["value"] == pytest.approx(0.2)
+    assert anomalous["difference"]["value"] == pytest.approx(0.8) and anomalous["verdict"] == "win"
+    assert everything["first"]["value"] == pytest.approx(0.84) and everything["second"]["value"] == 1.0
+    assert "faithful (anomalous rationales; 20 / 20 judged)" in render(result)
+    fast = [(f"r{i}", y, y, 0.5) for i, y in enumerate(LABELS)]  # answer-first: no rationale, nothing to compare
+    both_fast = paired(
+        load_side(_report(tmp_path / "c", "s", "fast", fast)), load_side(_report(tmp_path / "d", "t", "fast", fast))
+    )
+    assert both_fast["faithful"] is None and "faithful (" not in render(both_fast)
