@@ -92,13 +92,18 @@ def ensure_model(cfg: LogrlConfig, force: bool = False) -> str:
         if path.exists():
             print(f"[model] using {path}", flush=True)
         return cfg.model.path
+    from rl_actors.prompt_source import training_view
     from rl_actors.tiny_model import build_tiny_model
 
     summary = ensure_data(cfg)
     started = time.perf_counter()
+
+    def view(row: dict, key: str) -> dict:  # the perturbed views SFT and GRPO draw, one per pretraining draw
+        return training_view(row, key, cfg.data.format, cfg.train.augment, cfg.train.seed)
+
     # The train split only: the tokenizer's merges and the pretraining never see held-out sessions.
     build_tiny_model(
-        [summary["paths"]["train"]], path, cfg.tiny_model, cfg.model.max_model_len, cfg.sft.anomalous_share
+        [summary["paths"]["train"]], path, cfg.tiny_model, cfg.model.max_model_len, cfg.sft.anomalous_share, view
     )
     print(f"[model] tiny model written to {path} ({time.perf_counter() - started:.0f}s)", flush=True)
     return cfg.model.path

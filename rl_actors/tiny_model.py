@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from contract.completion_format import SPECIAL_TAGS
@@ -52,21 +52,39 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int):
     )
 
 
-def pretrain(model, tokenizer, rows: list[dict], cfg: TinyModelConfig, anomalous_share: float | None = None) -> float:
+RowView = Callable[[dict, str], dict]  # (row, draw key) -> the row as training sees it for that draw
+
+
+def pretrain(
+    model,
+    tokenizer,
+    rows: list[dict],
+    cfg: TinyModelConfig,
+    anomalous_share: float | None = None,
+    view: RowView | None = None,
+) -> float:
     """Full-parameter causal-LM steps on chat-formatted training sessions and their teacher completions.
 
     This plays the part of an instruction-tuned base: a random tiny model cannot learn the answer format
     through LoRA alone in a CPU-sized budget. Only the train split is used; the loss is on every token.
+    `view` gives each draw its own perturbed view (shifted line numbers, reordered groups: the views SFT and GRPO
+    draw), so line numbers must be read from the prompt, not remembered with the text.
     """
     import torch
 
     from contract.chat_tokens import chat_token_ids
-    from pipelines.prompts.teacher import sft_examples
+    from pipelines.prompts.teacher import fast_mode_draws, sft_example
     from rl_actors.sampling import PromptSampler
     from rl_actors.sequences import encode_completion, pad_pairs, token_logprobs
 
-    examples = sft_examples(rows, fast_fraction=0.5, seed=cfg.seed)
-    seqs = [chat_token_ids(tokenizer, e["messages"]) + encode_completion(tokenizer, e["completion"]) for e in examples]
+    fast = fast_mode_draws(len(rows), 0.5, cfg.seed)
+
+    def sequence(index: int, key: str) -> list[int]:
+        row = view(rows[index], key) if view else rows[index]
+        example = sft_example(row, fast[index])
+        return chat_token_ids(tokenizer, example["messages"]) + encode_completion(tokenizer, example["completion"])
+
+    fixed = None if view else [sequence(i, "") for i in range(len(rows))]
     sampler = PromptSampler([row["label"] for row in rows], cfg.seed, anomalous_share)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.pretrain_lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.pretrain_lr, total_steps=cfg.pretrain_steps)
@@ -75,8 +93,9 @@ def pretrain(model, tokenizer, rows: list[dict], cfg: TinyModelConfig, anomalous
     for step in range(cfg.pretrain_steps):
         if step and step % 100 == 0:
             print(f"[model] pretraining step {step}/{cfg.pretrain_steps}, loss {float(loss.detach()):.3f}", flush=True)
-        picks = sampler.next(min(cfg.pretrain_batch_size, len(seqs)))
-        batch = pad_pairs([(seqs[i][:1], seqs[i][1:]) for i in picks], tokenizer.pad_token_id)
+        picks = sampler.next(min(cfg.pretrain_batch_size, len(rows)))
+        seqs = [fixed[i] if fixed else sequence(i, f"pretrain:{step}:{j}") for j, i in enumerate(picks)]
+        batch = pad_pairs([(seq[:1], seq[1:]) for seq in seqs], tokenizer.pad_token_id)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         mask = batch["completion_mask"]
         loss = -(token_logprobs(logits, batch["input_ids"]) * mask).sum() / mask.sum()
@@ -95,6 +114,7 @@ def build_tiny_model(
     cfg: TinyModelConfig,
     max_len: int,
     anomalous_share: float | None = None,
+    view: RowView | None = None,
 ) -> Path:
     """Write a HF folder (tokenizer + small LlamaForCausalLM, optionally pretrained) usable by vLLM and PEFT."""
     import torch
@@ -123,7 +143,7 @@ def build_tiny_model(
     )
     if cfg.pretrain_steps:
         rows = load_examples(example_files[0])  # the train split only
-        loss = pretrain(model, tokenizer, rows, cfg, anomalous_share)
+        loss = pretrain(model, tokenizer, rows, cfg, anomalous_share, view)
         print(f"[model] pretrained {cfg.pretrain_steps} steps, final loss {loss:.3f}")
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
