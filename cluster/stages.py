@@ -103,7 +103,12 @@ def ensure_model(cfg: LogrlConfig, force: bool = False) -> str:
 
     # The train split only: the tokenizer's merges and the pretraining never see held-out sessions.
     build_tiny_model(
-        [summary["paths"]["train"]], path, cfg.tiny_model, cfg.model.max_model_len, cfg.sft.anomalous_share, view
+        [summary["paths"]["train"]],
+        path,
+        cfg.tiny_model,
+        cfg.model.max_model_len,
+        cfg.sft.anomalous_share,
+        view if cfg.tiny_model.pretrain_views else None,
     )
     print(f"[model] tiny model written to {path} ({time.perf_counter() - started:.0f}s)", flush=True)
     return cfg.model.path

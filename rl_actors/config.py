@@ -56,6 +56,12 @@ class TinyModelConfig(StrictModel):
     pretrain_steps: int = Field(0, ge=0, description="Full-parameter LM steps on train-split chat text before saving.")
     pretrain_lr: float = Field(3e-3, gt=0, description="Peak learning rate of that pretraining (one-cycle schedule).")
     pretrain_batch_size: int = Field(8, ge=1, description="Sequences per pretraining step.")
+    pretrain_views: bool = Field(
+        True,
+        description="Pretrain on a fresh perturbed view per draw (`train.augment`: line numbers shifted, groups "
+        "reordered), as SFT and GRPO see them; false: every row as stored (the pretraining of the HDFS and "
+        "quickstart results before 2026-12-03).",
+    )
     seed: int = Field(0, description="Initialisation seed.")
 
 
