@@ -57,9 +57,21 @@ def test_every_pretraining_draw_gets_its_own_view(rows):
     assert len({prompt for _, prompt in seen}) > 4  # views differ between draws
 
 
-def test_without_a_view_pretraining_uses_each_row_as_stored(rows):
+class CountingRows(list):
+    """Rows that count how often one is read by index (how `pretrain` builds a sequence from a row)."""
+
+    reads = 0
+
+    def __getitem__(self, index):
+        self.reads += 1
+        return super().__getitem__(index)
+
+
+def test_without_a_view_each_row_is_built_once_as_stored_and_reused(rows):
     from rl_actors.tiny_model import pretrain
 
-    cfg = TinyModelConfig(pretrain_steps=2, pretrain_batch_size=4)
+    cfg = TinyModelConfig(pretrain_steps=5, pretrain_batch_size=4)
     model, tokenizer = tiny(rows, cfg)
-    assert pretrain(model, tokenizer, rows, cfg) > 0
+    counted = CountingRows(rows)
+    assert pretrain(model, tokenizer, counted, cfg) > 0
+    assert counted.reads == len(rows)  # 20 sequences drawn over 5 steps from 12 rows, each row tokenised once
