@@ -12,6 +12,7 @@ from pathlib import Path
 from cluster.config import ConfigError, load_config
 from cluster.console import quiet_console, say
 from cluster.environment import apply_defaults, apply_process_defaults
+from evaluation.config import EVAL_MODE_CHOICES
 
 # Commands that start Ray and run for minutes: quiet by default on a terminal (`--verbose` shows everything).
 LONG_COMMANDS = ("prepare-data", "build-tiny-model", "sft", "train", "eval", "serve", "quickstart")
@@ -152,7 +153,7 @@ def cmd_detect(args):
     from serving.client import detect
 
     lines = Path(args.file).read_text(encoding="utf-8", errors="replace").splitlines()
-    print(json.dumps(detect(args.url, lines, fast=args.fast), indent=2))
+    print(json.dumps(detect(args.url, lines, fast=args.fast, grounded=args.grounded), indent=2))
 
 
 def cmd_tail(args):
@@ -212,15 +213,17 @@ def cmd_quickstart(args):
     result = run_train_stage(cfg)
     phases["train (model+sft+grpo)"] = time.perf_counter() - t0 - phases["data"]
     t1 = time.perf_counter()
-    evaluation = run_eval_stage(cfg, adapter=result["adapter"]["path"])
+    evaluation = run_eval_stage(cfg, adapter=result["adapter"]["path"], mode="all")
     phases["eval"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     detector = start_serving(cfg, result["adapter"]["path"])
     phases["serve startup"] = time.perf_counter() - t2
     try:
         row = load_examples(summary["paths"]["test"])[0]
-        # Live lines carry no alert label: drop it where the format has one (a regex log is sent as it is).
-        answer = detect(detector.url, raw_session_lines(row, live=cfg.data.format in LABEL_FIRST_FORMATS))
+        # Live lines carry no alert label: drop it where the format has one (a regex log is sent as it is). Asked
+        # grounded: whatever the rationale quotes is text of the line it names.
+        lines = raw_session_lines(row, live=cfg.data.format in LABEL_FIRST_FORMATS)
+        answer = detect(detector.url, lines, grounded=True)
     finally:
         stop_detector(detector)
     test = summary["splits"]["test"]
@@ -243,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         "base-model": (cmd_base_model, "fetch and convert a registered pretrained base (e.g. smollm2-135m)"),
         "sft": (cmd_sft, "LoRA SFT warm start on teacher rationales (DeepSpeed learner)"),
         "train": (cmd_train, "GRPO: vLLM rollouts, reward actors, DeepSpeed LoRA learner"),
-        "eval": (cmd_eval, "evaluate adapters (reasoning and fast mode) against baselines; writes a report"),
+        "eval": (cmd_eval, "evaluate adapters (reasoning, fast, grounded mode) against baselines; writes a report"),
         "serve": (cmd_serve, "Ray Serve: OpenAI API + /detect for the trained adapter"),
         "scale": (cmd_scale, "add or remove rollout engines of a running GRPO job (from its next step)"),
         "detect": (cmd_detect, "send a log file to a running /detect endpoint"),
@@ -281,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     detect_cmd.add_argument("file", help="a file of raw log lines")
     detect_cmd.add_argument("--url", default="http://127.0.0.1:8000", help="detector base URL")
     detect_cmd.add_argument("--fast", action="store_true", help="answer-first fast mode")
+    detect_cmd.add_argument(
+        "--grounded",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="reasoning mode decoded so that every quote is text of the line it names (default: the server's)",
+    )
     tail_cmd = sub.choices["tail"]
     tail_cmd.add_argument("source", help="a log file to follow, or - for stdin")
     tail_cmd.add_argument("--url", default="http://127.0.0.1:8000", help="detector base URL ($LOGRL_API_KEY: its key)")
@@ -332,7 +341,13 @@ def add_eval_arguments(cmd: argparse.ArgumentParser) -> None:
         help="evaluate these logs instead of the prepared test split; FORMAT is any format prepare-data reads "
         "(hdfs and loglead_hdfs add ,LABELS_PATH); regex reads PATH with the config's data.regex",
     )
-    cmd.add_argument("--mode", choices=["reason", "fast", "both"], default="both", help="completion mode(s)")
+    cmd.add_argument(
+        "--mode",
+        choices=list(EVAL_MODE_CHOICES),
+        default="both",
+        help="completion mode(s): both = reason + fast; grounded = the reasoning prompt decoded so that every quote "
+        "is text of the line it names; all = the three",
+    )
     cmd.add_argument("--out", help="report folder (default: <train.output_dir>/eval)")
     cmd.add_argument("--limit", type=_positive_int, help="evaluate a seeded sample of N rows with the same label mix")
     cmd.add_argument(

@@ -10,6 +10,7 @@ from pathlib import Path
 from cluster.config import ConfigError, LogrlConfig
 from cluster.console import say
 from cluster.environment import init_ray
+from evaluation.config import EVAL_MODE_CHOICES
 
 
 def ensure_data(cfg: LogrlConfig, force: bool = False) -> dict:
@@ -283,7 +284,7 @@ def run_eval_stage(
         source = f"{source} (stratified sample of {len(rows)}, seed {cfg.data.seed})"
     if not rows:
         raise ValueError(f"no rows to evaluate in {source}")
-    modes = ("reason", "fast") if mode == "both" else (mode,)
+    modes = EVAL_MODE_CHOICES[mode]
     train = list(train_subset) if train_subset is not None else load_examples(summary["paths"]["train"])
     validation = _validation_rows(summary)
     extra = {}

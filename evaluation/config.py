@@ -11,6 +11,14 @@ from pipelines.config import StrictModel
 BaselineName = Literal[
     "majority", "keyword", "domain_cues", "logistic_regression", "decision_tree", "tfidf_logistic_regression"
 ]
+# `logrl eval --mode`: the completion modes each choice runs (names as in evaluation.predictions).
+EVAL_MODE_CHOICES = {
+    "reason": ("reason",),
+    "fast": ("fast",),
+    "grounded": ("grounded",),
+    "both": ("reason", "fast"),
+    "all": ("reason", "fast", "grounded"),
+}
 DEFAULT_KEYWORDS = [
     "error",
     "fail",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from contract.chat_tokens import FAST_PREFILL, chat_token_ids, prefill_for
 from contract.completion_format import ANSWER_CLOSE, answer_token_budget
-from evaluation.predictions import FAST_MODE, REASON_MODE, ArmResult, Prediction, predict
+from evaluation.predictions import FAST_MODE, GROUNDED_MODE, MODES, REASON_MODE, ArmResult, Prediction, predict
 from pipelines.prompts.render import build_messages
 from rl_actors.config import ModelConfig, RolloutConfig
 
@@ -25,9 +25,10 @@ class ArmSpec:
 
 
 def encode_eval_prompt(tokenizer, prompt_text: str, mode: str, data_format: str | None = None) -> list[int]:
-    """Prompt ids for one row: the reasoning chat, or the fast chat with `<answer>` prefilled (one tokenization)."""
-    if mode not in (REASON_MODE, FAST_MODE):
-        raise ValueError(f"mode must be {REASON_MODE!r} or {FAST_MODE!r}, got {mode!r}")
+    """Prompt ids for one row: the reasoning chat (reasoning and grounded mode), or the fast chat with `<answer>`
+    prefilled (one tokenization)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     fast = mode == FAST_MODE
     return chat_token_ids(tokenizer, build_messages(prompt_text, fast=fast, data_format=data_format), prefill_for(fast))
 
@@ -55,9 +56,12 @@ def run_mode(
 ) -> tuple[list[Prediction], float]:
     """Greedy completions for every row in one mode; returns predictions (in row order) and generation wall time.
 
-    A prompt that leaves no room to generate within `max_model_len` is not sent; it counts as unparsable.
+    A prompt that leaves no room to generate within `max_model_len` is not sent; it counts as unparsable. Grounded
+    mode decodes each row under its prompt's grammar (`contract.evidence_grammar`).
     """
     import ray
+
+    from contract.evidence_grammar import grounded_grammar
 
     prompts = [encode_eval_prompt(tokenizer, row["prompt"], mode, data_format) for row in rows]
     sendable = [i for i, ids in enumerate(prompts) if len(ids) < max_model_len]
@@ -72,7 +76,8 @@ def run_mode(
         for limit in sorted(set(budget)):
             group = [i for i, b in zip(chunk, budget) if b == limit]
             chunk_prompts = [prompts[i] for i in group]
-            results = ray.get(engine.complete_scored.remote(chunk_prompts, limit, stop, use_adapter, prefix))
+            grammars = [grounded_grammar(rows[i]["prompt"]) for i in group] if mode == GROUNDED_MODE else None
+            results = ray.get(engine.complete_scored.remote(chunk_prompts, limit, stop, use_adapter, prefix, grammars))
             outputs.update(zip(group, results))
         print(f"[eval] {mode}: {min(start + batch_size, len(sendable))}/{len(sendable)} prompts", flush=True)
     elapsed = time.perf_counter() - started
@@ -119,7 +124,9 @@ def evaluate_arms(
         kwargs_for_rank=lambda rank: dict(model_path=model_path, model_cfg=model_cfg, rollout_cfg=rollout_cfg),
     )
     engine = group.workers[0]
-    budgets = {REASON_MODE: rollout_cfg.max_new_tokens, FAST_MODE: fast_token_budget(tokenizer, fast_max_new_tokens)}
+    reason_budget = rollout_cfg.max_new_tokens
+    budgets = {REASON_MODE: reason_budget, GROUNDED_MODE: reason_budget}
+    budgets[FAST_MODE] = fast_token_budget(tokenizer, fast_max_new_tokens)
     results: list[ArmResult] = []
     extra_results: dict[str, list[ArmResult]] = {name: [] for name in extra or {}}
 

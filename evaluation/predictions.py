@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 
+from contract import evidence
 from contract.completion_format import parse_completion
+from contract.evidence import index_prompt_lines
 from pipelines.prompts.domain_teacher import contradicts
-from reward_workers import evidence
-from reward_workers.evidence import index_prompt_lines
 
-REASON_MODE, FAST_MODE = "reason", "fast"
-MODES = (REASON_MODE, FAST_MODE)
+# Grounded: the reasoning prompt, decoded under `contract.evidence_grammar` (every quote is on its line).
+REASON_MODE, FAST_MODE, GROUNDED_MODE = "reason", "fast", "grounded"
+MODES = (REASON_MODE, FAST_MODE, GROUNDED_MODE)
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class CitationRecord:
 
     lines: tuple[int, int]  # first and last cited line (equal for a single line)
     quote: str
-    grounded: bool  # the quote is verbatim message text of the cited line (reward_workers.evidence rules)
+    grounded: bool  # the quote is verbatim message text of the cited line (contract.evidence rules)
     carries_anomaly: bool  # grounded, and a line it names is in the row's `anomaly_lines`
 
 
@@ -64,7 +65,7 @@ class ArmResult:
 
 def check_citations(rationale: str, prompt: str, anomaly_lines: Collection[int] = ()) -> list[CitationRecord]:
     """Every citation of a rationale, in order, checked by the grounding reward's own rule
-    (`reward_workers.evidence.check_citations`)."""
+    (`contract.evidence.check_citations`)."""
     return [
         CitationRecord((c.citation.first, c.citation.last), c.citation.quote, c.grounded, c.carries_anomaly)
         for c in evidence.check_citations(rationale, prompt, anomaly_lines)

@@ -203,10 +203,12 @@ class RolloutEngine:
         stop: list[str] | None = None,
         use_adapter: bool = True,
         prefix: str = "",
+        grammars: list[str] | None = None,
     ) -> list[tuple[str, list[int], str | None, float | None]]:
         """`complete`, plus P(anomalous) read from the top log-probs at the verdict token (`prefix`: what the prompt
-        already wrote of the answer, fast mode's `<answer>`); None where the completion has no verdict token."""
-        outputs = self._greedy(prompts, max_tokens, stop, use_adapter, top_logprobs=SCORE_LOGPROBS)
+        already wrote of the answer, fast mode's `<answer>`); None where the completion has no verdict token.
+        `grammars`: one structured-output grammar (xgrammar EBNF) per prompt that its completion must follow."""
+        outputs = self._greedy(prompts, max_tokens, stop, use_adapter, top_logprobs=SCORE_LOGPROBS, grammars=grammars)
         scored = []
         for o in outputs:
             steps = o.logprobs or []
@@ -216,12 +218,19 @@ class RolloutEngine:
         return scored
 
     def _greedy(
-        self, prompts: list[list[int]], max_tokens: int, stop: list[str] | None, use_adapter: bool, top_logprobs: int
+        self,
+        prompts: list[list[int]],
+        max_tokens: int,
+        stop: list[str] | None,
+        use_adapter: bool,
+        top_logprobs: int,
+        grammars: list[str] | None = None,
     ) -> list:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import StructuredOutputsParams
 
-        params = SamplingParams(
+        common = dict(
             n=1,
             max_tokens=max_tokens,
             temperature=0.0,
@@ -233,6 +242,13 @@ class RolloutEngine:
             stop_token_ids=self.stop_token_ids,
             logprobs=top_logprobs or None,
         )
+        if grammars is None:
+            params = SamplingParams(**common)
+        else:
+            if len(grammars) != len(prompts):
+                raise ValueError(f"{len(grammars)} grammars for {len(prompts)} prompts")
+            constraint = [StructuredOutputsParams(grammar=grammar) for grammar in grammars]
+            params = [SamplingParams(**common, structured_outputs=c) for c in constraint]
         outputs = self.llm.generate(
             [TokensPrompt(prompt_token_ids=ids) for ids in prompts],
             params,

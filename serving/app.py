@@ -85,6 +85,7 @@ class DetectorSettings:
         None  # the cascade's first stage (serving.cascade); None: every window to the model
     )
     cascade: bool = False  # the default for requests that do not say
+    grounded: bool = False  # the default for reasoning-mode requests that do not say
     decide_known_anomalies: bool = False
     regex: RegexFormat | None = None  # format regex: its data.regex (line regex and label rule)
 
@@ -234,7 +235,13 @@ class DetectorServer(LLMServer):
         settings = self._detector
         detect_request = parse_detect_request(payload, settings.limits)
         return plan_detection(
-            detect_request, self._miner, settings.data_format, settings.limits, self._count_tokens, settings.regex
+            detect_request,
+            self._miner,
+            settings.data_format,
+            settings.limits,
+            self._count_tokens,
+            settings.regex,
+            settings.grounded,
         )
 
     async def _complete(self, plan: DetectPlan) -> tuple[str, list[TokenLogprobs]]:
@@ -435,6 +442,7 @@ def build_detector_app(
         poll_s=serve_cfg.adapter_poll_s,
         classical_stage_path=str(stage_path.resolve()) if stage_path.is_file() else None,
         cascade=serve_cfg.cascade,
+        grounded=serve_cfg.grounded,
         decide_known_anomalies=serve_cfg.cascade_decides_known_anomalies,
         regex=regex,
     )

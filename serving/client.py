@@ -36,12 +36,16 @@ def detect(
     api_key: str | None = None,
     cascade: bool | None = None,
     client: httpx.Client | None = None,
+    grounded: bool | None = None,
 ) -> dict[str, Any]:
     """POST one session's raw log lines to `url`/detect and return the JSON verdict (`cascade`: ask for the
-    server's classical first stage, or skip it; None: the server's default). `client` reuses its connections."""
+    server's classical first stage, or skip it; `grounded`: decode reasoning mode under the evidence grammar, or
+    not; None: the server's default). `client` reuses its connections."""
     body: dict[str, Any] = {"lines": list(lines), "fast": fast}
     if cascade is not None:
         body["cascade"] = cascade
+    if grounded is not None:
+        body["grounded"] = grounded
     post = client.post if client is not None else httpx.post
     response = post(f"{url.rstrip('/')}/detect", json=body, timeout=timeout, headers=auth_headers(api_key))
     if response.status_code != 200:

@@ -129,6 +129,12 @@ class ServeConfig(StrictModel):
         "classical_stage.json beside the miner) and asks the model only about suspicious windows; a request's "
         "`cascade` overrides it. Off (the default), or without the file, every window goes to the model.",
     )
+    grounded: bool = Field(
+        False,
+        description="/detect decodes reasoning mode under the prompt's evidence grammar "
+        "(contract/evidence_grammar.py): every quote in the rationale is text of the line it names, and the "
+        "model still picks the lines and the verdict. A request's `grounded` overrides it.",
+    )
     cascade_decides_known_anomalies: bool = Field(
         False,
         description="The first stage also calls a window anomalous itself when a template of it occurred only on "

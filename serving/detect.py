@@ -22,6 +22,7 @@ from contract.completion_format import (
     verdict_position,
     verdict_score,
 )
+from contract.evidence_grammar import grounded_grammar
 from pipelines.prompts.render import (
     RenderedPrompt,
     TokenCounter,
@@ -35,7 +36,7 @@ from pipelines.templates.miner import LogTemplateMiner
 from serving.cascade import StageDecision
 from serving.untrusted import clip, escape_for_response, invalid_code_point, normalize_line
 
-REASON_MODE, FAST_MODE = "reason", "fast"
+REASON_MODE, FAST_MODE, GROUNDED_MODE = "reason", "fast", "grounded"
 DETECT_PRIORITY = 0  # vLLM priority scheduling: lower runs first; /v1 work is pinned to serving.fairness.BULK_PRIORITY
 SCORE_TOP_LOGPROBS = 20  # top log-probs asked per generated token, for `score` (vLLM's default max_logprobs)
 # One generated token: its text and its top (text, log-prob) alternatives.
@@ -59,6 +60,7 @@ class DetectRequest(BaseModel):
     lines: list[str]
     fast: bool = False
     cascade: bool | None = None  # None: the server's setting (serve.cascade)
+    grounded: bool | None = None  # None: the server's setting (serve.grounded); reasoning mode only
 
 
 @dataclass(frozen=True)
@@ -151,12 +153,15 @@ def parse_detect_request(payload: Any, limits: DetectLimits) -> DetectRequest:
     lines = [normalize_line(line) for line in request.lines]
     if not any(line.strip() for line in lines):
         raise InvalidDetectRequest("no log text: every line is empty or whitespace; send at least one log line")
+    if request.fast and request.grounded:
+        raise InvalidDetectRequest("grounded applies to reasoning mode: fast mode writes no rationale to ground")
     return request.model_copy(update={"lines": lines})
 
 
-def sampling_for(fast: bool, limits: DetectLimits) -> dict[str, Any]:
+def sampling_for(fast: bool, limits: DetectLimits, grammar: str | None = None) -> dict[str, Any]:
     """Greedy sampling with each token's top log-probs (for `score`); fast mode continues a prefilled `<answer>`
-    and stops right after `</answer>` (kept)."""
+    and stops right after `</answer>` (kept); `grammar` (reasoning mode): the structured-output grammar the
+    completion must follow (grounded decoding)."""
     scored = {"temperature": 0.0, "logprobs": True, "top_logprobs": SCORE_TOP_LOGPROBS}
     if fast:
         return {
@@ -167,7 +172,8 @@ def sampling_for(fast: bool, limits: DetectLimits) -> dict[str, Any]:
             "add_generation_prompt": False,
             "continue_final_message": True,
         }
-    return {**scored, "max_completion_tokens": limits.max_new_tokens}
+    constrained = {"structured_outputs": {"grammar": grammar}} if grammar else {}
+    return {**scored, "max_completion_tokens": limits.max_new_tokens, **constrained}
 
 
 def verdict_probability(token_logprobs: Sequence[TokenLogprobs] | None, plan: DetectPlan) -> float | None:
@@ -225,18 +231,23 @@ def plan_detection(
     limits: DetectLimits,
     count_tokens: TokenCounter = estimate_tokens,
     regex: RegexFormat | None = None,
+    grounded: bool = False,
 ) -> DetectPlan:
     """Render the lines exactly as training did (fitted to the token budget), and pick the prompt and sampling.
 
-    `regex`: format regex's line regex and label rule (the run's data.regex); the other formats take none."""
+    `regex`: format regex's line regex and label rule (the run's data.regex); the other formats take none.
+    `grounded`: the server's default for requests that do not say; reasoning mode is then decoded under the
+    prompt's evidence grammar, so every quote is text of the line it names."""
     rendered = render_raw_lines(request.lines, data_format, miner, limits.max_prompt_tokens, count_tokens, regex)
     omitted = sorted(set(range(1, len(request.lines) + 1)) - shown_line_numbers(rendered.text))
     prefill = prefill_for(request.fast)
+    grounded = not request.fast and (grounded if request.grounded is None else request.grounded)
+    grammar = grounded_grammar(rendered.text) if grounded else None
     return DetectPlan(
         messages=with_prefill(build_messages(rendered.text, fast=request.fast, data_format=data_format), prefill),
-        sampling=sampling_for(request.fast, limits),
+        sampling=sampling_for(request.fast, limits, grammar),
         rendered=rendered,
-        mode=FAST_MODE if request.fast else REASON_MODE,
+        mode=FAST_MODE if request.fast else GROUNDED_MODE if grounded else REASON_MODE,
         prefill=prefill,
         omitted_lines=tuple(omitted),
         request_lines=len(request.lines),

@@ -8,8 +8,8 @@ from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU
 
 from contract.completion_format import parse_completion
+from contract.evidence import anomaly_groups, check_evidence, count_prompt_groups
 from reward_workers.config import GroundingConfig, RewardConfig
-from reward_workers.evidence import anomaly_groups, check_evidence, count_prompt_groups
 from reward_workers.reward_spec import RewardInput, register_reward
 
 

@@ -71,6 +71,18 @@ def test_a_regex_data_spec_needs_the_configs_data_regex(tmp_path, capsys):
     assert "--data 'regex:app.log': format regex needs its line regex: set data.regex" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("choice", "modes"),
+    [("both", ("reason", "fast")), ("grounded", ("grounded",)), ("all", ("reason", "fast", "grounded"))],
+)
+def test_eval_mode_choices_name_the_modes_they_run(choice, modes):
+    from evaluation.config import EVAL_MODE_CHOICES
+    from evaluation.predictions import MODES
+
+    assert cli.build_parser().parse_args(["eval", "--mode", choice]).mode == choice
+    assert EVAL_MODE_CHOICES[choice] == modes and set(modes) <= set(MODES)
+
+
 def test_eval_defaults():
     args = cli.build_parser().parse_args(["eval"])
     assert (args.adapter, args.no_adapter, args.data, args.mode, args.out, args.limit, args.arm) == (

@@ -44,6 +44,7 @@ def test_train_sync_and_serve(run_cfg):
 
     from cluster.stages import ensure_data, ensure_model, run_sft_stage, start_serving
     from contract.completion_format import VERDICTS, render_completion
+    from contract.evidence import check_citations
     from pipelines.building.dataset import load_examples, raw_session_lines
     from pipelines.prompts.render import build_messages
     from reward_workers.scorer import RewardScorer
@@ -122,21 +123,25 @@ def test_train_sync_and_serve(run_cfg):
     finally:
         trainer.shutdown()
 
-    # `logrl eval` on the held-out split: every test window in both modes, beside the baselines.
+    # `logrl eval` on the held-out split: every test window in every mode, beside the baselines.
     import json
 
     from cluster.stages import run_eval_stage
 
     out = Path(cfg.train.output_dir) / "eval"
-    evaluation = run_eval_stage(cfg, adapter=str(adapters_dir(cfg.train) / f"v{last}"), out=str(out))
+    evaluation = run_eval_stage(cfg, adapter=str(adapters_dir(cfg.train) / f"v{last}"), out=str(out), mode="all")
     test_ids = {row["id"] for row in load_examples(summary["paths"]["test"])}
     predictions = [json.loads(line) for line in open(out / "predictions.jsonl")]
-    for mode in ("reason", "fast"):
+    for mode in ("reason", "fast", "grounded"):
         assert {p["id"] for p in predictions if p["mode"] == mode} == test_ids  # every sample counts
-    assert len(predictions) == 2 * len(test_ids)
+    assert len(predictions) == 3 * len(test_ids)
     report = (out / "report.md").read_text()
-    for name in ("adapter/reason", "adapter/fast", "majority", "keyword", "logistic_regression", "decision_tree"):
+    for name in ("adapter/reason", "adapter/fast", "adapter/grounded", "majority", "keyword", "decision_tree"):
         assert name in report
+    # Grounded decoding through vLLM's structured outputs: whatever the model cites is text of the line it names.
+    grounded = [p for p in predictions if p["mode"] == "grounded" and p["well_formed"]]
+    assert grounded and sum(len(p["citations"]) for p in grounded) >= len(grounded) // 2
+    assert all(c["grounded"] for p in grounded for c in p["citations"]), [p["rationale"] for p in grounded]
     assert set(json.loads((out / "metrics.json").read_text())["arms"]) == set(evaluation["metrics"]["arms"])
     # Scores from the verdict token's log-probs, AUCs with intervals beside the baselines', the flip rate on a
     # perturbed copy, the unseen-template slice.
@@ -167,14 +172,20 @@ def test_train_sync_and_serve(run_cfg):
     assert len(answered) >= 3, "at least 3 held-out windows answered in the format in reasoning mode"
     detector = start_serving(cfg, str(adapters_dir(cfg.train) / f"v{last}"))
     try:
-        for fast in (False, True):
-            mode = "fast" if fast else "reason"
-            served = [detect(detector.url, raw_session_lines(row, live=True), fast=fast) for row in answered]
+        for mode in ("reason", "fast", "grounded"):
+            fast, grounded = mode == "fast", mode == "grounded"
+            served = [
+                detect(detector.url, raw_session_lines(row, live=True), fast=fast, grounded=grounded)
+                for row in answered
+            ]
             for answer in served:
                 assert answer["adapter_version"] == f"v{last}" and answer["mode"] == mode
                 assert set(answer) >= {"verdict", "well_formed", "rationale", "templates", "latency_ms"}
             same = sum(a["verdict"] == evaluated[(row["id"], mode)]["verdict"] for a, row in zip(served, answered))
             assert same >= len(answered) - 1, (mode, served)
+            if grounded:  # served under the same grammar: every quote is on the line it names
+                checked = [check_citations(a["rationale"], row["prompt"]) for a, row in zip(served, answered)]
+                assert all(c.grounded for row_checked in checked for c in row_checked), served
         test_rows = answered
 
         client = OpenAI(base_url=f"{detector.url}/v1", api_key="unused")

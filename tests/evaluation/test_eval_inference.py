@@ -39,5 +39,9 @@ def test_fast_prompt_ends_with_the_prefill(tokenizer):
     fast = tokenizer.decode(encode_eval_prompt(tokenizer, "L1 KERNEL INFO: job started", "fast"))
     assert SYSTEM_PROMPT in reason and not reason.rstrip().endswith(FAST_PREFILL)
     assert FAST_SYSTEM_PROMPT in fast and fast.endswith(FAST_PREFILL)
+    # Grounded mode asks what reasoning mode asks; only its decoding differs.
+    assert encode_eval_prompt(tokenizer, "L1 KERNEL INFO: job started", "grounded") == encode_eval_prompt(
+        tokenizer, "L1 KERNEL INFO: job started", "reason"
+    )
     with pytest.raises(ValueError, match="mode"):
         encode_eval_prompt(tokenizer, "x", "slow")

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from contract.completion_format import render_completion
+from contract.evidence import index_prompt
 from pipelines.prompts.augment import Perturbation, augmented, perturb, perturbed_copy
 from pipelines.prompts.domain_teacher import DomainTeacher
 from pipelines.prompts.rows import rows_in_process
 from reward_workers.config import RewardConfig
-from reward_workers.evidence import index_prompt
 from reward_workers.registry import RewardInput
 from reward_workers.rewards.grounding_reward import grounding_reward
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reward_samples import PROMPT
 
-from reward_workers.evidence import (
+from contract.evidence import (
     Citation,
     anomaly_groups,
     check_citations,

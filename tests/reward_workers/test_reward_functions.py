@@ -8,8 +8,8 @@ import pytest
 from reward_samples import CONCISE, PROMPT, REFERENCE, completion, sample
 
 from contract.completion_format import neutralize_tags, parse_completion
+from contract.evidence import index_prompt_lines
 from reward_workers.config import AnswerPayoffs, GroundingConfig, RewardConfig
-from reward_workers.evidence import index_prompt_lines
 from reward_workers.registry import RewardInput
 from reward_workers.rewards.answer_reward import answer_reward
 from reward_workers.rewards.brevity_reward import brevity_reward

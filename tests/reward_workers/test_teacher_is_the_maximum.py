@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from contract.completion_format import render_completion
+from contract.evidence import extract_citations, index_prompt
 from pipelines.prompts.domain_teacher import DomainTeacher
 from pipelines.prompts.render import render_window
 from pipelines.prompts.rows import rows_in_process
 from pipelines.prompts.teacher import RuleTeacher
 from reward_workers.config import RewardConfig
-from reward_workers.evidence import extract_citations, index_prompt
 from reward_workers.registry import RewardInput
 from reward_workers.scorer import RewardScorer
 

@@ -13,6 +13,7 @@ from pipelines.prompts.render import FAST_SYSTEM_PROMPT, SYSTEM_PROMPT
 from pipelines.reading.regex_format import RegexFormat
 from serving.detect import (
     FAST_MODE,
+    GROUNDED_MODE,
     REASON_MODE,
     SCORE_TOP_LOGPROBS,
     AdapterInfo,
@@ -97,6 +98,8 @@ def test_valid_request_parses(bgl_raw_lines, limits):
         ({"lines": ["ok", 7]}, "lines.1: Input should be a valid string"),
         ({"lines": ["x"], "fast": "yes"}, "fast: Input should be a valid boolean"),
         ({"lines": ["x"], "temperature": 1.5}, "temperature: Extra inputs are not permitted"),
+        ({"lines": ["x"], "fast": True, "grounded": True}, "grounded applies to reasoning mode"),
+        ({"lines": ["x"], "grounded": 1}, "grounded: Input should be a valid boolean"),
         (["x"], "body must be a JSON object"),
     ],
 )
@@ -122,6 +125,24 @@ def test_reasoning_mode_uses_the_training_prompt_and_no_stop(bgl_raw_lines, mine
         "top_logprobs": SCORE_TOP_LOGPROBS,
     }
     assert plan.rendered.templates and plan.rendered.malformed == []
+
+
+def test_grounded_mode_decodes_under_the_prompts_evidence_grammar(bgl_raw_lines, miner, limits):
+    from contract.evidence_grammar import grounded_grammar
+
+    lines = bgl_raw_lines[:20]
+    asked = plan_detection(DetectRequest(lines=lines, grounded=True), miner, "bgl", limits)
+    assert asked.mode == GROUNDED_MODE and asked.messages == _plan(lines, miner, limits).messages
+    assert asked.sampling["structured_outputs"] == {"grammar": grounded_grammar(asked.rendered.text)}
+    assert asked.sampling["max_completion_tokens"] == limits.max_new_tokens
+    # The server's default applies to requests that do not say; a request may turn it off; fast mode has no rationale.
+    by_default = plan_detection(DetectRequest(lines=lines), miner, "bgl", limits, grounded=True)
+    assert by_default.mode == GROUNDED_MODE and by_default.sampling == asked.sampling
+    assert plan_detection(DetectRequest(lines=lines, grounded=False), miner, "bgl", limits, grounded=True).mode == (
+        REASON_MODE
+    )
+    fast = plan_detection(DetectRequest(lines=lines, fast=True), miner, "bgl", limits, grounded=True)
+    assert fast.mode == FAST_MODE and "structured_outputs" not in fast.sampling
 
 
 def test_fast_mode_is_answer_first_and_stops_after_the_answer(bgl_raw_lines, miner, limits):
