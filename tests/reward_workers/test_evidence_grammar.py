@@ -19,7 +19,7 @@ from test_teacher_is_the_maximum import BGL, template_rows, variants  # noqa: E4
 
 from contract.completion_format import parse_completion, render_completion  # noqa: E402
 from contract.evidence import check_citations  # noqa: E402
-from contract.evidence_grammar import MAX_FREE_CHARS, grounded_grammar, quote_rules  # noqa: E402
+from contract.evidence_grammar import grounded_grammar, quote_rules  # noqa: E402
 from pipelines.prompts.domain_teacher import DomainTeacher  # noqa: E402
 from pipelines.prompts.rows import rows_in_process  # noqa: E402
 from pipelines.prompts.teacher import RuleTeacher  # noqa: E402
@@ -115,8 +115,8 @@ def test_a_quote_starts_at_a_word_and_is_long_enough() -> None:
 def test_a_prompt_with_nothing_quotable_leaves_free_text_only(compiler) -> None:
     prompt = "L1: 48\nL2: 16"
     assert "citation" not in grounded_grammar(prompt)
-    # Free text is bounded, so a model drifting off its evidence must close the rationale and answer.
-    assert admits(compiler, prompt, f"<think>{'a' * MAX_FREE_CHARS}</think><answer>normal</answer>")
-    assert not admits(compiler, prompt, f"<think>{'a' * (MAX_FREE_CHARS + 1)}</think><answer>normal</answer>")
+    # Free text stays on the rationale's line and opens no tag or special token.
+    assert not admits(compiler, prompt, "<think>Normal.\nL3: x</think><answer>normal</answer>")
+    assert not admits(compiler, prompt, "<think>Normal.<|assistant|></think><answer>normal</answer>")
     assert admits(compiler, prompt, "<think>Normal: L1 is a counter value.</think><answer>normal</answer>")
     assert not admits(compiler, prompt, '<think>L1 "48"</think><answer>normal</answer>')
