@@ -21,27 +21,18 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     args = parser.parse_args()
 
-    from cluster.config import load_config
-    from cluster.environment import apply_defaults
+    from trained_run import open_run, rollout_engine
 
-    apply_defaults()
+    run = Path(args.run)
+    cfg, latest, tokenizer = open_run(run)
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    from contract.adapter_store import read_latest
     from contract.chat_tokens import chat_token_ids
     from pipelines.building.dataset import load_examples
     from pipelines.prompts.render import build_messages
-    from rl_actors.adapters import AdapterSnapshot
-    from rl_actors.rollout import RolloutEngine
 
-    run = Path(args.run)
-    cfg = load_config(None, [f"train.output_dir={run}", f"data.output_dir={run / 'data'}"])
-    latest = read_latest(run)
-    if latest is None:
-        raise SystemExit(f"{run}: no published adapter (train into it first)")
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
     rows = load_examples(run / "data" / "train")[: args.prompts]
     prompts = [chat_token_ids(tokenizer, build_messages(r["prompt"])) for r in rows]
 
@@ -61,8 +52,7 @@ def main() -> None:
     hf_s = time.perf_counter() - started
 
     rollout_cfg = cfg.rollout.model_copy(update={"group_size": args.group, "max_new_tokens": args.max_new_tokens})
-    engine = RolloutEngine(cfg.model.path, cfg.model, rollout_cfg)
-    engine.load_adapter(AdapterSnapshot.from_dir(latest["path"], latest["version"]))
+    engine = rollout_engine(cfg, latest, rollout_cfg)
     engine.generate([(0, prompts[0])], seed=0)  # warm-up: the first LoRA batch compiles kernels
 
     def timed_rollout() -> tuple[int, float]:

@@ -22,30 +22,18 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=96)
     args = parser.parse_args()
 
-    from cluster.config import load_config
-    from cluster.environment import apply_defaults
+    from trained_run import open_run, rollout_engine
 
-    apply_defaults()
-    from transformers import AutoTokenizer
-
-    from contract.adapter_store import read_latest
+    run = Path(args.run)
+    cfg, latest, tokenizer = open_run(run)
     from contract.evidence_grammar import grounded_grammar
     from evaluation.inference import encode_eval_prompt
     from pipelines.building.dataset import load_examples
-    from rl_actors.adapters import AdapterSnapshot
-    from rl_actors.rollout import RolloutEngine
 
-    run = Path(args.run)
-    cfg = load_config(None, [f"train.output_dir={run}", f"data.output_dir={run / 'data'}"])
-    latest = read_latest(run)
-    if latest is None:
-        raise SystemExit(f"{run}: no published adapter (train into it first)")
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
     rows = load_examples(run / "data" / "test")
     prompts = [encode_eval_prompt(tokenizer, row["prompt"], "reason", cfg.data.format) for row in rows]
     budget = min(args.max_new_tokens, cfg.model.max_model_len - max(len(ids) for ids in prompts))
-    engine = RolloutEngine(cfg.model.path, cfg.model, cfg.rollout)
-    engine.load_adapter(AdapterSnapshot.from_dir(latest["path"], latest["version"]))
+    engine = rollout_engine(cfg, latest)
     engine.complete_scored(prompts[:1], 1)  # untimed warm-up: first batch and first adapter use
 
     def free() -> list:
