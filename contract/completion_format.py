@@ -11,6 +11,10 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 SPECIAL_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 VERDICTS = ("normal", "anomalous")
+# How a completion is asked for, as eval and /detect name it: `reason` (the rationale, then the verdict), `fast`
+# (answer first: `<answer>` prefilled), `grounded` (reason, decoded under the prompt's evidence grammar).
+REASON_MODE, FAST_MODE, GROUNDED_MODE = "reason", "fast", "grounded"
+MODES = (REASON_MODE, FAST_MODE, GROUNDED_MODE)
 
 # Whole-completion patterns: exactly one think block and one answer block, nothing else around them.
 _THINK_FIRST = re.compile(r"\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*", re.S)

@@ -6,19 +6,14 @@ from typing import Literal
 
 from pydantic import Field
 
+from contract.completion_format import FAST_MODE, MODES, REASON_MODE
 from pipelines.config import StrictModel
 
 BaselineName = Literal[
     "majority", "keyword", "domain_cues", "logistic_regression", "decision_tree", "tfidf_logistic_regression"
 ]
-# `logrl eval --mode`: the completion modes each choice runs (names as in evaluation.predictions).
-EVAL_MODE_CHOICES = {
-    "reason": ("reason",),
-    "fast": ("fast",),
-    "grounded": ("grounded",),
-    "both": ("reason", "fast"),
-    "all": ("reason", "fast", "grounded"),
-}
+# `logrl eval --mode`: the completion modes each choice runs.
+EVAL_MODE_CHOICES = {mode: (mode,) for mode in MODES} | {"both": (REASON_MODE, FAST_MODE), "all": MODES}
 DEFAULT_KEYWORDS = [
     "error",
     "fail",

@@ -7,8 +7,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from contract.chat_tokens import FAST_PREFILL, chat_token_ids, prefill_for
-from contract.completion_format import ANSWER_CLOSE, answer_token_budget
-from evaluation.predictions import FAST_MODE, GROUNDED_MODE, MODES, REASON_MODE, ArmResult, Prediction, predict
+from contract.completion_format import (
+    ANSWER_CLOSE,
+    FAST_MODE,
+    GROUNDED_MODE,
+    MODES,
+    REASON_MODE,
+    answer_token_budget,
+)
+from evaluation.predictions import ArmResult, Prediction, predict
 from pipelines.prompts.render import build_messages
 from rl_actors.config import ModelConfig, RolloutConfig
 

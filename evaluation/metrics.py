@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from evaluation.predictions import FAST_MODE, Prediction
+from contract.completion_format import FAST_MODE
+from evaluation.predictions import Prediction
 
 POSITIVE, NEGATIVE = "anomalous", "normal"
 

@@ -10,10 +10,6 @@ from contract.completion_format import parse_completion
 from contract.evidence import index_prompt_lines
 from pipelines.prompts.domain_teacher import contradicts
 
-# Grounded: the reasoning prompt, decoded under `contract.evidence_grammar` (every quote is on its line).
-REASON_MODE, FAST_MODE, GROUNDED_MODE = "reason", "fast", "grounded"
-MODES = (REASON_MODE, FAST_MODE, GROUNDED_MODE)
-
 
 @dataclass(frozen=True)
 class CitationRecord:

@@ -16,6 +16,9 @@ from contract.chat_tokens import chat_token_ids, prefill_for, with_prefill
 from contract.completion_format import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
+    FAST_MODE,
+    GROUNDED_MODE,
+    REASON_MODE,
     THINK_CLOSE,
     THINK_OPEN,
     parse_completion,
@@ -36,7 +39,6 @@ from pipelines.templates.miner import LogTemplateMiner
 from serving.cascade import StageDecision
 from serving.untrusted import clip, escape_for_response, invalid_code_point, normalize_line
 
-REASON_MODE, FAST_MODE, GROUNDED_MODE = "reason", "fast", "grounded"
 DETECT_PRIORITY = 0  # vLLM priority scheduling: lower runs first; /v1 work is pinned to serving.fairness.BULK_PRIORITY
 SCORE_TOP_LOGPROBS = 20  # top log-probs asked per generated token, for `score` (vLLM's default max_logprobs)
 # One generated token: its text and its top (text, log-prob) alternatives.

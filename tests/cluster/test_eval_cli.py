@@ -76,8 +76,8 @@ def test_a_regex_data_spec_needs_the_configs_data_regex(tmp_path, capsys):
     [("both", ("reason", "fast")), ("grounded", ("grounded",)), ("all", ("reason", "fast", "grounded"))],
 )
 def test_eval_mode_choices_name_the_modes_they_run(choice, modes):
+    from contract.completion_format import MODES
     from evaluation.config import EVAL_MODE_CHOICES
-    from evaluation.predictions import MODES
 
     assert cli.build_parser().parse_args(["eval", "--mode", choice]).mode == choice
     assert EVAL_MODE_CHOICES[choice] == modes and set(modes) <= set(MODES)
