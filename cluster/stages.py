@@ -311,6 +311,7 @@ def run_eval_stage(
         cfg.eval.batch_size,
         cfg.data.format,
         extra,
+        cfg.eval.force_verdict,
     )
     labels = [row["label"] for row in validation]
     thresholds = {
@@ -329,6 +330,7 @@ def run_eval_stage(
         "modes": ", ".join(modes),
         "reason_max_new_tokens": cfg.rollout.max_new_tokens,
         "fast_max_new_tokens": fast_budget,
+        "force_verdict": cfg.eval.force_verdict,
         "train_rows": len(train),
         "validation_rows": len(validation),
         "thresholds": "chosen on the validation rows" if validation else "0.5 (no validation split)",

@@ -59,6 +59,35 @@ def parse_completion(text: str) -> ParsedCompletion:
     return ParsedCompletion(None, "", False)
 
 
+# Line numbers left at the end of a rationale without their quote (the budget cut the citation short).
+_UNFINISHED_CITATION = re.compile(
+    r"\s*\bL\d+(?:\s*-\s*L?\d+)?(?:\s*,\s*L\d+(?:\s*-\s*L?\d+)?)*(?:\s*\(x\d+\))?\s*[:,-]?\s*$"
+)
+
+
+def budget_forced_prefill(completion: str) -> str | None:
+    """Where to ask for the verdict of a reasoning completion its token budget cut before the answer (budget
+    forcing): the rationale so far, less a citation cut inside its quote, closed: `<think>…</think><answer>`.
+
+    None when there is nothing to force: the completion already closed its answer, does not open with `<think>`,
+    or repeats a tag. The caller continues the prefill as fast mode does (the verdict and `</answer>`).
+    """
+    text = completion.lstrip()
+    if not text.startswith(THINK_OPEN) or ANSWER_CLOSE in text or any(text.count(tag) > 1 for tag in SPECIAL_TAGS):
+        return None
+    rationale = text[len(THINK_OPEN) :]
+    closed = rationale.find(THINK_CLOSE)
+    if closed >= 0:  # the rationale was closed: whatever came after it is replaced by the forced answer
+        rationale = rationale[:closed]
+    else:
+        if rationale.count('"') % 2:  # cut inside a quote: drop it, and below the line number it belongs to
+            rationale = rationale[: rationale.rfind('"')]
+        rationale = _UNFINISHED_CITATION.sub("", rationale)
+    if ANSWER_OPEN in rationale:
+        return None
+    return f"{THINK_OPEN}{rationale.rstrip()}{THINK_CLOSE}{ANSWER_OPEN}"
+
+
 def neutralize_tags(text: str) -> str:
     """Make log text unable to produce the format's special tokens (log text is data, not markup).
 

@@ -45,6 +45,11 @@ class EvalConfig(StrictModel):
         description="Token budget after the `<answer>` prefill in fast mode; None: measured on the model's "
         "tokenizer (the longest verdict plus `</answer>`).",
     )
+    force_verdict: bool = Field(
+        False,
+        description="Budget forcing in reasoning and grounded mode: a completion its token budget cuts before the "
+        "answer is closed where it stopped and asked for the verdict (fast mode's budget); the report counts them.",
+    )
     batch_size: int = Field(256, ge=1, description="Prompts per engine call (progress is printed per batch).")
     baselines: list[BaselineName] = Field(
         default_factory=lambda: [

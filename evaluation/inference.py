@@ -14,8 +14,9 @@ from contract.completion_format import (
     MODES,
     REASON_MODE,
     answer_token_budget,
+    budget_forced_prefill,
 )
-from evaluation.predictions import ArmResult, Prediction, predict
+from evaluation.predictions import FORCED, ArmResult, Prediction, predict
 from pipelines.prompts.render import build_messages
 from rl_actors.config import ModelConfig, RolloutConfig
 
@@ -31,13 +32,16 @@ class ArmSpec:
     adapter_version: int | None = None
 
 
-def encode_eval_prompt(tokenizer, prompt_text: str, mode: str, data_format: str | None = None) -> list[int]:
+def encode_eval_prompt(
+    tokenizer, prompt_text: str, mode: str, data_format: str | None = None, prefill: str | None = None
+) -> list[int]:
     """Prompt ids for one row: the reasoning chat (reasoning and grounded mode), or the fast chat with `<answer>`
-    prefilled (one tokenization)."""
+    prefilled (one tokenization). `prefill` overrides the mode's (budget forcing: the cut rationale, closed)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     fast = mode == FAST_MODE
-    return chat_token_ids(tokenizer, build_messages(prompt_text, fast=fast, data_format=data_format), prefill_for(fast))
+    messages = build_messages(prompt_text, fast=fast, data_format=data_format)
+    return chat_token_ids(tokenizer, messages, prefill_for(fast) if prefill is None else prefill)
 
 
 def fast_token_budget(tokenizer, configured: int | None = None) -> int:
@@ -60,11 +64,14 @@ def run_mode(
     batch_size: int,
     use_adapter: bool,
     data_format: str | None = None,
+    force_tokens: int = 0,
 ) -> tuple[list[Prediction], float]:
     """Greedy completions for every row in one mode; returns predictions (in row order) and generation wall time.
 
     A prompt that leaves no room to generate within `max_model_len` is not sent; it counts as unparsable. Grounded
-    mode decodes each row under its prompt's grammar (`contract.evidence_grammar`).
+    mode decodes each row under its prompt's grammar (`contract.evidence_grammar`). `force_tokens` > 0 turns on
+    budget forcing in reasoning and grounded mode: a completion its budget cut before the answer is closed where
+    it stopped and asked for the verdict, in that many tokens (`force_verdicts`; finish reason `forced`).
     """
     import ray
 
@@ -87,6 +94,10 @@ def run_mode(
             results = ray.get(engine.complete_scored.remote(chunk_prompts, limit, stop, use_adapter, prefix, grammars))
             outputs.update(zip(group, results))
         print(f"[eval] {mode}: {min(start + batch_size, len(sendable))}/{len(sendable)} prompts", flush=True)
+    if force_tokens and mode != FAST_MODE:
+        outputs.update(
+            force_verdicts(engine, tokenizer, rows, outputs, force_tokens, max_model_len, use_adapter, data_format)
+        )
     elapsed = time.perf_counter() - started
     predictions = []
     for i, row in enumerate(rows):
@@ -94,6 +105,43 @@ def run_mode(
         completion = "" if finish == PROMPT_TOO_LONG else full_completion(mode, text)
         predictions.append(predict(row, mode, completion, finish, len(ids), score))
     return predictions, elapsed
+
+
+def force_verdicts(
+    engine,
+    tokenizer,
+    rows: Sequence[dict],
+    outputs: Mapping[int, tuple[str, list[int], str | None, float | None]],
+    force_tokens: int,
+    max_model_len: int,
+    use_adapter: bool,
+    data_format: str | None = None,
+) -> dict[int, tuple[str, list[int], str | None, float | None]]:
+    """Budget forcing: every reasoning completion cut by its budget (`length`) before the answer, closed where it
+    stopped (`budget_forced_prefill`) and continued as fast mode continues `<answer>`, in one engine call. Returns
+    the forced rows: the whole completion, both passes' tokens, finish reason `forced`, the verdict's score."""
+    import ray
+
+    forced: dict[int, str] = {}
+    prompts: dict[int, list[int]] = {}
+    for i, (text, _, finish, _) in outputs.items():
+        prefill = budget_forced_prefill(text) if finish == "length" else None
+        if prefill is None:
+            continue
+        ids = encode_eval_prompt(tokenizer, rows[i]["prompt"], REASON_MODE, data_format, prefill)
+        if len(ids) + force_tokens <= max_model_len:
+            forced[i], prompts[i] = prefill, ids
+    if not forced:
+        return {}
+    order = list(forced)
+    results = ray.get(
+        engine.complete_scored.remote(
+            [prompts[i] for i in order], force_tokens, [ANSWER_CLOSE], use_adapter, FAST_PREFILL
+        )
+    )
+    return {
+        i: (forced[i] + text, outputs[i][1] + ids, FORCED, score) for i, (text, ids, _, score) in zip(order, results)
+    }
 
 
 def evaluate_arms(
@@ -107,12 +155,13 @@ def evaluate_arms(
     batch_size: int,
     data_format: str | None = None,
     extra: Mapping[str, tuple[Sequence[dict], str]] | None = None,
+    force_verdict: bool = False,
 ) -> tuple[list[ArmResult], dict[str, list[ArmResult]]]:
     """Run every arm in every mode through one rollout engine (Ray must be initialised); adapters load in turn.
 
     `data_format` is the run's: prompts are built exactly as training built them. `extra` names more row sets,
     each run in one mode for every arm (validation rows for thresholds, a perturbed copy for the flip rate);
-    returns the results on `rows` and per extra set.
+    returns the results on `rows` and per extra set. `force_verdict`: budget forcing (`run_mode`).
     """
     import ray
     from transformers import AutoTokenizer
@@ -148,6 +197,7 @@ def evaluate_arms(
             batch_size,
             use_adapter=arm.adapter_path is not None,
             data_format=data_format,
+            force_tokens=budgets[FAST_MODE] if force_verdict else 0,
         )
         print(f"[eval] {arm.name}/{mode}{label}: {len(arm_rows)} samples in {elapsed:.1f}s", flush=True)
         return ArmResult(arm.name, mode, predictions, elapsed, arm.adapter_path, arm.adapter_version)

@@ -10,6 +10,8 @@ from contract.completion_format import parse_completion
 from contract.evidence import index_prompt_lines
 from pipelines.prompts.domain_teacher import contradicts
 
+FORCED = "forced"  # finish reason of a completion whose verdict budget forcing asked for
+
 
 @dataclass(frozen=True)
 class CitationRecord:

@@ -12,7 +12,7 @@ from evaluation.analysis import Scored, analyse, interval_text
 from evaluation.baselines import BaselineResult
 from evaluation.metrics import POSITIVE, score_predictions, score_verdicts
 from evaluation.plots import plot_confusion, plot_curves, plot_scores, plot_training, read_training_log
-from evaluation.predictions import ArmResult
+from evaluation.predictions import FORCED, ArmResult
 from evaluation.stats import filled
 
 COLUMNS = (
@@ -88,6 +88,7 @@ def collect_metrics(
             **scores,
             "invalid_ids": invalid_ids,
             "contradictions": sum(p.contradicts for p in arm.predictions),
+            "forced": sum(p.finish_reason == FORCED for p in arm.predictions),
         }
     for base in baselines:
         if base.verdicts is None:
@@ -222,6 +223,7 @@ def _markdown(metrics: Mapping, plots: Sequence[Path]) -> str:
             f"latency {_cell(arm['latency_s'])} s/sample; faithful over {arm['rationales']} rationales, "
             f"evidence recall over {arm['evidence_rows']} true positives with an anomaly line shown; "
             f"{arm['contradictions']} rationales arguing for the other class; "
+            f"{arm.get('forced', 0)} verdicts asked for by budget forcing; "
             f"{len(invalid)} without a verdict (counted wrong){': ' + shown if invalid else ''}"
         )
     skipped = {name: s["skipped"] for name, s in metrics["baselines"].items() if "skipped" in s}

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from contract.actor_env import forwarded_env
-from contract.completion_format import answer_token_budget
+from contract.completion_format import ANSWER_OPEN, THINK_CLOSE, answer_token_budget
 from pipelines.prompts.render import estimate_tokens
 from pipelines.reading.log_formats import line_parser
 from pipelines.reading.regex_format import RegexFormat
@@ -45,6 +45,7 @@ from serving.detect import (
     check_tags_survive_decoding,
     classical_response,
     detect_response,
+    forced_plan,
     load_adapter_info,
     parse_detect_request,
     plan_detection,
@@ -86,6 +87,7 @@ class DetectorSettings:
     )
     cascade: bool = False  # the default for requests that do not say
     grounded: bool = False  # the default for reasoning-mode requests that do not say
+    force_verdict: bool = False  # budget forcing: a reasoning completion cut before its answer is asked for it
     decide_known_anomalies: bool = False
     regex: RegexFormat | None = None  # format regex: its data.regex (line regex and label rule)
 
@@ -161,7 +163,15 @@ class DetectorServer(LLMServer):
                 return JSONResponse(classical_response(decision, plan, adapter, latency_ms, settings.limits))
             stage_reason = decision.reason
         try:
-            completion, token_logprobs = await self._complete(plan)
+            completion, token_logprobs, finish = await self._complete(plan)
+            forced = (
+                forced_plan(plan, completion, settings.limits)
+                if settings.force_verdict and finish == "length"
+                else None
+            )
+            if forced is not None:  # budget forcing: the cut rationale, closed, asked for its verdict
+                plan = forced
+                completion, token_logprobs, _ = await self._complete(plan)
         except EngineError as err:
             return error_response(err.status_code, str(err))
         latency_ms = (time.perf_counter() - started) * 1000
@@ -244,9 +254,9 @@ class DetectorServer(LLMServer):
             settings.grounded,
         )
 
-    async def _complete(self, plan: DetectPlan) -> tuple[str, list[TokenLogprobs]]:
+    async def _complete(self, plan: DetectPlan) -> tuple[str, list[TokenLogprobs], str | None]:
         """One non-streaming chat completion with the adapter, through vLLM's OpenAI chat layer, ahead of /v1 work
-        in the engine's queue: the text and each generated token's top log-probs (for the score)."""
+        in the engine's queue: the text, each generated token's top log-probs (for the score), the finish reason."""
         from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
         error_type = engine_error_type()
@@ -260,7 +270,7 @@ class DetectorServer(LLMServer):
             choice = response.choices[0]
             generated = choice.logprobs.content if choice.logprobs and choice.logprobs.content else []
             tokens = [(item.token, [(top.token, top.logprob) for top in item.top_logprobs]) for item in generated]
-            return choice.message.content or "", tokens
+            return choice.message.content or "", tokens, choice.finish_reason
         raise EngineError("the engine returned no completion", 500)
 
 
@@ -415,9 +425,11 @@ def build_detector_app(
         lambda text: tokenizer.encode(text, add_special_tokens=False)
     )
     max_model_len = serve_cfg.max_model_len or tokenizer.model_max_length
+    # Budget forcing continues a cut rationale (at most max_new_tokens) closed by the tags, for a fast-mode answer.
+    forcing = fast_max_new_tokens + len(tokenizer.encode(THINK_CLOSE + ANSWER_OPEN, add_special_tokens=False))
     prompt_budget = prompt_token_budget(
         max_model_len,
-        max(serve_cfg.max_new_tokens, fast_max_new_tokens),
+        max(serve_cfg.max_new_tokens + (forcing if serve_cfg.force_verdict else 0), fast_max_new_tokens),
         chat_overhead_tokens(tokenizer, data_format),
         max_prompt_tokens,
     )
@@ -443,6 +455,7 @@ def build_detector_app(
         classical_stage_path=str(stage_path.resolve()) if stage_path.is_file() else None,
         cascade=serve_cfg.cascade,
         grounded=serve_cfg.grounded,
+        force_verdict=serve_cfg.force_verdict,
         decide_known_anomalies=serve_cfg.cascade_decides_known_anomalies,
         regex=regex,
     )

@@ -135,6 +135,12 @@ class ServeConfig(StrictModel):
         "(contract/evidence_grammar.py): every quote in the rationale is text of the line it names, and the "
         "model still picks the lines and the verdict. A request's `grounded` overrides it.",
     )
+    force_verdict: bool = Field(
+        False,
+        description="Budget forcing on /detect: a reasoning (or grounded) completion its token budget cuts before "
+        "the answer is closed where it stopped and asked for the verdict, as fast mode asks (`forced` in the "
+        "response says so); the prompt budget keeps room for that second pass.",
+    )
     cascade_decides_known_anomalies: bool = Field(
         False,
         description="The first stage also calls a window anomalous itself when a template of it occurred only on "

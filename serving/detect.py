@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from contract.completion_format import (
     REASON_MODE,
     THINK_CLOSE,
     THINK_OPEN,
+    budget_forced_prefill,
     parse_completion,
     verdict_position,
     verdict_score,
@@ -100,6 +101,7 @@ class DetectPlan:
     omitted_lines: tuple[int, ...] = ()  # 1-based numbers of request lines the prompt could not show
     request_lines: int = 0  # how many raw lines the request sent
     cascade: bool | None = None  # the request's choice; None: the server's
+    forced: bool = False  # budget forcing: `prefill` is the cut rationale, closed, and the model writes the verdict
 
 
 _CITED_LINE = re.compile(r"\bL(\d{1,9})\b")
@@ -257,6 +259,20 @@ def plan_detection(
     )
 
 
+def forced_plan(plan: DetectPlan, completion: str, limits: DetectLimits) -> DetectPlan | None:
+    """Budget forcing for a reasoning completion its token budget cut before the answer: the same chat with the
+    rationale so far, closed (`budget_forced_prefill`), as the assistant's prefill, sampled as fast mode continues
+    `<answer>`. None in fast mode, or when there is nothing to force (the answer was written, or the text is not a
+    rationale)."""
+    if plan.mode == FAST_MODE:
+        return None
+    prefill = budget_forced_prefill(plan.prefill + completion)
+    if prefill is None:
+        return None
+    sampling = sampling_for(True, limits)
+    return replace(plan, messages=with_prefill(plan.messages, prefill), sampling=sampling, prefill=prefill, forced=True)
+
+
 def detect_response(
     completion: str,
     plan: DetectPlan,
@@ -293,6 +309,7 @@ def detect_response(
         "adapter": adapter.name,
         "adapter_version": adapter.version,
         "mode": plan.mode,
+        "forced": plan.forced,
         "stage": "model",
         "stage_reason": stage_reason,
         "latency_ms": round(latency_ms, 3),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from contract.completion_format import neutralize_tags, parse_completion, render_completion
+from contract.completion_format import budget_forced_prefill, neutralize_tags, parse_completion, render_completion
 
 
 @pytest.mark.parametrize("verdict", ["normal", "anomalous"])
@@ -97,3 +97,43 @@ def test_verdict_position_finds_the_first_token_after_answer_open():
     assert verdict_position(["an", "omal"], prefix="<answer>") == 0
     assert verdict_position([" ", "normal"], prefix="<answer>") == 1
     assert verdict_position(["<think>x</think>"]) is None
+
+
+@pytest.mark.parametrize(
+    ("cut", "prefill"),
+    [
+        # cut inside a quote: the citation goes, the argument before it stays
+        ('<think>L3 "data TLB error" is fatal; L12 "instruction cache pa', '<think>L3 "data TLB error" is fatal;'),
+        # cut after a line number, a range or a list, before their quote
+        ("<think>routine work; see L4", "<think>routine work; see"),
+        ("<think>routine work, L3-L9 (x7):", "<think>routine work,"),
+        ('<think>L3 "data TLB error" and L7,', '<think>L3 "data TLB error" and'),
+        # a finished citation is kept whole
+        ('<think>x L3 "data TLB error"', '<think>x L3 "data TLB error"'),
+        # a stray quote mark with no line number: cut before it
+        ('<think>it says "fatal err', "<think>it says"),
+        # the rationale closed but the verdict was cut, or never begun
+        ("<think>all routine</think><answer>anom", "<think>all routine"),
+        ("<think>all routine</think>", "<think>all routine"),
+    ],
+)
+def test_budget_forcing_closes_a_cut_rationale_where_it_stopped(cut, prefill):
+    forced = budget_forced_prefill(cut)
+    assert forced == prefill + "</think><answer>"
+    # continued with a verdict, it parses, and every quote left in it is whole
+    parsed = parse_completion(forced + "anomalous</answer>")
+    assert parsed.well_formed and parsed.verdict == "anomalous" and parsed.rationale.count('"') % 2 == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<think>x</think><answer>normal</answer>",  # answered: nothing to force
+        "L3 is fatal",  # not a rationale
+        "<answer>anom",  # fast mode's
+        "<think>a <think> b",  # a repeated tag stays malformed
+        "<think>a <answer>normal",  # an answer inside the rationale
+    ],
+)
+def test_budget_forcing_leaves_what_is_not_a_cut_rationale(text):
+    assert budget_forced_prefill(text) is None

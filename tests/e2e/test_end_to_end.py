@@ -143,6 +143,12 @@ def test_train_sync_and_serve(run_cfg):
     assert grounded and sum(len(p["citations"]) for p in grounded) >= len(grounded) // 2
     assert all(c["grounded"] for p in grounded for c in p["citations"]), [p["rationale"] for p in grounded]
     assert set(json.loads((out / "metrics.json").read_text())["arms"]) == set(evaluation["metrics"]["arms"])
+    # Budget forcing (the quickstart's eval.force_verdict): no rationale is left cut without a verdict; each one its
+    # budget cut was closed and asked for the verdict, and the report counts them.
+    forced = [p for p in predictions if p["finish_reason"] == "forced"]
+    assert all(p["mode"] != "fast" and p["well_formed"] and p["verdict"] in VERDICTS for p in forced), forced
+    assert not [p for p in predictions if p["mode"] != "fast" and p["finish_reason"] == "length"]
+    assert sum(arm["forced"] for arm in evaluation["metrics"]["arms"].values()) == len(forced)
     # Scores from the verdict token's log-probs, AUCs with intervals beside the baselines', the flip rate on a
     # perturbed copy, the unseen-template slice.
     fast = [p for p in predictions if p["mode"] == "fast"]
@@ -186,6 +192,12 @@ def test_train_sync_and_serve(run_cfg):
             if grounded:  # served under the same grammar: every quote is on the line it names
                 checked = [check_citations(a["rationale"], row["prompt"]) for a, row in zip(served, answered)]
                 assert all(c.grounded for row_checked in checked for c in row_checked), served
+        # Windows whose grounded rationale eval had to force: served with serve.force_verdict, they are forced too.
+        cut = [row for row in rows if evaluated[(row["id"], "grounded")]["finish_reason"] == "forced"][:2]
+        served = [detect(detector.url, raw_session_lines(row, live=True), grounded=True) for row in cut]
+        assert all(a["forced"] and a["well_formed"] and a["verdict"] in VERDICTS for a in served), served
+        same = sum(a["verdict"] == evaluated[(row["id"], "grounded")]["verdict"] for a, row in zip(served, cut))
+        assert same >= len(cut) - 1, served
         test_rows = answered
 
         client = OpenAI(base_url=f"{detector.url}/v1", api_key="unused")

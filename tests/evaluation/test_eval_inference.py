@@ -45,3 +45,12 @@ def test_fast_prompt_ends_with_the_prefill(tokenizer):
     )
     with pytest.raises(ValueError, match="mode"):
         encode_eval_prompt(tokenizer, "x", "slow")
+
+
+def test_budget_forcing_prompt_continues_the_closed_rationale(tokenizer):
+    closed = "<think>job started</think><answer>"
+    ids = encode_eval_prompt(tokenizer, "L1 KERNEL INFO: job started", "grounded", prefill=closed)
+    reason = encode_eval_prompt(tokenizer, "L1 KERNEL INFO: job started", "reason")
+    text = tokenizer.decode(ids)
+    # the reasoning chat, the assistant turn holding the closed rationale, open where the verdict goes
+    assert SYSTEM_PROMPT in text and text.endswith(closed) and ids[: len(reason)] == reason

@@ -6,7 +6,7 @@ import json
 
 from contract.completion_format import render_completion
 from evaluation.baselines import BaselineResult
-from evaluation.predictions import ArmResult, predict
+from evaluation.predictions import FORCED, ArmResult, predict
 from evaluation.report import report_table, write_report
 
 PNG_MAGIC = b"\x89PNG"
@@ -81,6 +81,17 @@ def test_write_report(tmp_path, anomalous_row, normal_row):
     assert "/runs/x/adapters/v3 (version 3)" in report and "test.jsonl" in report
     assert "one class only" in report and "w2" in report
     assert "![training_run](training_run.png)" in report
+
+
+def test_report_counts_the_verdicts_budget_forcing_asked_for(tmp_path, anomalous_row, normal_row):
+    rows = [anomalous_row, normal_row]
+    forced = predict(anomalous_row, "grounded", "<think>L4 is a fault</think><answer>anomalous</answer>", FORCED, 99)
+    answered = predict(normal_row, "grounded", "<think>routine</think><answer>normal</answer>", "stop", 9)
+    arms = [ArmResult("adapter", "grounded", [forced, answered], 0.5), _arm("adapter", "reason", rows, ["x", "y"])]
+    metrics = write_report(tmp_path, arms, [], rows)
+    assert metrics["arms"]["adapter/grounded"]["forced"] == 1 and metrics["arms"]["adapter/reason"]["forced"] == 0
+    assert metrics["arms"]["adapter/grounded"]["f1"] == 1.0  # a forced verdict counts as the verdict it is
+    assert "1 verdicts asked for by budget forcing" in (tmp_path / "report.md").read_text()
 
 
 def test_report_without_training_log(tmp_path, normal_row):

@@ -21,9 +21,11 @@ from serving.detect import (
     InvalidDetectRequest,
     check_tags_survive_decoding,
     detect_response,
+    forced_plan,
     load_adapter_info,
     parse_detect_request,
     plan_detection,
+    sampling_for,
     verdict_probability,
 )
 
@@ -43,6 +45,7 @@ RESPONSE_KEYS = {
     "adapter",
     "adapter_version",
     "mode",
+    "forced",
     "stage",
     "stage_reason",
     "latency_ms",
@@ -143,6 +146,28 @@ def test_grounded_mode_decodes_under_the_prompts_evidence_grammar(bgl_raw_lines,
     )
     fast = plan_detection(DetectRequest(lines=lines, fast=True), miner, "bgl", limits, grounded=True)
     assert fast.mode == FAST_MODE and "structured_outputs" not in fast.sampling
+
+
+@pytest.mark.parametrize("grounded", [False, True])
+def test_budget_forcing_asks_a_cut_rationale_for_its_verdict_as_fast_mode_does(bgl_raw_lines, miner, limits, grounded):
+    plan = plan_detection(DetectRequest(lines=bgl_raw_lines[:20], grounded=grounded), miner, "bgl", limits)
+    cut = '<think>L2 "ciod: failed to read message prefix" is a fault; L5 "generating core'
+    forced = forced_plan(plan, cut, limits)
+    closed = '<think>L2 "ciod: failed to read message prefix" is a fault;</think><answer>'
+    # the same chat, the closed rationale prefilled, sampled as fast mode continues `<answer>` (no grammar)
+    assert forced.messages == plan.messages + [{"role": "assistant", "content": closed}]
+    assert forced.sampling == sampling_for(True, limits) and forced.prefill == closed
+    assert forced.forced and forced.mode == plan.mode and forced.rendered == plan.rendered
+    scored = [("anomalous", _tops(anomalous=-0.1, normal=-2.5)), ("</answer>", [("</answer>", 0.0)])]
+    body = detect_response("anomalous</answer>", forced, ADAPTER, 1, limits, scored)
+    assert set(body) == RESPONSE_KEYS and body["forced"] is True and body["well_formed"] is True
+    assert body["verdict"] == "anomalous" and body["rationale"] == closed[len("<think>") : -len("</think><answer>")]
+    assert body["score"] == round(math.exp(-0.1) / (math.exp(-0.1) + math.exp(-2.5)), 6)
+    assert detect_response(cut, plan, ADAPTER, 1, limits)["forced"] is False
+    # nothing to force: an answered completion, or fast mode
+    assert forced_plan(plan, "<think>x</think><answer>normal</answer>", limits) is None
+    fast = plan_detection(DetectRequest(lines=bgl_raw_lines[:20], fast=True), miner, "bgl", limits)
+    assert forced_plan(fast, "anom", limits) is None
 
 
 def test_fast_mode_is_answer_first_and_stops_after_the_answer(bgl_raw_lines, miner, limits):

@@ -40,8 +40,9 @@ def _server(miner, limits, replies, adapters_dir=None, **settings_kwargs):
         async def stream():
             if isinstance(reply, tuple):
                 yield ErrorResponse(error=ErrorInfo(message=reply[1], type="BadRequestError", code=reply[0]))
-            else:  # a completion text, or {"content": text, "logprobs": [(token, {alternative: logprob})]}
-                text, tokens = (reply["content"], reply["logprobs"]) if isinstance(reply, dict) else (reply, [])
+            else:  # a completion text, or {"content": text, "logprobs": [(token, {alt: logprob})], "finish": reason}
+                text, tokens = (reply["content"], reply.get("logprobs", [])) if isinstance(reply, dict) else (reply, [])
+                finish = reply.get("finish", "stop") if isinstance(reply, dict) else "stop"
                 content = [
                     SimpleNamespace(
                         token=token, top_logprobs=[SimpleNamespace(token=t, logprob=lp) for t, lp in tops.items()]
@@ -50,7 +51,9 @@ def _server(miner, limits, replies, adapters_dir=None, **settings_kwargs):
                 ]
                 logprobs = SimpleNamespace(content=content) if content else None
                 yield SimpleNamespace(
-                    choices=[SimpleNamespace(message=SimpleNamespace(content=text), logprobs=logprobs)]
+                    choices=[
+                        SimpleNamespace(message=SimpleNamespace(content=text), logprobs=logprobs, finish_reason=finish)
+                    ]
                 )
 
         return stream()
@@ -84,6 +87,26 @@ def test_detect_scores_the_verdict_token_from_the_engines_logprobs(bgl_raw_lines
     _, client = _server(miner, limits, [reply])
     body = client.post("/detect", json={"lines": bgl_raw_lines[:10], "fast": True}).json()
     assert body["verdict"] == "anomalous" and body["score"] == pytest.approx(0.909, abs=1e-3)
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_rationale_cut_by_its_budget_is_asked_for_its_verdict_when_forcing_is_on(force, bgl_raw_lines, miner, limits):
+    cut = {"content": '<think>L2 "RAS KERNEL FATAL data storage" is a fault; L3 "instruction', "finish": "length"}
+    verdict = {"content": "anomalous</answer>", "logprobs": [("anomalous", {"anomalous": -0.1, "normal": -2.4})]}
+    server, client = _server(miner, limits, [cut, verdict], force_verdict=force)
+    body = client.post("/detect", json={"lines": bgl_raw_lines[:10]}).json()
+    if not force:  # the cut completion is the answer: no verdict, one generation
+        assert (body["verdict"], body["well_formed"], body["forced"], len(server.requests)) == (None, False, False, 1)
+        return
+    closed = '<think>L2 "RAS KERNEL FATAL data storage" is a fault;</think><answer>'
+    assert (body["verdict"], body["well_formed"], body["forced"]) == ("anomalous", True, True)
+    assert body["rationale"] == 'L2 "RAS KERNEL FATAL data storage" is a fault;' and body["mode"] == "reason"
+    assert body["score"] == pytest.approx(0.909, abs=1e-3)  # read at the forced verdict token
+    first, second = server.requests
+    # the same chat, the closed rationale as the assistant's turn, continued as fast mode continues `<answer>`
+    assert [m["content"] for m in second.messages] == [m["content"] for m in first.messages] + [closed]
+    assert second.continue_final_message is True and second.add_generation_prompt is False
+    assert second.max_completion_tokens == limits.fast_max_new_tokens and second.stop == ["</answer>"]
 
 
 def test_detect_reads_format_regex_lines_with_the_settings_regex(limits):
