@@ -19,3 +19,11 @@ g=docs/results/hdfs/grounded
     .venv/bin/python -m evaluation.paired $g:adapter/grounded $g/forced:adapter/grounded
     .venv/bin/python -m evaluation.paired docs/results/hdfs:sft+grpo/reason $g/forced:adapter/grounded
 } | tee docs/results/hdfs/grounded/forced/paired.txt
+# SFT for the same wall time as SFT+GRPO (docs/results/hdfs/sft-same-budget), grounded with forcing, against it.
+.venv/bin/logrl eval --config configs/hdfs.yaml --set train.output_dir=runs/hdfs-sft255 \
+    --adapter runs/hdfs-sft255/adapters/v0 "${force[@]}" --out docs/results/hdfs/grounded/forced/sft-same-budget
+{
+    .venv/bin/python -m evaluation.paired $g/forced/sft-same-budget:adapter/grounded $g/forced:adapter/grounded
+    .venv/bin/python -m evaluation.paired docs/results/hdfs/sft-same-budget:adapter/reason \
+        $g/forced/sft-same-budget:adapter/grounded
+} | tee docs/results/hdfs/grounded/forced/paired-same-budget.txt
