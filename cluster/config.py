@@ -82,6 +82,22 @@ class LogrlConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _grounded_rollouts_use_learner_logprobs(self) -> LogrlConfig:
+        # Grammar-masked sampling: vLLM's log-probs are of the masked distribution, not the policy the learner
+        # updates, and reweighting the samples to the policy (TIS) would undo the guidance they are sampled for.
+        if self.rollout.grounded and self.algo.old_logprobs != "learner":
+            raise ValueError(
+                "rollout.grounded: the engine samples under the evidence grammar, so its log-probs are not the "
+                "policy's: set algo.old_logprobs: learner"
+            )
+        if self.rollout.grounded and self.algo.tis_cap is not None:
+            raise ValueError(
+                "rollout.grounded: algo.tis_cap would reweight the grammar-guided samples back to the free policy, "
+                "undoing the guidance: set tis_cap: null"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _one_learner_rank_per_gpu(self) -> LogrlConfig:
         # Ranks with a fraction of a GPU each may be packed onto one GPU: NCCL refuses two ranks on one device. Only
         # colocation, where each bundle holds a whole GPU shared with one rollout engine, gives each rank its own.

@@ -125,6 +125,12 @@ class RolloutConfig(ActorResources):
         "weights to CPU memory and drops its KV cache, and wakes before the adapter sync. None: on when colocated "
         "with the learner on GPUs. CUDA only; not with train.overlap_rollout (the engine samples during the update).",
     )
+    grounded: bool = Field(
+        False,
+        description="Sample each group under its prompt's evidence grammar (contract/evidence_grammar.py, grounded "
+        "mode's): every quote a rollout holds is text of the line it names. The samples then come from the "
+        "grammar-masked distribution, not the policy's: the ratio needs algo.old_logprobs: learner and no tis_cap.",
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("float32", description="vLLM dtype.")
     enforce_eager: bool = Field(True, description="Skip CUDA graphs (required on CPU).")
     colocate_with_learner: bool = Field(

@@ -47,6 +47,17 @@ def samples_from_outputs(
     return samples
 
 
+def grounded_constraint(group: PromptGroup):
+    """vLLM's structured-output constraint for a group: the evidence grammar of the prompt it is sampled on."""
+    from vllm.sampling_params import StructuredOutputsParams
+
+    from contract.evidence_grammar import grounded_grammar
+
+    if group.context is None:
+        raise ValueError(f"group {group.group_id} has no prompt text: grounded rollouts need training groups")
+    return StructuredOutputsParams(grammar=grounded_grammar(group.context.prompt))
+
+
 def request_seeds(seed: int, groups: Sequence[PromptGroup]) -> list[int]:
     """One sampling seed per prompt group, from the step's seed and the group id: a prompt drawn twice in a step (two
     groups) or sampled by two engines gets different completions, and a rerun of the step the same ones."""
@@ -156,10 +167,14 @@ class RolloutEngine:
         )
         # vLLM 0.32 on CPU crashes ("CPU Generator does not use offset") when a seeded request's prefill is
         # chunked; there, sampling draws from the engine's own generator, seeded once at construction.
+        per_group = [dict(common) for _ in groups]
         if seed is not None and self.cfg.num_gpus_per_worker > 0:  # on GPU: a seed per group (per request)
-            params = [SamplingParams(**common, seed=s) for s in request_seeds(seed, groups)]
-        else:
-            params = SamplingParams(**common)
+            for kwargs, group_seed in zip(per_group, request_seeds(seed, groups)):
+                kwargs["seed"] = group_seed
+        if self.cfg.grounded:  # each group under its own prompt's evidence grammar (grounded rollouts)
+            for kwargs, group in zip(per_group, groups):
+                kwargs["structured_outputs"] = grounded_constraint(group)
+        params = [SamplingParams(**kwargs) for kwargs in per_group]
         if seed is not None and self.cfg.num_gpus_per_worker == 0:
             import torch
 

@@ -169,3 +169,17 @@ def test_every_shipped_config_keeps_the_asymmetric_payoff():
         cfg = load_config(path)
         assert cfg.algo.advantage in ("grpo_no_std", "grpo_batch_std"), path.name
         assert cfg.reward.payoffs.fn < cfg.reward.payoffs.fp, path.name
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["algo.old_logprobs=rollout"], "old_logprobs: learner"),
+        (["algo.tis_cap=2.0"], "tis_cap: null"),
+    ],
+)
+def test_grounded_rollouts_refuse_the_engines_masked_logprobs(overrides, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(DEFAULT_CONFIG, ["rollout.grounded=true", *overrides])
+    assert "rollout.grounded" in str(err.value)
+    assert load_config(DEFAULT_CONFIG, ["rollout.grounded=true"]).rollout.grounded

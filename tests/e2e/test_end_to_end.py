@@ -123,6 +123,20 @@ def test_train_sync_and_serve(run_cfg):
     finally:
         trainer.shutdown()
 
+    # Grounded rollouts (rollout.grounded): each group is sampled under its own training view's evidence grammar, so
+    # whatever a sampled completion quotes is text of the line it names.
+    from rl_actors.rollout import RolloutEngine
+
+    grounded = RolloutEngine(cfg.model.path, cfg.model, cfg.rollout.model_copy(update={"grounded": True}))
+    grounded.load_adapter(AdapterSnapshot.from_dir(adapters_dir(cfg.train) / f"v{last}", last))
+    groups = trainer.source.groups(GroupBatch.of(100, range(6)))
+    samples = grounded.generate(groups, seed=1)
+    assert len(samples) == len(groups) * cfg.rollout.group_size
+    prompts = {g.group_id: g.context.prompt for g in groups}
+    cited = [check_citations(s.text, prompts[s.group_id]) for s in samples]
+    assert sum(map(len, cited)) > 0 and all(c.grounded for sample in cited for c in sample), [s.text for s in samples]
+    del grounded
+
     # `logrl eval` on the held-out split: every test window in every mode, beside the baselines.
     import json
 

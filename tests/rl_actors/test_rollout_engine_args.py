@@ -49,3 +49,15 @@ def test_each_prompt_group_gets_its_own_sampling_seed():
     assert len(set(seeds)) == 64 and all(0 <= s < 2**31 for s in seeds)
     assert seeds == request_seeds(5, groups)  # a rerun of the step samples the same
     assert set(seeds).isdisjoint(request_seeds(6, groups))  # another step: others
+
+
+def test_grounded_rollouts_sample_each_group_under_its_own_prompts_evidence_grammar():
+    from contract.evidence_grammar import grounded_grammar
+    from reward_workers.registry import RewardInput
+    from rl_actors.rollout import grounded_constraint
+
+    prompt = "L1 KERNEL INFO: instruction cache parity error corrected\nL2 KERNEL FATAL: data TLB error interrupt"
+    group = PromptGroup(7, 3, [1, 2, 3], RewardInput(prompt, "", "anomalous", "ref", None, (2,)))
+    assert grounded_constraint(group).grammar == grounded_grammar(prompt)
+    with pytest.raises(ValueError, match="no prompt text"):  # bare prompt ids (sync checks, serving): no grammar
+        grounded_constraint(PromptGroup(7, 3, [1, 2, 3]))
