@@ -3,7 +3,8 @@
 # stratified 400-template sample of BGL in fast mode (as BGL -> Spirit was run).
 set -e
 cd "$(dirname "$0")/../../../.."
-source docs/results/cross-system/spirit-to-bgl/env.sh
+source docs/results/cross-system/env.sh
+args=$(recipe $S spirit)
 date
 .venv/bin/logrl sft $args
 date

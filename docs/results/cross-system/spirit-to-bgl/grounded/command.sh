@@ -4,7 +4,8 @@
 # (contract/evidence_grammar.py); the same adapter's free reasoning; paired bootstraps against fast and reasoning.
 set -e
 cd "$(dirname "$0")/../../../../.."
-source docs/results/cross-system/spirit-to-bgl/env.sh
+source docs/results/cross-system/env.sh
+args=$(recipe $S spirit)
 out=docs/results/cross-system/spirit-to-bgl/grounded
 .venv/bin/logrl eval $args --protocol cross-system --data templates:$B --no-adapter --arm sft-domain-teacher=runs/cross-spirit/adapters/v0 --mode grounded --limit 400 --out $out
 # Free reasoning on the same rows, to tell the grammar's effect from reasoning's.

@@ -3,7 +3,8 @@
 # same adapter, base and 400 BGL templates, where a rationale cut by its budget is closed and asked for the verdict.
 set -e
 cd "$(dirname "$0")/../../../../../.."
-source docs/results/cross-system/spirit-to-bgl/env.sh
+source docs/results/cross-system/env.sh
+args=$(recipe $S spirit)
 args="$args --set eval.force_verdict=true"
 grounded=docs/results/cross-system/spirit-to-bgl/grounded
 out=$grounded/forced
