@@ -106,7 +106,7 @@ class TailSummary:
     state_dir: str = ""
 
 
-_SHOWN = ("verdict", "score", "stage", "rationale", "truncated", "adapter_version", "latency_ms")
+_SHOWN = ("verdict", "score", "stage", "rationale", "forced", "truncated", "adapter_version", "latency_ms")
 
 
 def assess(answer: dict[str, Any], window: Window, show_all: bool) -> tuple[str, dict[str, Any] | None]:

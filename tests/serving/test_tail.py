@@ -175,6 +175,9 @@ def test_undetermined_answers_are_shown_and_long_windows_are_split():
     assert kind == "undetermined" and "could not show" in record["undetermined"]
     assert assess({"verdict": "normal", "truncated": False}, window, False) == ("normal", None)
     assert assess({"verdict": "normal", "truncated": False}, window, True)[1]["verdict"] == "normal"
+    # a verdict budget forcing asked for says so in the record (its rationale was cut)
+    forced = assess({"verdict": "anomalous", "truncated": False, "forced": True, "rationale": "L2 ..."}, window, False)
+    assert forced[0] == "anomalous" and forced[1]["forced"] is True
 
 
 def test_the_spool_survives_a_restart_and_is_bounded(tmp_path):
