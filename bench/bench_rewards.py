@@ -87,14 +87,10 @@ def main() -> None:
 
     import ray
 
+    from cluster.environment import init_ray
     from reward_workers.worker import RewardWorker, score_with_pool, score_with_pool_timed
-    from serving.engine_internals import init_ray_on_loopback
 
-    init_ray_on_loopback(
-        num_cpus=args.num_cpus,
-        include_dashboard=False,
-        runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}},
-    )
+    init_ray(None, args.num_cpus)
     try:
         for n_workers in (1, 2):
             workers = [RewardWorker.options(num_cpus=cfg.num_cpus_per_worker).remote(cfg) for _ in range(n_workers)]

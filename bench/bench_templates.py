@@ -86,7 +86,7 @@ def main() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    from serving.engine_internals import init_ray_on_loopback
+    from cluster.environment import init_ray
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -103,7 +103,7 @@ def main() -> None:
         report("baseline: plain drain3 add_log_message, 1 process", baseline, n_lines)
         report("reference: logrl frozen match, 1 process, no Ray", frozen_single_process(corpus, miner), n_lines)
 
-        init_ray_on_loopback(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
+        init_ray(None, args.num_cpus, log_to_driver=False)
         ray_pipeline(corpus, state, folder / "warmup", workers, args.shard_bytes)  # start workers before timing
         elapsed, count = ray_pipeline(corpus, state, folder / "run", workers, args.shard_bytes)
         if count != n_lines:

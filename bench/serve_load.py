@@ -130,8 +130,8 @@ def plot(points: list[dict], path: Path) -> None:
 
 def start_app(args: argparse.Namespace):
 
+    from cluster.environment import init_ray
     from serving.config import ServeConfig
-    from serving.engine_internals import init_ray_on_loopback
     from serving.launch import run_detector
 
     if args.config:  # everything the training run used: base model, latest adapter, miner, prompt budget
@@ -145,12 +145,8 @@ def start_app(args: argparse.Namespace):
         cfg, model, adapter, miner = ServeConfig(max_model_len=768), args.model, args.adapter, args.miner
         data_format, max_prompt_tokens, regex = args.format, args.max_prompt_tokens, None
     cfg = cfg.model_copy(update={"port": args.port, "auth": "disabled"})  # loopback-only bench run
-    init_ray_on_loopback(
-        num_cpus=args.num_cpus,
-        include_dashboard=False,
-        log_to_driver=False,  # replica access logs would bury the table
-        runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}},
-    )
+    # A cluster closed as logrl's own (every port on loopback, token auth); replica access logs would bury the table.
+    init_ray(None, args.num_cpus, log_to_driver=False)
     running = run_detector(cfg, model, adapter, miner, data_format, max_prompt_tokens, regex)
     print(f"started in {running.startup_s:.1f}s: {running.adapter.name} {running.adapter.version} on {running.url}")
     print(

@@ -85,8 +85,9 @@ def local_cluster_env(environ: Mapping[str, str]) -> dict[str, str]:
     return {key: value for key, value in wanted.items() if key not in environ}
 
 
-def init_ray(address: str | None, num_cpus: int | None) -> None:
-    """Join the given cluster, the one a `ray job submit` runs in, or start a local one, closed to the network."""
+def init_ray(address: str | None, num_cpus: int | None, log_to_driver: bool = True) -> None:
+    """Join the given cluster, the one a `ray job submit` runs in, or start a local one, closed to the network
+    (every port on loopback, token auth on). `log_to_driver`: False keeps the actors' logs out of this terminal."""
     ray_was_imported = "ray" in sys.modules
     import ray
 
@@ -109,4 +110,10 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
     os.environ.setdefault("RAY_process_group_cleanup_enabled", "1")
     # "local": always a new cluster; without it ray.init joins the one a `ray start` on this machine left in
     # its ray_current_cluster file, which logrl did not start and cannot vouch is closed.
-    ray.init(address="local", num_cpus=num_cpus, runtime_env={"env_vars": forwarded_env()}, include_dashboard=False)
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        runtime_env={"env_vars": forwarded_env()},
+        include_dashboard=False,
+        log_to_driver=log_to_driver,
+    )

@@ -11,7 +11,6 @@
   its FastAPI app (vLLM's OpenAI routes); a subclass adds its own routes to that app there.
 - `engine_error_type` and `lora_module`: vLLM's deep `vllm.entrypoints` protocol models
   (`ErrorResponse`, `LoRAModulePath`).
-- `init_ray_on_loopback`: `ray.init`'s private `_node_ip_address` (used by the benches' local clusters).
 
 `tests/serving/test_engine_internals.py` checks that every name used here exists in the installed Ray and vLLM.
 """
@@ -110,10 +109,3 @@ def lora_module(name: str, path: str, base_model_name: str) -> Any:
     from vllm.entrypoints.openai.models.protocol import LoRAModulePath
 
     return LoRAModulePath(name=name, path=path, base_model_name=base_model_name)
-
-
-def init_ray_on_loopback(**kwargs: Any) -> None:
-    """`ray.init` with this node's address pinned to 127.0.0.1 (Ray's private `_node_ip_address`)."""
-    import ray
-
-    ray.init(_node_ip_address="127.0.0.1", **kwargs)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -27,6 +28,9 @@ def _wait_for_head(head: subprocess.Popen, dashboard: str, log: Path, timeout_s:
             with urllib.request.urlopen(f"{dashboard}/api/version", timeout=10) as response:
                 if response.status == 200:
                     return
+        except urllib.error.HTTPError as err:  # it answers, and asks for the token: it is up
+            if err.code in (401, 403):
+                return
         except OSError:
             pass
         time.sleep(2)
@@ -63,11 +67,16 @@ def _check_mlflow_run(run_dir: Path, last_step: dict) -> None:
 def test_train_runs_as_a_ray_job(tmp_path, free_port):
     import ray
 
+    from cluster.environment import local_cluster_env
+
     if ray.is_initialized():
         ray.shutdown()
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # `ray` and `logrl` of this venv
-    env.setdefault("RAY_AUTH_MODE", "disabled")  # Ray 2.60 turns token auth on by default
+    # Closed as logrl's own clusters: every Ray port on 127.0.0.1 and token auth on with a fresh token, which
+    # `ray job submit` sends too (the same environment).
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
+    env.update({**local_cluster_env({}), "RAY_AUTH_MODE": "token"})
     env.pop("RAY_ADDRESS", None)
     gcs_port, dashboard_port = free_port(), free_port()
     # Free ports for every fixed-port service too: another Ray on this machine holds the defaults (52365, ...).

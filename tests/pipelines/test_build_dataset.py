@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster.environment import init_ray
 from pipelines.config import DataConfig
 from pipelines.prompts.render import render_window, shown_line_numbers
 from pipelines.prompts.rows import ROW_FIELDS
@@ -44,10 +45,9 @@ SETTINGS_KEYS = {
 
 @pytest.fixture(scope="module")
 def local_ray():
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray = pytest.importorskip("ray")
-    ray.init(_node_ip_address="127.0.0.1", num_cpus=4, include_dashboard=False, log_to_driver=False)
+    init_ray(None, 4, log_to_driver=False)  # closed: every port on loopback, token auth
     yield ray
     ray.shutdown()
 

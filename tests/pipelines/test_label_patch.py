@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from cluster.environment import init_ray
 from pipelines.config import DataConfig
 from pipelines.reading.label_patch import apply_label_patch, load_label_patch
 from pipelines.reading.table_formats import read_template_records
@@ -127,7 +128,7 @@ def test_patched_labels_reach_the_prompt_rows_and_the_summary(tmp_path: Path, sm
 
     from pipelines.building.dataset import build_prompt_dataset, load_examples
 
-    ray.init(_node_ip_address="127.0.0.1", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    init_ray(None, 2, log_to_driver=False)  # closed: every port on loopback, token auth
     try:
         cfg = DataConfig(
             paths=[str(small_csv)],

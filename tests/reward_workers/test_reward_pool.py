@@ -8,6 +8,7 @@ import time
 import pytest
 from reward_samples import CONCISE, completion, sample
 
+from cluster.environment import init_ray
 from reward_workers.config import RewardConfig
 from reward_workers.scorer import RewardScorer
 
@@ -29,15 +30,8 @@ def ray_cluster():
     if ray.is_initialized():  # another module's cluster: use it, leave it running
         yield
         return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    ray.init(
-        _node_ip_address="127.0.0.1",
-        num_cpus=4,
-        include_dashboard=False,
-        runtime_env={"env_vars": {"PYTHONPATH": repo_root}},
-    )
+    init_ray(None, 4)  # closed as logrl's own cluster: every port on loopback, token auth
     yield
     ray.shutdown()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cluster.environment import init_ray
 from rl_actors.placement import placement_shortfall
 
 NODES = [{"CPU": 8.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 1.0}]
@@ -39,7 +40,7 @@ def test_a_gpu_role_on_a_cpu_cluster_fails_in_time_naming_the_gpus():
     from rl_actors.actor_group import make_placement
     from rl_actors.placement import PlacementTimeout
 
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
+    init_ray(None, 2)  # closed: every port on loopback, token auth
     try:
         with pytest.raises(PlacementTimeout) as err:
             make_placement([(1, 1)], 2, "SPREAD", timeout_s=1, name="rollout")

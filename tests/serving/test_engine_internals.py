@@ -35,14 +35,12 @@ def test_the_engine_attributes_swap_adapter_reaches_exist():
 
 
 def test_ray_core_and_serve_internals_exist():
-    import ray
     from ray._common.network_utils import build_address
     from ray._private import ray_constants
     from ray.serve._private import replica
 
     assert hasattr(ray_constants, "ENABLE_RAY_CLUSTER")
     assert callable(replica.add_port_to_grpc_server) and callable(build_address)
-    assert '"_node_ip_address"' in inspect.getsource(ray._private.worker.init)
 
 
 def test_vllm_protocol_models_build():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.environment import SERVE_PROXY_MIDDLEWARES, SERVE_PROXY_MIDDLEWARES_ENV
+from cluster.environment import SERVE_PROXY_MIDDLEWARES, SERVE_PROXY_MIDDLEWARES_ENV, init_ray
 from serving.config import ServeConfig
 
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
@@ -61,12 +61,7 @@ def detector(tiny_model_and_adapter, miner_path, tmp_path_factory, free_port):
         max_queued_requests=8,  # 2 x (16 + 1 + 8) requests held in all: 200 clients overflow it
         openai_limits={"max_tokens": 96, "max_logprobs": 20, "tokens_per_minute_per_key": 10**6},
     )
-    ray.init(
-        _node_ip_address="127.0.0.1",
-        num_cpus=8,
-        include_dashboard=False,
-        runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}},
-    )
+    init_ray(None, 8)  # closed as logrl's own cluster: every port on loopback, token auth
     try:
         running = run_detector(cfg, str(model_dir), str(adapter_dir), str(miner_path), "bgl", max_prompt_tokens=640)
         yield cfg, running
