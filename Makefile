@@ -108,11 +108,13 @@ cross-system-experiment: install base-model templates-check
 
 # Label efficiency on the template task: SFT on CURVE_BUDGETS labelled templates, 3 passes each, the rule-teacher
 # run's own SFT adapter for "all" (make templates-experiment first), fast mode with scores, baselines fitted on the
-# same subsets.
+# same subsets. CURVE_SEEDS: subset seeds per budget (e.g. 0,1,2: the curve shows their mean and spread).
 CURVE_BUDGETS ?= 25,50,100,all
+CURVE_SEEDS ?= 0
 label-curve-experiment: install base-model templates-check
 	$(TPL) eval $(TPL_DATA) --set train.output_dir=runs/tpl-rule --set data.output_dir=runs/tpl-rule/data \
-		--protocol label-curve --budgets $(CURVE_BUDGETS) --curve-epochs 3 --out docs/results/label-curve
+		--protocol label-curve --budgets $(CURVE_BUDGETS) --curve-seeds $(CURVE_SEEDS) --curve-epochs 3 \
+		--out docs/results/label-curve
 
 # What bench/gpu_smoke.py needs on a GPU machine that has CUDA torch, transformers and peft but no package index
 # (docs/results/gpu-smoke): deepspeed as a wheel, pydantic and deepspeed's small dependencies for Python 3.12, and

@@ -72,7 +72,7 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
-    from cluster.protocols import parse_budgets, run_label_curve
+    from cluster.protocols import parse_budgets, parse_seeds, run_label_curve
     from cluster.stages import run_eval_stage
 
     if args.protocol == "label-curve":
@@ -80,7 +80,9 @@ def cmd_eval(args):
             raise ConfigError(
                 "--protocol label-curve trains its own adapters on the run's train split: no --data/--arm"
             )
-        run_label_curve(_config(args), parse_budgets(args.budgets), args.out, args.curve_epochs)
+        cfg = _config(args)
+        seeds = parse_seeds(args.curve_seeds, cfg.data.seed)
+        run_label_curve(cfg, parse_budgets(args.budgets), args.out, args.curve_epochs, seeds)
         return
     if args.protocol == "cross-system" and not args.data:
         raise ConfigError("--protocol cross-system needs --data FORMAT:PATH of the other system (e.g. templates:x.csv)")
@@ -360,6 +362,11 @@ def add_eval_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--budgets", default="25,50,100,200,all", help="label-curve: labelled rows per point")
     cmd.add_argument(
         "--curve-epochs", type=float, default=4.0, help="label-curve: SFT passes over each subset (capped at sft.steps)"
+    )
+    cmd.add_argument(
+        "--curve-seeds",
+        help="label-curve: subset seeds, e.g. 0,1,2 (each budget drawn, trained and scored once per seed; the "
+        "curve shows the mean and spread); default: the data seed",
     )
 
 

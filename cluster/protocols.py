@@ -3,7 +3,8 @@
 - `split`: the run's own test split (or `--data`), as `stages.run_eval_stage` does it.
 - `cross-system`: train on one system, test on another (`--data` names it; baselines fit on the source only).
 - `label-curve`: SFT from the same base on seeded subsets of 25, 50, 100, 200, ... labelled training rows, each
-  evaluated (fast mode, scores, thresholds on validation) beside baselines fitted on the same subset.
+  evaluated (fast mode, scores, thresholds on validation) beside baselines fitted on the same subset; with several
+  subset seeds a budget is drawn, trained and scored once per seed, and the curve shows their mean and spread.
 """
 
 from __future__ import annotations
@@ -55,15 +56,37 @@ def label_subset(labels: list[str], budget: int | None, seed: int) -> list[int]:
     return sorted(chosen)
 
 
+def parse_seeds(text: str | None, default: int) -> list[int]:
+    """`--curve-seeds 0,1,2` -> [0, 1, 2]; None -> [the data seed] (one subset per budget, as before)."""
+    if text is None:
+        return [default]
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit():
+            raise ConfigError(f"--curve-seeds: {part!r} is not a non-negative integer (e.g. 0,1,2)")
+        if int(part) not in seeds:
+            seeds.append(int(part))
+    return seeds
+
+
+def point_name(rows: int, seed: int, data_seed: int) -> str:
+    """A point's folder: `n100` for the data seed's subset (the name curves had before seeds), else `n100-s1`."""
+    return f"n{rows}" if seed == data_seed else f"n{rows}-s{seed}"
+
+
 def sft_steps_for(rows: int, batch_size: int, epochs: float, cap: int) -> int:
     """SFT steps for a subset: `epochs` passes over it, never more than the full run's steps."""
     return max(1, min(cap, math.ceil(epochs * rows / batch_size)))
 
 
-def run_label_curve(cfg: LogrlConfig, budgets: list[int | None], out: str | None, epochs: float) -> dict:
-    """For each budget: SFT on the subset (skipped when its adapter exists: the curve resumes), evaluate it in fast
-    mode beside baselines fitted on the same subset; then the curve (F1 with intervals) as a table and a plot.
-    Each point's SFT run lives in `<train.output_dir>/label-curve/n<rows>`; `out` gets the reports only."""
+def run_label_curve(
+    cfg: LogrlConfig, budgets: list[int | None], out: str | None, epochs: float, seeds: list[int] | None = None
+) -> dict:
+    """For each budget and subset seed: SFT on the subset (skipped when its adapter exists: the curve resumes),
+    evaluate it in fast mode beside baselines fitted on the same subset; then the curve (F1 with intervals, the
+    mean over seeds) as a table and a plot. Each point's SFT run lives in `<train.output_dir>/label-curve/<name>`
+    (`point_name`); `out` gets the reports only. Every row of the train split is one subset, whatever the seed."""
     from cluster.stages import ensure_data, run_eval_stage
     from pipelines.building.dataset import load_examples
     from rl_actors.trainer import run_sft
@@ -72,10 +95,12 @@ def run_label_curve(cfg: LogrlConfig, budgets: list[int | None], out: str | None
     train = load_examples(summary["paths"]["train"])
     out_dir = Path(out or Path(cfg.train.output_dir) / "label-curve")
     points = []
-    for budget in budgets:
-        indices = label_subset([row["label"] for row in train], budget, cfg.data.seed)
+    seeds = seeds or [cfg.data.seed]
+    draws = [(b, s) for b in budgets for s in (seeds[:1] if b is None or b >= len(train) else seeds)]
+    for budget, seed in draws:
+        indices = label_subset([row["label"] for row in train], budget, seed)
         subset = [train[i] for i in indices]
-        name = f"n{len(subset)}"
+        name = point_name(len(subset), seed, cfg.data.seed)
         run_dir = Path(cfg.train.output_dir) / "label-curve" / name  # adapters stay in the run, reports go to out
         point_cfg = cfg.model_copy(deep=True)
         point_cfg.train.output_dir = str(run_dir)
@@ -110,8 +135,10 @@ def run_label_curve(cfg: LogrlConfig, budgets: list[int | None], out: str | None
         points.append(
             {
                 "labels": len(subset),
+                "seed": seed,
                 "anomalous": sum(row["label"] == "anomalous" for row in subset),
                 "sft_steps": point_cfg.sft.steps,
+                "validation_rows": result["metrics"]["info"].get("validation_rows", 0),
                 "scorers": {
                     k: {m: v.get(m) for m in ("f1_ci", "f1_at_threshold", "roc_auc")}
                     for k, v in analysis["scorers"].items()
@@ -121,31 +148,80 @@ def run_label_curve(cfg: LogrlConfig, budgets: list[int | None], out: str | None
     return write_curve(out_dir, points)
 
 
+def point_f1(block: dict) -> dict | None:
+    """A scorer's curve value: F1 at its validation threshold, or of its verdicts where it has no threshold."""
+    return block.get("f1_at_threshold") or block.get("f1_ci")
+
+
+def seed_means(points: list[dict]) -> list[dict]:
+    """Per budget drawn with more than one seed: the mean F1 of each scorer over its seeds, and their min and max."""
+    by_budget: dict[int, list[dict]] = {}
+    for point in points:
+        by_budget.setdefault(point["labels"], []).append(point)
+    means = []
+    for labels, group in by_budget.items():
+        if len(group) < 2:
+            continue
+        scorers = {}
+        for name in group[0]["scorers"]:
+            values = [(point_f1(p["scorers"].get(name, {})) or {}).get("value") for p in group]
+            values = [v for v in values if v is not None]
+            if values:
+                scorers[name] = {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
+        means.append({"labels": labels, "seeds": [p.get("seed") for p in group], "scorers": scorers})
+    return means
+
+
 def write_curve(out_dir: Path, points: list[dict]) -> dict:
-    """curve.json, curve.md (F1 per budget with intervals) and curve.png."""
+    """curve.json, curve.md (F1 per budget and seed with intervals, the mean over seeds, verdict F1) and curve.png."""
     from evaluation.analysis import interval_text
     from evaluation.plots import plot_label_curve
 
     out_dir.mkdir(parents=True, exist_ok=True)
     names = list(points[0]["scorers"]) if points else []
-    lines = ["# Label-efficiency curve", "", "| labels (anomalous) | SFT steps | " + " | ".join(names) + " |"]
-    lines.append("|" + "---|" * (len(names) + 2))
+    header = "| " + " | ".join(names) + " |"
+    lines = ["# Label-efficiency curve", "", "| labels (anomalous) | seed | SFT steps " + header]
+    lines.append("|" + "---|" * (len(names) + 3))
     for point in points:
+        cells = [interval_text(point_f1(point["scorers"].get(name, {}))) for name in names]
+        lines.append(
+            f"| {_budget(point)} | {point.get('seed', '')} | {point['sft_steps']} | " + " | ".join(cells) + " |"
+        )
+    means = seed_means(points)
+    for mean in means:
         cells = []
         for name in names:
-            block = point["scorers"].get(name, {})
-            best = block.get("f1_at_threshold") or block.get("f1_ci")
-            cells.append(interval_text(best))
-        lines.append(f"| {point['labels']} ({point['anomalous']}) | {point['sft_steps']} | " + " | ".join(cells) + " |")
+            m = mean["scorers"].get(name)
+            cells.append(f"{m['mean']:.3f} ({m['min']:.3f}-{m['max']:.3f})" if m else "n/a")
+        label = f"**{mean['labels']}: mean of {len(mean['seeds'])} seeds** (min-max)"
+        lines.append(f"| {label} | | | " + " | ".join(cells) + " |")
+    validation = max((point.get("validation_rows") or 0 for point in points), default=0)
     lines += [
         "",
-        "F1 on the test split at the threshold chosen on validation (verdicts where a scorer has no "
-        "threshold), with bootstrap 95% intervals.",
+        "F1 on the test split at the threshold chosen on validation (verdicts where a scorer has no threshold), with "
+        "bootstrap 95% intervals; a seed draws a different subset of the same size (the data seed's is the one "
+        "curves drew before seeds)."
+        + (
+            f" Every threshold, the model's and the baselines', is chosen on the same {validation} labelled "
+            "validation rows, which no budget counts; the verdicts below use none of them."
+            if validation
+            else ""
+        ),
         "",
-        "![label curve](curve.png)",
+        "Verdict F1 (no threshold, no validation labels):",
         "",
+        "| labels (anomalous) | seed " + header,
+        "|" + "---|" * (len(names) + 2),
     ]
+    for point in points:
+        cells = [interval_text(point["scorers"].get(name, {}).get("f1_ci")) for name in names]
+        lines.append(f"| {_budget(point)} | {point.get('seed', '')} | " + " | ".join(cells) + " |")
+    lines += ["", "![label curve](curve.png)", ""]
     (out_dir / "curve.md").write_text("\n".join(lines))
     (out_dir / "curve.json").write_text(json.dumps(points, indent=2) + "\n")
     plot_label_curve(points, out_dir / "curve.png")
-    return {"out": str(out_dir), "points": points}
+    return {"out": str(out_dir), "points": points, "means": means}
+
+
+def _budget(point: dict) -> str:
+    return f"{point['labels']} ({point['anomalous']})"

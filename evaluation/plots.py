@@ -70,23 +70,33 @@ def plot_curves(curves: Mapping[str, tuple[list[int], list[float]]], path: Path)
 
 
 def plot_label_curve(points: list[dict], path: Path) -> Path | None:
-    """F1 (at the validation threshold where there is one) against the number of labelled training rows, with the
-    bootstrap 95% interval as a band, one line per model and baseline."""
+    """F1 (at the validation threshold where there is one) against the number of labelled training rows, one line
+    per model and baseline through the mean over a budget's seeds, each seed's point as a dot, and the bootstrap
+    95% interval (its widest extent over the seeds) as a band."""
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    x = [p["labels"] for p in points]
+    budgets = sorted({p["labels"] for p in points})
     for name in points[0]["scorers"]:
-        values, lows, highs = [], [], []
+        per_point = []
         for p in points:
             block = p["scorers"].get(name, {})
             best = block.get("f1_at_threshold") or block.get("f1_ci") or {}
-            values.append(best.get("value") or 0.0)
-            lows.append(best.get("low") if best.get("low") is not None else values[-1])
-            highs.append(best.get("high") if best.get("high") is not None else values[-1])
+            value = best.get("value") or 0.0
+            low = best.get("low") if best.get("low") is not None else value
+            high = best.get("high") if best.get("high") is not None else value
+            per_point.append((p["labels"], value, low, high))
+        values, lows, highs = [], [], []
+        for budget in budgets:
+            group = [row for row in per_point if row[0] == budget]
+            values.append(sum(row[1] for row in group) / len(group))
+            lows.append(min(row[2] for row in group))
+            highs.append(max(row[3] for row in group))
         style = "--" if name.startswith("baseline") else "-"
-        (line,) = ax.plot(x, values, style, marker="o", label=name, linewidth=1.3)
-        ax.fill_between(x, lows, highs, color=line.get_color(), alpha=0.12)
+        (line,) = ax.plot(budgets, values, style, marker="o", label=name, linewidth=1.3)
+        ax.fill_between(budgets, lows, highs, color=line.get_color(), alpha=0.12)
+        if len(per_point) > len(budgets):
+            ax.scatter([r[0] for r in per_point], [r[1] for r in per_point], color=line.get_color(), s=10)
     ax.set_xscale("log")
     ax.set(xlabel="labelled training rows", ylabel="F1 (test)", ylim=(0, 1.02), title="label efficiency")
     ax.legend(fontsize=7)

@@ -54,13 +54,20 @@ def test_protocols_check_their_arguments_before_any_work(monkeypatch, tmp_path, 
     config = tmp_path / "c.yaml"
     config.write_text(json.dumps(_raw()))
     curve = {}
-    monkeypatch.setattr("cluster.protocols.run_label_curve", lambda cfg, budgets, out, epochs: curve.update(b=budgets))
+    monkeypatch.setattr(
+        "cluster.protocols.run_label_curve",
+        lambda cfg, budgets, out, epochs, seeds: curve.update(b=budgets, s=seeds),
+    )
     assert cli.main(["eval", "--config", str(config), "--protocol", "cross-system"]) == 2
     assert "needs --data" in capsys.readouterr().err
     assert cli.main(["eval", "--config", str(config), "--protocol", "label-curve", "--data", "bgl:x"]) == 2
     assert cli.main(["eval", "--config", str(config), "--protocol", "label-curve", "--budgets", "25,x"]) == 2
     assert cli.main(["eval", "--config", str(config), "--protocol", "label-curve", "--budgets", "10,all"]) == 0
-    assert curve == {"b": [10, None]}
+    assert curve == {"b": [10, None], "s": [0]}  # one subset per budget: the data seed's
+    assert cli.main(["eval", "--config", str(config), "--protocol", "label-curve", "--curve-seeds", "0,x"]) == 2
+    assert "--curve-seeds: 'x'" in capsys.readouterr().err
+    assert cli.main(["eval", "--config", str(config), "--protocol", "label-curve", "--curve-seeds", "2,0,2"]) == 0
+    assert curve["s"] == [2, 0]
 
 
 def test_a_regex_data_spec_needs_the_configs_data_regex(tmp_path, capsys):

@@ -7,7 +7,15 @@ import json
 import pytest
 
 from cluster.config import ConfigError
-from cluster.protocols import label_subset, parse_budgets, sft_steps_for, write_curve
+from cluster.protocols import (
+    label_subset,
+    parse_budgets,
+    parse_seeds,
+    point_name,
+    seed_means,
+    sft_steps_for,
+    write_curve,
+)
 
 
 def test_budgets_parse_and_bad_ones_name_the_option():
@@ -26,6 +34,13 @@ def test_subsets_keep_the_label_mix_and_both_classes_and_are_seeded():
     assert label_subset(labels, None, 0) == list(range(100)) == label_subset(labels, 500, 0)
 
 
+def test_seeds_parse_default_to_the_data_seed_and_name_their_points():
+    assert parse_seeds(None, 7) == [7] and parse_seeds("0, 1,1,2", 7) == [0, 1, 2]
+    with pytest.raises(ConfigError, match="--curve-seeds: '-1'"):
+        parse_seeds("0,-1", 0)
+    assert point_name(100, 0, 0) == "n100" and point_name(100, 2, 0) == "n100-s2"  # the old curves' folders resume
+
+
 def test_sft_steps_are_epochs_over_the_subset_capped_at_the_full_run():
     assert sft_steps_for(25, 8, 4.0, 150) == 13 and sft_steps_for(2000, 8, 4.0, 150) == 150
     assert sft_steps_for(1, 8, 0.1, 150) == 1
@@ -40,5 +55,51 @@ def test_the_curve_is_written_as_table_json_and_plot(tmp_path):
     write_curve(tmp_path, points)
     assert json.loads((tmp_path / "curve.json").read_text()) == points
     table = (tmp_path / "curve.md").read_text()
-    assert "| 25 (2) | 3 | 0.500 [0.40, 0.60] | 0.500 [0.40, 0.60] |" in table
+    assert "| 25 (2) |  | 3 | 0.500 [0.40, 0.60] | 0.500 [0.40, 0.60] |" in table  # a curve from before seeds
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _block(value, low=None, high=None, threshold=None):
+    f1 = {"value": value, "low": low, "high": high}
+    return {"f1_ci": f1, "f1_at_threshold": threshold, "roc_auc": None}
+
+
+def test_seeds_of_a_budget_are_averaged_with_their_spread_and_verdicts_listed(tmp_path):
+    thresholded = {"value": 0.6, "low": 0.5, "high": 0.7}
+    points = [
+        {
+            "labels": 100,
+            "seed": 0,
+            "anomalous": 9,
+            "sft_steps": 38,
+            "validation_rows": 196,
+            "scorers": {"sft/fast": _block(0.0, 0.0, 0.0, threshold={"value": 0.3, "low": 0.2, "high": 0.4})},
+        },
+        {
+            "labels": 100,
+            "seed": 1,
+            "anomalous": 9,
+            "sft_steps": 38,
+            "validation_rows": 196,
+            "scorers": {"sft/fast": _block(0.5, 0.4, 0.6, threshold=thresholded)},
+        },
+        {
+            "labels": 200,
+            "seed": 0,
+            "anomalous": 18,
+            "sft_steps": 75,
+            "validation_rows": 196,
+            "scorers": {"sft/fast": _block(0.7, 0.6, 0.8)},
+        },
+    ]
+    means = seed_means(points)
+    assert len(means) == 1 and means[0]["labels"] == 100 and means[0]["seeds"] == [0, 1]  # 200 has one seed
+    assert means[0]["scorers"]["sft/fast"] == pytest.approx({"mean": 0.45, "min": 0.3, "max": 0.6})
+    write_curve(tmp_path, points)
+    table = (tmp_path / "curve.md").read_text()
+    assert "| 100 (9) | 1 | 38 | 0.600 [0.50, 0.70] |" in table  # the threshold F1 where there is one
+    assert "| **100: mean of 2 seeds** (min-max) | | | 0.450 (0.300-0.600) |" in table
+    assert "same 196 labelled validation rows" in table
+    verdicts = table[table.index("Verdict F1") :]
+    assert "| 100 (9) | 0 | 0.000 [0.00, 0.00] |" in verdicts and "| 200 (18) | 0 | 0.700 [0.60, 0.80] |" in verdicts
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
