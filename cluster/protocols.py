@@ -148,13 +148,10 @@ def run_label_curve(
     return write_curve(out_dir, points)
 
 
-def point_f1(block: dict) -> dict | None:
-    """A scorer's curve value: F1 at its validation threshold, or of its verdicts where it has no threshold."""
-    return block.get("f1_at_threshold") or block.get("f1_ci")
-
-
 def seed_means(points: list[dict]) -> list[dict]:
     """Per budget drawn with more than one seed: the mean F1 of each scorer over its seeds, and their min and max."""
+    from evaluation.analysis import curve_f1
+
     by_budget: dict[int, list[dict]] = {}
     for point in points:
         by_budget.setdefault(point["labels"], []).append(point)
@@ -164,7 +161,7 @@ def seed_means(points: list[dict]) -> list[dict]:
             continue
         scorers = {}
         for name in group[0]["scorers"]:
-            values = [(point_f1(p["scorers"].get(name, {})) or {}).get("value") for p in group]
+            values = [(curve_f1(p["scorers"].get(name, {})) or {}).get("value") for p in group]
             values = [v for v in values if v is not None]
             if values:
                 scorers[name] = {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
@@ -174,7 +171,7 @@ def seed_means(points: list[dict]) -> list[dict]:
 
 def write_curve(out_dir: Path, points: list[dict]) -> dict:
     """curve.json, curve.md (F1 per budget and seed with intervals, the mean over seeds, verdict F1) and curve.png."""
-    from evaluation.analysis import interval_text
+    from evaluation.analysis import curve_f1, interval_text
     from evaluation.plots import plot_label_curve
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +180,7 @@ def write_curve(out_dir: Path, points: list[dict]) -> dict:
     lines = ["# Label-efficiency curve", "", "| labels (anomalous) | seed | SFT steps " + header]
     lines.append("|" + "---|" * (len(names) + 3))
     for point in points:
-        cells = [interval_text(point_f1(point["scorers"].get(name, {}))) for name in names]
+        cells = [interval_text(curve_f1(point["scorers"].get(name, {}))) for name in names]
         lines.append(
             f"| {_budget(point)} | {point.get('seed', '')} | {point['sft_steps']} | " + " | ".join(cells) + " |"
         )

@@ -106,6 +106,11 @@ def analyse(scored: Sequence[Scored], labels: Sequence[str], mask: Sequence[bool
     return out
 
 
+def curve_f1(block: Mapping) -> dict | None:
+    """A scorer's label-curve value: F1 at its validation threshold, or of its verdicts where it has no threshold."""
+    return block.get("f1_at_threshold") or block.get("f1_ci")
+
+
 def interval_text(interval: Mapping | Interval | None) -> str:
     """`0.812 [0.74, 0.87]`, or n/a."""
     if interval is None:

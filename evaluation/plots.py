@@ -13,6 +13,8 @@ matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from evaluation.analysis import curve_f1  # noqa: E402
+
 CURVE_PANELS = (("reward by component", "reward/"), ("rollout accuracy", "rollout/accuracy"), ("KL", "actor/kl_mean"))
 
 
@@ -80,8 +82,7 @@ def plot_label_curve(points: list[dict], path: Path) -> Path | None:
     for name in points[0]["scorers"]:
         per_point = []
         for p in points:
-            block = p["scorers"].get(name, {})
-            best = block.get("f1_at_threshold") or block.get("f1_ci") or {}
+            best = curve_f1(p["scorers"].get(name, {})) or {}
             value = best.get("value") or 0.0
             low = best.get("low") if best.get("low") is not None else value
             high = best.get("high") if best.get("high") is not None else value
