@@ -75,6 +75,14 @@ def cmd_eval(args):
     from cluster.protocols import parse_budgets, parse_seeds, run_label_curve
     from cluster.stages import run_eval_stage
 
+    if args.reanalyse:
+        from cluster.reanalysis import reanalyse
+
+        if not args.out or args.protocol == "label-curve" or args.adapter or args.no_adapter or args.arm:
+            raise ConfigError("--reanalyse needs --out REPORT_DIR and runs no model: no --adapter/--arm/label-curve")
+        metrics = reanalyse(_config(args), args.out, args.data, args.limit)
+        print(f"[eval] reanalysed {args.out}: {', '.join(metrics['analysis'])} (every earlier number reproduced)")
+        return
     if args.protocol == "label-curve":
         if args.data or args.adapter or args.no_adapter or args.arm:
             raise ConfigError(
@@ -358,6 +366,12 @@ def add_eval_arguments(cmd: argparse.ArgumentParser) -> None:
         default="split",
         help="split: the run's test split (or --data); cross-system: --data is another system, baselines fit on "
         "this run's only; label-curve: SFT and evaluate on subsets of the train split (--budgets)",
+    )
+    cmd.add_argument(
+        "--reanalyse",
+        action="store_true",
+        help="recompute the analysis of the report in --out from its predictions (no model runs; give the config, "
+        "--data and --limit it was written with): every earlier number must reproduce, newer comparisons are added",
     )
     cmd.add_argument("--budgets", default="25,50,100,200,all", help="label-curve: labelled rows per point")
     cmd.add_argument(

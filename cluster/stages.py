@@ -261,32 +261,10 @@ def run_eval_stage(
     from pipelines.prompts.novelty import has_unseen_template, seen_templates
 
     arms = eval_arms(cfg, adapter, no_adapter, extra_arms)
-    regex = cfg.data.regex.to_format() if cfg.data.regex else None
-    if data:
-        from pipelines.eval_data import check_spec
-
-        try:
-            check_spec(data, regex, cfg.data.format)  # a bad --data fails in one line, before any work
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
-    summary = ensure_data(cfg)  # baselines fit on its train split; --data rows are rendered with its miner
-    if data:
-        from pipelines.eval_data import load_eval_rows
-
-        rows, source = load_eval_rows(data, cfg.data.output_dir, label_patch=cfg.data.label_patch, regex=regex), data
-    else:
-        rows, source = load_examples(summary["paths"]["test"]), str(summary["paths"]["test"])
-    if limit and limit < len(rows):  # a seeded sample that keeps the label mix, not the first rows
-        from pipelines.sessions.grouping import stratified_train
-
-        keep = stratified_train([row["label"] for row in rows], limit / len(rows), cfg.data.seed)
-        rows = [row for row, kept in zip(rows, keep) if kept]
-        source = f"{source} (stratified sample of {len(rows)}, seed {cfg.data.seed})"
-    if not rows:
-        raise ValueError(f"no rows to evaluate in {source}")
+    summary, rows, source = eval_rows(cfg, data, limit)
     modes = EVAL_MODE_CHOICES[mode]
     train = list(train_subset) if train_subset is not None else load_examples(summary["paths"]["train"])
-    validation = _validation_rows(summary)
+    validation = validation_rows(summary)
     extra = {}
     if validation and "fast" in modes:
         extra["validation"] = (validation, "fast")
@@ -359,7 +337,39 @@ def run_eval_stage(
     return {"out": str(out_dir), "metrics": metrics}
 
 
-def _validation_rows(summary: dict) -> list[dict]:
+def eval_rows(cfg: LogrlConfig, data: str | None = None, limit: int | None = None) -> tuple[dict, list[dict], str]:
+    """The prepared data's summary (prepared now if need be), the rows an eval scores (`data`'s logs rendered with
+    the run's miner, else the test split; a seeded sample of `limit` keeping the label mix) and where they came
+    from."""
+    from pipelines.building.dataset import load_examples
+
+    regex = cfg.data.regex.to_format() if cfg.data.regex else None
+    if data:
+        from pipelines.eval_data import check_spec
+
+        try:
+            check_spec(data, regex, cfg.data.format)  # a bad --data fails in one line, before any work
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    summary = ensure_data(cfg)  # baselines fit on its train split; --data rows are rendered with its miner
+    if data:
+        from pipelines.eval_data import load_eval_rows
+
+        rows, source = load_eval_rows(data, cfg.data.output_dir, label_patch=cfg.data.label_patch, regex=regex), data
+    else:
+        rows, source = load_examples(summary["paths"]["test"]), str(summary["paths"]["test"])
+    if limit and limit < len(rows):  # a seeded sample that keeps the label mix, not the first rows
+        from pipelines.sessions.grouping import stratified_train
+
+        keep = stratified_train([row["label"] for row in rows], limit / len(rows), cfg.data.seed)
+        rows = [row for row, kept in zip(rows, keep) if kept]
+        source = f"{source} (stratified sample of {len(rows)}, seed {cfg.data.seed})"
+    if not rows:
+        raise ValueError(f"no rows to evaluate in {source}")
+    return summary, rows, source
+
+
+def validation_rows(summary: dict) -> list[dict]:
     """The validation split, or none (data prepared without one, or before there were validation splits)."""
     from pipelines.building.dataset import load_examples
 

@@ -1,5 +1,5 @@
 """Per arm and baseline: F1 and AUCs with bootstrap intervals, F1 at the validation threshold, the unseen-template
-slice, and a paired win / tie / loss against the best baseline."""
+slice, and paired win / tie / loss against the best baseline: on verdicts, and at the validation thresholds."""
 
 from __future__ import annotations
 
@@ -42,6 +42,13 @@ def _said(verdicts: Sequence[str | None], labels: Sequence[str]) -> np.ndarray:
     )
 
 
+def _decided(scored: Scored, labels: Sequence[str]) -> np.ndarray:
+    """1 where the scorer calls the row anomalous at its validation threshold; its verdicts where it has none."""
+    if scored.threshold is None or scored.scores is None or all(s is None for s in scored.scores):
+        return _said(scored.verdicts, labels)
+    return (filled(scored.scores) >= scored.threshold).astype(np.int8)
+
+
 def _f1_at(threshold: float):
     return lambda y, s: f1_of(y, (s >= threshold).astype(np.int8))
 
@@ -62,9 +69,10 @@ def block(scored: Scored, labels: Sequence[str], draws: np.ndarray) -> dict:
     return out
 
 
-def best_baseline(blocks: Mapping[str, dict], baselines: Sequence[str]) -> str | None:
-    """The baseline with the highest F1 (verdicts at its own threshold)."""
-    ranked = [(blocks[name]["f1_ci"]["value"] or 0.0, name) for name in baselines if name in blocks]
+def best_baseline(blocks: Mapping[str, dict], baselines: Sequence[str], thresholded: bool = False) -> str | None:
+    """The baseline with the highest F1 of its verdicts, or (`thresholded`) at its validation threshold."""
+    value = (lambda b: curve_f1(b)["value"]) if thresholded else (lambda b: b["f1_ci"]["value"])
+    ranked = [(value(blocks[name]) or 0.0, name) for name in baselines if name in blocks]
     return max(ranked)[1] if ranked else None
 
 
@@ -77,6 +85,14 @@ def compare(a: Scored, b: Scored, labels: Sequence[str], draws: np.ndarray) -> d
         auc = paired_difference(y, filled(a.scores), filled(b.scores), roc_auc, draws)
         out |= {"roc_auc_difference": auc.to_dict(), "roc_auc": verdict_of(auc)}
     return out
+
+
+def compare_at_thresholds(a: Scored, b: Scored, labels: Sequence[str], draws: np.ndarray) -> dict:
+    """Paired bootstrap difference a - b in F1, each called at its own validation threshold (b's verdicts where it
+    has none): the comparison for a score whose verdict is not its best use."""
+    y = positives(labels)
+    f1 = paired_difference(y, _decided(a, labels), _decided(b, labels), f1_of, draws)
+    return {"against": b.name, "f1_difference": f1.to_dict(), "f1": verdict_of(f1)}
 
 
 def analyse(scored: Sequence[Scored], labels: Sequence[str], mask: Sequence[bool] | None = None, seed: int = 0) -> dict:
@@ -96,13 +112,20 @@ def analyse(scored: Sequence[Scored], labels: Sequence[str], mask: Sequence[bool
         return out
     draws = resamples(len(idx), seed)
     blocks = {item.name: block(item, sub_labels, draws) for item in items}
-    best = best_baseline(blocks, [item.name for item in items if item.baseline])
+    baselines = [item.name for item in items if item.baseline]
+    best, best_thresholded = best_baseline(blocks, baselines), best_baseline(blocks, baselines, thresholded=True)
     by_name = {item.name: item for item in items}
     for item in items:
         if not item.baseline and best is not None:
             blocks[item.name]["vs_best_baseline"] = compare(item, by_name[best], sub_labels, draws)
+        if not item.baseline and best_thresholded is not None and "f1_at_threshold" in blocks[item.name]:
+            blocks[item.name]["vs_best_baseline_at_threshold"] = compare_at_thresholds(
+                item, by_name[best_thresholded], sub_labels, draws
+            )
     out["scorers"] = blocks
     out["best_baseline"] = best
+    if best_thresholded is not None:
+        out["best_baseline_at_threshold"] = best_thresholded
     return out
 
 

@@ -101,11 +101,29 @@ def collect_metrics(
             same = {p.id: p.verdict for p in next(a for a in arms if arm_key(a) == arm_key(other)).predictions}
             flips = sum(p.verdict != same.get(p.id) for p in other.predictions)
             base["flip_rate"], base["flip_rows"] = flips / max(len(other.predictions), 1), len(other.predictions)
-    items = scored_items(arms, baselines, thresholds)
-    out["analysis"] = {"all": analyse(items, labels, seed=seed)}
-    if unseen is not None:
-        out["analysis"]["unseen_templates"] = analyse(items, labels, unseen, seed)
+    out["analysis"] = analysis_of(scored_items(arms, baselines, thresholds), labels, unseen, seed)
     return out
+
+
+def analysis_of(
+    items: Sequence[Scored], labels: Sequence[str], unseen: Sequence[bool] | None = None, seed: int = 0
+) -> dict:
+    """metrics.json's `analysis`: on all rows, and on the rows showing a template training never saw (`unseen`)."""
+    out = {"all": analyse(items, labels, seed=seed)}
+    if unseen is not None:
+        out["unseen_templates"] = analyse(items, labels, unseen, seed)
+    return out
+
+
+def rewrite_analysis(out: str | Path, analysis: Mapping) -> dict:
+    """Replace a written report's `analysis` (metrics.json and report.md; its plots are kept as they are)."""
+    out = Path(out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics["analysis"] = dict(analysis)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    shown = re.findall(r"^!\[[^\]]*\]\(([^)]+)\)$", (out / "report.md").read_text(), flags=re.M)
+    (out / "report.md").write_text(_markdown(metrics, [out / name for name in shown]))
+    return metrics
 
 
 def _cell(value) -> str:
@@ -139,20 +157,22 @@ ANALYSIS_COLUMNS = (
 
 def analysis_table(analysis: Mapping) -> str:
     """F1, ROC-AUC and PR-AUC with bootstrap 95% intervals, F1 at the threshold chosen on validation, and each arm's
-    paired F1 comparison with the best baseline (a difference whose interval holds 0 is a tie)."""
-    best = analysis.get("best_baseline")
+    paired F1 comparison with the best baseline, on verdicts and at the validation thresholds (a difference whose
+    interval holds 0 is a tie)."""
+    best, best_t = analysis.get("best_baseline"), analysis.get("best_baseline_at_threshold")
     header = "| model | " + " | ".join(t for t, _ in ANALYSIS_COLUMNS) + f" | F1 vs {best or 'best baseline'} |"
-    lines = [header, "|" + "---|" * (len(ANALYSIS_COLUMNS) + 2)]
+    rule = "|" + "---|" * (len(ANALYSIS_COLUMNS) + 2)
+    if best_t:
+        header += f" F1 at thresholds vs {best_t} |"
+        rule += "---|"
+    lines = [header, rule]
     for name, block in analysis.get("scorers", {}).items():
         cells = [interval_text(block.get(key)) for _, key in ANALYSIS_COLUMNS]
         if "threshold" in block and block.get("f1_at_threshold"):
             cells[-1] += f" (t={block['threshold']:.2f})"
-        versus = block.get("vs_best_baseline")
-        if versus:
-            diff = versus["f1_difference"]
-            cells.append(f"{versus['f1']} ({interval_text(diff)})")
-        else:
-            cells.append("")
+        for key in ("vs_best_baseline", "vs_best_baseline_at_threshold")[: 2 if best_t else 1]:
+            versus = block.get(key)
+            cells.append(f"{versus['f1']} ({interval_text(versus['f1_difference'])})" if versus else "")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -142,3 +142,21 @@ def test_eval_config_section():
     assert "fatal" in cfg.eval.keywords and cfg.eval.fast_max_new_tokens is None  # None: measured on the tokenizer
     with pytest.raises(ConfigError, match=r"eval\.baselines\.0"):
         parse_config(_raw(eval={"baselines": ["svm"]}))
+
+
+def test_reanalyse_refuses_what_would_run_a_model_and_needs_a_report(monkeypatch, tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps(_raw()))
+    base = ["eval", "--config", str(config), "--reanalyse"]
+    for extra in ([], ["--out", "o", "--adapter", "a"], ["--out", "o", "--protocol", "label-curve"]):
+        assert cli.main(base + extra) == 2
+        assert "--reanalyse needs --out REPORT_DIR and runs no model" in capsys.readouterr().err
+    assert cli.main(base + ["--out", str(tmp_path / "none")]) == 2
+    assert "metrics.json does not exist (is --out a report folder?)" in capsys.readouterr().err
+    seen = {}
+    monkeypatch.setattr(
+        "cluster.reanalysis.reanalyse",
+        lambda cfg, out, data, limit: seen.update(out=out, data=data, limit=limit) or {"analysis": {"all": {}}},
+    )
+    assert cli.main(base + ["--out", "r", "--data", "templates:x.csv", "--limit", "7"]) == 0
+    assert seen == {"out": "r", "data": "templates:x.csv", "limit": 7}

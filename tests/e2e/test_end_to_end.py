@@ -174,6 +174,29 @@ def test_train_sync_and_serve(run_cfg):
     assert "baseline: domain_cues" in analysis["all"]["scorers"] and "unseen_templates" in analysis
     assert 0 <= evaluation["metrics"]["arms"]["adapter/fast"]["flip_rate"] <= 1
     assert list(out.glob("confusion_*.png")) and (out / "scores.png").stat().st_size > 0
+    # `logrl eval --reanalyse`: from the written predictions and baselines refitted on the rebuilt rows, every number
+    # comes back; a report written before the thresholded comparison gets it; one whose numbers moved is refused.
+    import shutil
+
+    from cluster.config import ConfigError
+    from cluster.reanalysis import moved, reanalyse
+
+    older = Path(cfg.train.output_dir) / "eval-older"
+    shutil.copytree(out, older)
+    metrics = json.loads((older / "metrics.json").read_text())
+    for part in metrics["analysis"].values():
+        part.pop("best_baseline_at_threshold")
+        assert [block.pop("vs_best_baseline_at_threshold") for block in part["scorers"].values()
+                if "vs_best_baseline_at_threshold" in block]  # fmt: skip
+    (older / "metrics.json").write_text(json.dumps(metrics))
+    again = reanalyse(cfg, str(older))["analysis"]
+    assert moved(analysis, again) is None and moved(again, analysis) is None  # the same keys, the same numbers
+    assert (older / "report.md").read_text() == report  # the report's text, plots and all, rewritten as eval wrote it
+    metrics["analysis"]["all"]["scorers"]["adapter/fast"]["roc_auc"]["value"] -= 0.01
+    (older / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ConfigError, match=r"analysis\.all\.scorers\.adapter/fast\.roc_auc\.value does not reproduce"):
+        reanalyse(cfg, str(older))
+    assert json.loads((older / "metrics.json").read_text()) == metrics  # nothing written
     from rl_actors.tracking import MlflowRun
 
     mlflow_run = MlflowRun(cfg.train.output_dir)

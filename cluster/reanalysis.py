@@ -1,0 +1,89 @@
+"""`logrl eval --reanalyse --out REPORT`: recompute a written report's analysis without running a model.
+
+The arms' verdicts and scores come from the report's predictions.jsonl and their validation thresholds from its
+metrics.json; the rows, the baselines and the unseen-template slice are rebuilt from the same config, `--data` and
+`--limit` the report was written with. Every number the report already holds must come out the same (else it
+refuses and names the first that moved); what the analysis has learned since (the paired comparison at the
+validation thresholds) is added to metrics.json and report.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from cluster.config import ConfigError, LogrlConfig
+from evaluation.analysis import Scored
+
+TOLERANCE = 1e-9
+
+
+def arm_scores(predictions: Path, ids: Sequence[str], thresholds: Mapping[str, float | None]) -> list[Scored]:
+    """Each arm/mode of a predictions.jsonl as a `Scored` in the order of `ids`; refuses when its rows are not
+    exactly those."""
+    by_arm: dict[str, dict[str, dict]] = {}
+    for line in predictions.read_text().splitlines():
+        record = json.loads(line)
+        by_arm.setdefault(f"{record['arm']}/{record['mode']}", {})[record["id"]] = record
+    items = []
+    for name, records in by_arm.items():
+        if set(records) != set(ids) or len(records) != len(ids):
+            raise ConfigError(
+                f"{predictions}: {name} predicts {len(records)} rows, the rebuilt rows are {len(ids)} "
+                f"({len(set(records) ^ set(ids))} ids differ): not the data, --data or --limit it was written with"
+            )
+        ordered = [records[i] for i in ids]
+        items.append(Scored(name, [r["verdict"] for r in ordered], [r.get("score") for r in ordered]))
+        items[-1].threshold = thresholds.get(name)
+    return items
+
+
+def moved(old, new, path: str = "analysis") -> str | None:
+    """The first value of `old` that `new` does not reproduce (keys only `new` has are additions, not moves)."""
+    if isinstance(old, Mapping):
+        if not isinstance(new, Mapping):
+            return path
+        for key, value in old.items():
+            if key not in new:
+                return f"{path}.{key}"
+            if found := moved(value, new[key], f"{path}.{key}"):
+                return found
+        return None
+    if isinstance(old, float) and isinstance(new, (int, float)):
+        return None if abs(old - new) <= TOLERANCE else path
+    return None if old == new else path
+
+
+def reanalyse(cfg: LogrlConfig, out: str, data: str | None = None, limit: int | None = None) -> dict:
+    """Rebuild the rows and baselines of the report in `out`, recompute its analysis from its predictions, check
+    it reproduces every number already there, and write the additions; returns the new metrics."""
+    from cluster.stages import eval_rows, validation_rows
+    from evaluation.baselines import run_baselines
+    from evaluation.report import analysis_of, rewrite_analysis, scored_items
+    from pipelines.building.dataset import load_examples
+    from pipelines.prompts.novelty import has_unseen_template, seen_templates
+
+    folder = Path(out)
+    for name in ("metrics.json", "predictions.jsonl", "report.md"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"--reanalyse: {folder / name} does not exist (is --out a report folder?)")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    summary, rows, _ = eval_rows(cfg, data, limit)
+    train = load_examples(summary["paths"]["train"])
+    baselines = run_baselines(train, rows, cfg.eval, validation_rows(summary))
+    scorers = metrics.get("analysis", {}).get("all", {}).get("scorers", {})
+    thresholds = {name: block.get("threshold") for name, block in scorers.items()}
+    items = arm_scores(folder / "predictions.jsonl", [row["id"] for row in rows], thresholds)
+    items += [item for item in scored_items([], baselines) if item.name in scorers or not scorers]
+    unseen = None
+    if "unseen_templates" in metrics.get("analysis", {}):
+        seen = seen_templates(row["template_ids"] for row in train)
+        unseen = [has_unseen_template(row["template_ids"], seen) for row in rows]
+    analysis = analysis_of(items, [row["label"] for row in rows], unseen)
+    if where := moved(metrics.get("analysis", {}), analysis):
+        raise ConfigError(
+            f"--reanalyse: {where} does not reproduce from {folder} with this config, --data and --limit "
+            "(not the rows or baselines it was written with); nothing written"
+        )
+    return rewrite_analysis(folder, analysis)

@@ -1,0 +1,58 @@
+"""The paired comparisons of `evaluation.analysis`: on verdicts, and each scorer at its validation threshold."""
+
+from evaluation.analysis import Scored, analyse
+from evaluation.report import analysis_table
+from evaluation.wins import table
+
+LABELS = ["anomalous"] * 30 + ["normal"] * 70
+
+
+def _keyword(hits: int, false_alarms: int) -> Scored:
+    """A rule calling `hits` anomalies and `false_alarms` normals anomalous; scores are its verdicts (threshold 1)."""
+    said = [i < hits for i in range(30)] + [i < false_alarms for i in range(70)]
+    verdicts = ["anomalous" if s else "normal" for s in said]
+    return Scored("baseline: keyword", verdicts, [float(s) for s in said], 1.0, baseline=True)
+
+
+def test_an_under_calling_model_that_ranks_well_loses_on_verdicts_and_wins_at_its_threshold():
+    timid = Scored("adapter/fast", ["normal"] * 100, [0.3] * 30 + [0.01] * 70, threshold=0.2)
+    out = analyse([timid, _keyword(hits=18, false_alarms=6)], LABELS)
+    block = out["scorers"]["adapter/fast"]
+    assert block["f1_ci"]["value"] == 0.0 and block["f1_at_threshold"]["value"] == 1.0
+    assert block["vs_best_baseline"]["f1"] == "loss"
+    versus = block["vs_best_baseline_at_threshold"]
+    assert versus["against"] == "baseline: keyword" and versus["f1"] == "win"
+    assert abs(versus["f1_difference"]["value"] - (1.0 - 36 / 54)) < 1e-9  # keyword: tp 18, fp 6, fn 12
+
+
+def test_the_thresholded_comparison_picks_the_baseline_best_at_its_own_threshold():
+    model = Scored("adapter/fast", LABELS, [0.9] * 30 + [0.1] * 70, threshold=0.5)
+    # verdicts all normal (F1 0) but a perfect ranking: best at its threshold, not on verdicts
+    ranker = Scored("baseline: tfidf", ["normal"] * 100, [0.8] * 30 + [0.2] * 70, threshold=0.5, baseline=True)
+    out = analyse([model, ranker, _keyword(hits=18, false_alarms=6)], LABELS)
+    assert out["best_baseline"] == "baseline: keyword"
+    assert out["best_baseline_at_threshold"] == "baseline: tfidf"
+    versus = out["scorers"]["adapter/fast"]["vs_best_baseline_at_threshold"]
+    assert versus["against"] == "baseline: tfidf" and versus["f1"] == "tie"
+    assert versus["f1_difference"] == {"value": 0.0, "low": 0.0, "high": 0.0}
+    assert "vs_best_baseline_at_threshold" not in out["scorers"]["baseline: tfidf"]
+
+
+def test_a_model_without_a_threshold_gets_no_thresholded_comparison():
+    reasoning = Scored("adapter/reason", LABELS, None)
+    out = analyse([reasoning, _keyword(hits=18, false_alarms=6)], LABELS)
+    assert "vs_best_baseline_at_threshold" not in out["scorers"]["adapter/reason"]
+    assert out["scorers"]["adapter/reason"]["vs_best_baseline"]["f1"] == "win"
+
+
+def test_the_report_and_the_wins_table_show_both_comparisons():
+    timid = Scored("adapter/fast", ["normal"] * 100, [0.3] * 30 + [0.01] * 70, threshold=0.2)
+    out = analyse([timid, _keyword(hits=18, false_alarms=6)], LABELS)
+    lines = analysis_table(out).split("\n")
+    assert lines[0].endswith("| F1 vs baseline: keyword | F1 at thresholds vs baseline: keyword |")
+    assert lines[1].count("---") == 7
+    assert lines[2].startswith("| adapter/fast | 0.000 [0.00, 0.00] |")
+    assert lines[2].endswith("(t=0.20) | loss (-0.667 [-0.80, -0.51]) | win (0.333 [0.20, 0.49]) |")
+    row = table([("toy", {"analysis": {"all": out}})]).split("\n")[2]
+    assert row.endswith("| **loss** (AUC: win) | 1.000 vs keyword 0.667: **win** (0.333 [0.20, 0.49]) |")
+    assert row.count("|") == 10
