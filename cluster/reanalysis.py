@@ -1,10 +1,11 @@
 """`logrl eval --reanalyse --out REPORT`: recompute a written report's analysis without running a model.
 
-The arms' verdicts and scores come from the report's predictions.jsonl and their validation thresholds from its
-metrics.json; the rows, the baselines and the unseen-template slice are rebuilt from the same config, `--data` and
-`--limit` the report was written with. Every number the report already holds must come out the same (else it
-refuses and names the first that moved); what the analysis has learned since (the paired comparison at the
-validation thresholds) is added to metrics.json and report.md.
+The arms' verdicts and scores come from the report's predictions.jsonl; their validation thresholds are chosen
+again from the scores its validation.jsonl keeps (reports written before it: read from metrics.json). The rows, the
+baselines and the unseen-template slice are rebuilt from the same config, `--data` and `--limit` the report was
+written with. Every number the report already holds must come out the same (else it refuses and names the first
+that moved); what the analysis has learned since (the paired comparison at the validation thresholds) is added to
+metrics.json and report.md.
 """
 
 from __future__ import annotations
@@ -19,24 +20,40 @@ from evaluation.analysis import Scored
 TOLERANCE = 1e-9
 
 
+def records_by_arm(path: Path) -> dict[str, list[dict]]:
+    """A report's jsonl records (predictions.jsonl, validation.jsonl) grouped by the report's `arm/mode` names."""
+    by_arm: dict[str, list[dict]] = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        by_arm.setdefault(f"{record['arm']}/{record['mode']}", []).append(record)
+    return by_arm
+
+
 def arm_scores(predictions: Path, ids: Sequence[str], thresholds: Mapping[str, float | None]) -> list[Scored]:
     """Each arm/mode of a predictions.jsonl as a `Scored` in the order of `ids`; refuses when its rows are not
     exactly those."""
-    by_arm: dict[str, dict[str, dict]] = {}
-    for line in predictions.read_text().splitlines():
-        record = json.loads(line)
-        by_arm.setdefault(f"{record['arm']}/{record['mode']}", {})[record["id"]] = record
     items = []
-    for name, records in by_arm.items():
-        if set(records) != set(ids) or len(records) != len(ids):
+    for name, listed in records_by_arm(predictions).items():
+        records = {r["id"]: r for r in listed}
+        if set(records) != set(ids) or len(listed) != len(ids):
             raise ConfigError(
-                f"{predictions}: {name} predicts {len(records)} rows, the rebuilt rows are {len(ids)} "
+                f"{predictions}: {name} predicts {len(listed)} rows, the rebuilt rows are {len(ids)} "
                 f"({len(set(records) ^ set(ids))} ids differ): not the data, --data or --limit it was written with"
             )
         ordered = [records[i] for i in ids]
-        items.append(Scored(name, [r["verdict"] for r in ordered], [r.get("score") for r in ordered]))
-        items[-1].threshold = thresholds.get(name)
+        verdicts, scores = [r["verdict"] for r in ordered], [r.get("score") for r in ordered]
+        items.append(Scored(name, verdicts, scores, thresholds.get(name)))
     return items
+
+
+def validation_thresholds(path: Path) -> dict[str, float]:
+    """Each arm/mode's threshold chosen again (`best_threshold`) on the validation scores a report kept."""
+    from evaluation.stats import best_threshold
+
+    return {
+        name: best_threshold([r["label"] for r in records], [r["score"] for r in records])
+        for name, records in records_by_arm(path).items()
+    }
 
 
 def moved(old, new, path: str = "analysis") -> str | None:
@@ -60,7 +77,7 @@ def reanalyse(cfg: LogrlConfig, out: str, data: str | None = None, limit: int | 
     it reproduces every number already there, and write the additions; returns the new metrics."""
     from cluster.stages import eval_rows, validation_rows
     from evaluation.baselines import run_baselines
-    from evaluation.report import analysis_of, rewrite_analysis, scored_items
+    from evaluation.report import VALIDATION_FILE, analysis_of, rewrite_analysis, scored_items
     from pipelines.building.dataset import load_examples
     from pipelines.prompts.novelty import has_unseen_template, seen_templates
 
@@ -74,6 +91,8 @@ def reanalyse(cfg: LogrlConfig, out: str, data: str | None = None, limit: int | 
     baselines = run_baselines(train, rows, cfg.eval, validation_rows(summary))
     scorers = metrics.get("analysis", {}).get("all", {}).get("scorers", {})
     thresholds = {name: block.get("threshold") for name, block in scorers.items()}
+    if (folder / VALIDATION_FILE).is_file():
+        thresholds |= validation_thresholds(folder / VALIDATION_FILE)
     items = arm_scores(folder / "predictions.jsonl", [row["id"] for row in rows], thresholds)
     items += [item for item in scored_items([], baselines) if item.name in scorers or not scorers]
     unseen = None

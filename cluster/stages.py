@@ -324,6 +324,7 @@ def run_eval_stage(
         thresholds,
         unseen,
         more.get("perturbed", ()),
+        more.get("validation", ()),
     )
     if cfg.train.mlflow:  # into the training run's MLflow run: the report folder and its headline numbers
         from rl_actors.tracking import MlflowRun, eval_metrics

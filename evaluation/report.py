@@ -28,6 +28,7 @@ COLUMNS = (
     ("samples/s", "samples_per_s"),
 )
 MAX_LISTED_INVALID = 50
+VALIDATION_FILE = "validation.jsonl"
 
 
 def arm_key(result: ArmResult) -> str:
@@ -263,8 +264,10 @@ def write_report(
     thresholds: Mapping[str, float] | None = None,
     unseen: Sequence[bool] | None = None,
     perturbed: Sequence[ArmResult] = (),
+    validation: Sequence[ArmResult] = (),
 ) -> dict:
-    """Write report.md, metrics.json, predictions.jsonl (a line per sample, arm and mode) and plots; return metrics."""
+    """Write report.md, metrics.json, predictions.jsonl (a line per sample, arm and mode), validation.jsonl (each
+    arm's scores on the validation rows its threshold was chosen on, when there are any) and plots; return metrics."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     metrics = collect_metrics(arms, baselines, rows, info, thresholds, unseen, perturbed=perturbed)
@@ -273,6 +276,12 @@ def write_report(
         for arm in arms:
             for prediction in arm.predictions:
                 handle.write(json.dumps({"arm": arm.name, **prediction.to_dict()}) + "\n")
+    if validation:
+        with (out / VALIDATION_FILE).open("w") as handle:
+            for arm in validation:
+                for p in arm.predictions:
+                    record = {"arm": arm.name, "mode": arm.mode, "id": p.id, "label": p.label, "score": p.score}
+                    handle.write(json.dumps(record | {"verdict": p.verdict}) + "\n")
     labels = [1 if row["label"] == POSITIVE else 0 for row in rows]
     curves = {
         item.name: (labels, filled(item.scores).tolist()) for item in scored_items(arms, baselines) if item.scores

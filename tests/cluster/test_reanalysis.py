@@ -5,7 +5,7 @@ import json
 import pytest
 
 from cluster.config import ConfigError
-from cluster.reanalysis import arm_scores, moved
+from cluster.reanalysis import arm_scores, moved, validation_thresholds
 
 
 def test_moved_names_the_first_number_that_did_not_come_back_and_ignores_additions():
@@ -48,3 +48,12 @@ def test_arm_scores_refuse_predictions_of_other_rows(tmp_path):
     _write(tmp_path / "p.jsonl", [{"arm": "sft", "mode": "fast", "id": "a", "verdict": "normal", "score": 0.1}])
     with pytest.raises(ConfigError, match=r"sft/fast predicts 1 rows, the rebuilt rows are 2 \(1 ids differ\)"):
         arm_scores(tmp_path / "p.jsonl", ["a", "b"], {})
+
+
+def test_validation_thresholds_are_chosen_again_per_arm_and_mode(tmp_path):
+    rows = [("a", "anomalous", 0.9), ("b", "anomalous", 0.7), ("c", "normal", 0.4), ("d", "normal", 0.8)]
+    records = [{"arm": "sft", "mode": "fast", "id": i, "label": y, "score": s} for i, y, s in rows]
+    records += [{"arm": "base", "mode": "fast", "id": i, "label": y, "score": None} for i, y, _ in rows]
+    _write(tmp_path / "v.jsonl", records)
+    # sft: cut 0.7 calls a, b, d (F1 0.8), cut 0.9 calls a (0.667), cut 0.8 calls a, d (0.5): 0.7
+    assert validation_thresholds(tmp_path / "v.jsonl") == {"sft/fast": 0.7, "base/fast": 0.5}

@@ -181,6 +181,9 @@ def test_train_sync_and_serve(run_cfg):
     from cluster.config import ConfigError
     from cluster.reanalysis import moved, reanalyse
 
+    kept = [json.loads(line) for line in open(out / "validation.jsonl")]  # the scores each threshold was chosen on
+    assert sorted(r["id"] for r in kept) == sorted(row["id"] for row in load_examples(summary["paths"]["validation"]))
+    assert {(r["arm"], r["mode"]) for r in kept} == {("adapter", "fast")} and all(r["score"] is not None for r in kept)
     older = Path(cfg.train.output_dir) / "eval-older"
     shutil.copytree(out, older)
     metrics = json.loads((older / "metrics.json").read_text())

@@ -126,3 +126,18 @@ def test_report_analysis_intervals_thresholds_unseen_slice_and_ties(tmp_path, an
     rows_md = table([("toy", metrics)]).split("\n")[2:]
     assert len(rows_md) == 2 and rows_md[0].startswith("| toy, all rows (n=20, 6 anomalous) | adapter/fast | 1.000")
     assert "| keyword |" in rows_md[0] and "**tie**" in rows_md[0]
+
+
+def test_the_validation_scores_each_threshold_was_chosen_on_are_kept(tmp_path, anomalous_row, normal_row):
+    rows = [anomalous_row, normal_row]
+    arm = _arm("adapter", "fast", rows, ["<answer>anomalous</answer>", "<answer>normal</answer>"])
+    held = _arm("adapter", "fast", rows, ["<answer>normal</answer>", "<answer>normal</answer>"])
+    held.predictions[0].score, held.predictions[1].score = 0.4, 0.1
+    write_report(tmp_path / "with", [arm], [], rows, validation=[held])
+    kept = [json.loads(line) for line in (tmp_path / "with" / "validation.jsonl").read_text().splitlines()]
+    assert [(r["arm"], r["mode"], r["id"], r["label"], r["score"], r["verdict"]) for r in kept] == [
+        ("adapter", "fast", anomalous_row["id"], "anomalous", 0.4, "normal"),
+        ("adapter", "fast", normal_row["id"], "normal", 0.1, "normal"),
+    ]
+    write_report(tmp_path / "without", [arm], [], rows)
+    assert not (tmp_path / "without" / "validation.jsonl").exists()
