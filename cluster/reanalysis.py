@@ -16,17 +16,9 @@ from pathlib import Path
 
 from cluster.config import ConfigError, LogrlConfig
 from evaluation.analysis import Scored
+from evaluation.report import records_by_arm
 
 TOLERANCE = 1e-9
-
-
-def records_by_arm(path: Path) -> dict[str, list[dict]]:
-    """A report's jsonl records (predictions.jsonl, validation.jsonl) grouped by the report's `arm/mode` names."""
-    by_arm: dict[str, list[dict]] = {}
-    for line in path.read_text().splitlines():
-        record = json.loads(line)
-        by_arm.setdefault(f"{record['arm']}/{record['mode']}", []).append(record)
-    return by_arm
 
 
 def arm_scores(predictions: Path, ids: Sequence[str], thresholds: Mapping[str, float | None]) -> list[Scored]:

@@ -289,3 +289,12 @@ def write_report(
     plots = write_plots(out, metrics, training_logs or {}, curves)
     (out / "report.md").write_text(_markdown(metrics, plots))
     return metrics
+
+
+def records_by_arm(path: Path) -> dict[str, list[dict]]:
+    """A report's jsonl records (predictions.jsonl, validation.jsonl) grouped by the report's `arm/mode` names."""
+    by_arm: dict[str, list[dict]] = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        by_arm.setdefault(f"{record['arm']}/{record['mode']}", []).append(record)
+    return by_arm

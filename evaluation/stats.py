@@ -55,9 +55,16 @@ def pr_auc(y: np.ndarray, scores: np.ndarray) -> float | None:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def best_threshold(labels: Sequence[str], scores: Sequence[float | None]) -> float:
+THRESHOLD_RULES = ("edge", "midpoint")
+
+
+def best_threshold(labels: Sequence[str], scores: Sequence[float | None], rule: str = "edge") -> float:
     """The score threshold (anomalous when score >= it) with the best F1 on these (validation) rows; 0.5 when
-    they hold no anomaly. Ties go to the higher threshold (fewer alarms)."""
+    they hold no anomaly. Ties go to the higher threshold (fewer alarms). `rule` says where in the gap the rows
+    leave the cut goes: `edge` at the lowest score still called anomalous (eval's rule); `midpoint` halfway down to
+    the next lower score, the same calls on these rows with a margin on both sides (0 below the lowest)."""
+    if rule not in THRESHOLD_RULES:
+        raise ValueError(f"threshold rule must be one of {THRESHOLD_RULES}, got {rule!r}")
     y, s = positives(labels), filled(scores)
     if not y.any():
         return 0.5
@@ -66,6 +73,9 @@ def best_threshold(labels: Sequence[str], scores: Sequence[float | None]) -> flo
         f1 = f1_of(y, (s >= candidate).astype(np.int8))
         if f1 > best_f1:
             best, best_f1 = candidate, f1
+    if rule == "midpoint":
+        below = s[s < best]
+        return float((best + below.max()) / 2) if below.size else float(best / 2)
     return float(best)
 
 
