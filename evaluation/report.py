@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -298,3 +299,25 @@ def records_by_arm(path: Path) -> dict[str, list[dict]]:
         record = json.loads(line)
         by_arm.setdefault(f"{record['arm']}/{record['mode']}", []).append(record)
     return by_arm
+
+
+def report_table_command(
+    description: str, needs: str, build: Callable[[list[tuple[str, Path]]], str], argv: list[str] | None = None
+) -> int:
+    """`python -m evaluation.<table> NAME=REPORT_DIR ... [--out FILE]`: the markdown `build` makes of the named
+    report folders (each must hold `needs`), printed and, with --out, written."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("reports", nargs="+", metavar="NAME=REPORT_DIR")
+    parser.add_argument("--out", help="write the table here (default: print it)")
+    args = parser.parse_args(argv)
+    reports = []
+    for item in args.reports:
+        name, _, folder = item.partition("=")
+        if not (Path(folder) / needs).is_file():
+            parser.error(f"{folder} has no {needs}")
+        reports.append((name, Path(folder)))
+    text = build(reports) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text, end="")
+    return 0

@@ -10,13 +10,12 @@ holds 0).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
 from evaluation.analysis import interval_text
-from evaluation.report import VALIDATION_FILE, records_by_arm
+from evaluation.report import VALIDATION_FILE, records_by_arm, report_table_command
 from evaluation.stats import (
     best_threshold,
     bootstrap,
@@ -83,21 +82,7 @@ def table(reports: list[tuple[str, Path]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("reports", nargs="+", metavar="NAME=REPORT_DIR")
-    parser.add_argument("--out", help="write the table here (default: print it)")
-    args = parser.parse_args(argv)
-    reports = []
-    for item in args.reports:
-        name, _, folder = item.partition("=")
-        if not (Path(folder) / VALIDATION_FILE).is_file():
-            parser.error(f"{folder} has no {VALIDATION_FILE} (reports written before eval kept validation scores)")
-        reports.append((name, Path(folder)))
-    text = table(reports) + "\n"
-    if args.out:
-        Path(args.out).write_text(text)
-    print(text, end="")
-    return 0
+    return report_table_command(__doc__.split("\n")[0], VALIDATION_FILE, table, argv)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ interval holds 0 is a tie); then the arm best at its validation threshold agains
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 from evaluation.analysis import curve_f1, interval_text
+from evaluation.report import report_table_command
 
 SLICES = (("all", "all rows"), ("unseen_templates", "unseen templates"))
 
@@ -83,19 +83,10 @@ def table(reports: list[tuple[str, dict]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("reports", nargs="+", metavar="NAME=REPORT_DIR")
-    parser.add_argument("--out", help="write the table here (default: print it)")
-    args = parser.parse_args(argv)
-    reports = []
-    for item in args.reports:
-        name, _, folder = item.partition("=")
-        reports.append((name, json.loads((Path(folder) / "metrics.json").read_text())))
-    text = table(reports) + "\n"
-    if args.out:
-        Path(args.out).write_text(text)
-    print(text, end="")
-    return 0
+    def build(reports: list[tuple[str, Path]]) -> str:
+        return table([(name, json.loads((folder / "metrics.json").read_text())) for name, folder in reports])
+
+    return report_table_command(__doc__.split("\n")[0], "metrics.json", build, argv)
 
 
 if __name__ == "__main__":

@@ -46,4 +46,4 @@ def test_a_report_without_validation_scores_is_refused(tmp_path, capsys):
     (tmp_path / "old").mkdir()
     with pytest.raises(SystemExit):
         main(["old=" + str(tmp_path / "old")])
-    assert "has no validation.jsonl" in capsys.readouterr().err
+    assert "old has no validation.jsonl" in capsys.readouterr().err
