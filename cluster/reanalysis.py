@@ -77,22 +77,22 @@ def reanalyse(cfg: LogrlConfig, out: str, data: str | None = None, limit: int | 
     for name in ("metrics.json", "predictions.jsonl", "report.md"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"--reanalyse: {folder / name} does not exist (is --out a report folder?)")
-    metrics = json.loads((folder / "metrics.json").read_text())
+    written = json.loads((folder / "metrics.json").read_text()).get("analysis", {})
     summary, rows, _ = eval_rows(cfg, data, limit)
     train = load_examples(summary["paths"]["train"])
     baselines = run_baselines(train, rows, cfg.eval, validation_rows(summary))
-    scorers = metrics.get("analysis", {}).get("all", {}).get("scorers", {})
+    scorers = written.get("all", {}).get("scorers", {})
     thresholds = {name: block.get("threshold") for name, block in scorers.items()}
     if (folder / VALIDATION_FILE).is_file():
         thresholds |= validation_thresholds(folder / VALIDATION_FILE)
     items = arm_scores(folder / "predictions.jsonl", [row["id"] for row in rows], thresholds)
     items += [item for item in scored_items([], baselines) if item.name in scorers or not scorers]
     unseen = None
-    if "unseen_templates" in metrics.get("analysis", {}):
+    if "unseen_templates" in written:
         seen = seen_templates(row["template_ids"] for row in train)
         unseen = [has_unseen_template(row["template_ids"], seen) for row in rows]
     analysis = analysis_of(items, [row["label"] for row in rows], unseen)
-    if where := moved(metrics.get("analysis", {}), analysis):
+    if where := moved(written, analysis):
         raise ConfigError(
             f"--reanalyse: {where} does not reproduce from {folder} with this config, --data and --limit "
             "(not the rows or baselines it was written with); nothing written"

@@ -11,6 +11,7 @@ import numpy as np
 from evaluation.stats import (
     Interval,
     bootstrap,
+    called_at,
     f1_of,
     filled,
     paired_difference,
@@ -46,11 +47,7 @@ def _decided(scored: Scored, labels: Sequence[str]) -> np.ndarray:
     """1 where the scorer calls the row anomalous at its validation threshold; its verdicts where it has none."""
     if scored.threshold is None or scored.scores is None or all(s is None for s in scored.scores):
         return _said(scored.verdicts, labels)
-    return (filled(scored.scores) >= scored.threshold).astype(np.int8)
-
-
-def _f1_at(threshold: float):
-    return lambda y, s: f1_of(y, (s >= threshold).astype(np.int8))
+    return called_at(filled(scored.scores), scored.threshold)
 
 
 def block(scored: Scored, labels: Sequence[str], draws: np.ndarray) -> dict:
@@ -65,7 +62,7 @@ def block(scored: Scored, labels: Sequence[str], draws: np.ndarray) -> dict:
         out["missing_scores"] = sum(v is None for v in scored.scores)
         if scored.threshold is not None:
             out["threshold"] = scored.threshold
-            out["f1_at_threshold"] = bootstrap(y, s, _f1_at(scored.threshold), draws).to_dict()
+            out["f1_at_threshold"] = bootstrap(y, _decided(scored, labels), f1_of, draws).to_dict()
     return out
 
 

@@ -281,8 +281,15 @@ def write_report(
         with (out / VALIDATION_FILE).open("w") as handle:
             for arm in validation:
                 for p in arm.predictions:
-                    record = {"arm": arm.name, "mode": arm.mode, "id": p.id, "label": p.label, "score": p.score}
-                    handle.write(json.dumps(record | {"verdict": p.verdict}) + "\n")
+                    record = {
+                        "arm": arm.name,
+                        "mode": arm.mode,
+                        "id": p.id,
+                        "label": p.label,
+                        "score": p.score,
+                        "verdict": p.verdict,
+                    }
+                    handle.write(json.dumps(record) + "\n")
     labels = [1 if row["label"] == POSITIVE else 0 for row in rows]
     curves = {
         item.name: (labels, filled(item.scores).tolist()) for item in scored_items(arms, baselines) if item.scores

@@ -21,6 +21,11 @@ def filled(scores: Sequence[float | None]) -> np.ndarray:
     return np.array([NO_SCORE if s is None else float(s) for s in scores], dtype=float)
 
 
+def called_at(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """1 where a (filled) score is at or above the threshold: the row is called anomalous."""
+    return (scores >= threshold).astype(np.int8)
+
+
 def f1_of(y: np.ndarray, said: np.ndarray) -> float:
     """F1 of the anomalous class (0 where undefined)."""
     tp = int(np.sum((said == 1) & (y == 1)))
@@ -70,7 +75,7 @@ def best_threshold(labels: Sequence[str], scores: Sequence[float | None], rule: 
         return 0.5
     best, best_f1 = 0.5, -1.0
     for candidate in sorted(set(s.tolist()), reverse=True):
-        f1 = f1_of(y, (s >= candidate).astype(np.int8))
+        f1 = f1_of(y, called_at(s, candidate))
         if f1 > best_f1:
             best, best_f1 = candidate, f1
     if rule == "midpoint":

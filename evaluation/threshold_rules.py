@@ -17,8 +17,10 @@ import numpy as np
 from evaluation.analysis import interval_text
 from evaluation.report import VALIDATION_FILE, records_by_arm, report_table_command
 from evaluation.stats import (
+    THRESHOLD_RULES,
     best_threshold,
     bootstrap,
+    called_at,
     f1_of,
     filled,
     paired_difference,
@@ -41,14 +43,14 @@ def compare_rules(folder: Path) -> list[dict]:
         rows = tests[name]
         y, s = positives([r["label"] for r in rows]), filled([r["score"] for r in rows])
         draws = resamples(len(rows))
-        cuts = {rule: best_threshold([r["label"] for r in held], [r["score"] for r in held], rule) for rule in
-                ("edge", "midpoint")}  # fmt: skip
-        said = {rule: (s >= t).astype(np.int8) for rule, t in cuts.items()}
+        held_labels, held_scores = [r["label"] for r in held], [r["score"] for r in held]
+        cuts = {rule: best_threshold(held_labels, held_scores, rule) for rule in THRESHOLD_RULES}
+        said = {rule: called_at(s, t) for rule, t in cuts.items()}
         difference = paired_difference(y, said["midpoint"], said["edge"], f1_of, draws)
         out.append(
             {
                 "arm": name,
-                "validation": (len(held), int(positives([r["label"] for r in held]).sum())),
+                "validation": (len(held), int(positives(held_labels).sum())),
                 "thresholds": cuts,
                 "f1": {rule: bootstrap(y, said[rule], f1_of, draws) for rule in cuts},
                 "difference": difference,
