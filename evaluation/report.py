@@ -309,11 +309,18 @@ def records_by_arm(path: Path) -> dict[str, list[dict]]:
 
 
 def report_table_command(
-    description: str, needs: str, build: Callable[[list[tuple[str, Path]]], str], argv: list[str] | None = None
+    description: str,
+    needs: str,
+    build: Callable[..., str],
+    argv: list[str] | None = None,
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> int:
     """`python -m evaluation.<table> NAME=REPORT_DIR ... [--out FILE]`: the markdown `build` makes of the named
-    report folders (each must hold `needs`), printed and, with --out, written."""
+    report folders (each must hold `needs`), printed and, with --out, written. `options` adds a command's own
+    arguments (declared before the reports); `build` then gets the parsed arguments too."""
     parser = argparse.ArgumentParser(description=description)
+    if options:
+        options(parser)
     parser.add_argument("reports", nargs="+", metavar="NAME=REPORT_DIR")
     parser.add_argument("--out", help="write the table here (default: print it)")
     args = parser.parse_args(argv)
@@ -323,7 +330,7 @@ def report_table_command(
         if not (Path(folder) / needs).is_file():
             parser.error(f"{folder} has no {needs}")
         reports.append((name, Path(folder)))
-    text = build(reports) + "\n"
+    text = (build(reports, args) if options else build(reports)) + "\n"
     if args.out:
         Path(args.out).write_text(text)
     print(text, end="")

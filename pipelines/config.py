@@ -198,6 +198,12 @@ class DataConfig(StrictModel):
         "trained on): `logrl eval` chooses decision thresholds on it, never on test. chronological: the latest "
         "training sessions; stratified: seeded per label; template_holdout: a seeded draw per session.",
     )
+    validation_draw: Literal["latest", "spread"] = Field(
+        "latest",
+        description="split chronological: which training sessions validate. latest: the end of the training period "
+        "(nearest the test period); spread: a seeded share drawn across it (per label for blocks and time sessions), "
+        "so a burst at the period's end (HDFS: re-replicated blocks labelled normal) does not decide the thresholds.",
+    )
     holdout_template_share: float = Field(
         0.2, gt=0, lt=1, description="split template_holdout: share of the eligible templates held out of training."
     )
@@ -294,6 +300,11 @@ class DataConfig(StrictModel):
             raise ValueError(
                 "data.split template_holdout works on fixed windows and template sets; block and time sessions "
                 "take chronological or stratified"
+            )
+        if self.validation_draw == "spread" and self.split != "chronological":
+            raise ValueError(
+                f"data.validation_draw spread applies to split chronological; {self.split} already draws its "
+                "validation sessions across the data (leave validation_draw: latest)"
             )
         if self.label_patch and self.format != TEMPLATES_FORMAT:
             raise ValueError(f"data.label_patch corrects template labels: it needs format templates, not {self.format}")

@@ -110,8 +110,9 @@ def stream_windows(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) ->
     bounds = chronological_bounds(n_windows, cfg.train_fraction, cfg.validation_fraction)
     planned_at = time.perf_counter()
     period = parsed_lines(cfg, regex)
-    if cfg.split != "template_holdout":  # the miner learns from the training windows' lines only
-        period = period.limit(lines_before_window(bounds[0], windows, lines, cfg.window_size))
+    if cfg.split != "template_holdout":  # the miner learns from the training period's lines only
+        fitted_until = bounds[0] if cfg.validation_draw == "latest" else bounds[1]  # spread: validation inside it
+        period = period.limit(lines_before_window(fitted_until, windows, lines, cfg.window_size))
     miner = fit_miner(good_lines(period), cfg)
     miner.save(paths["miner_state"])
     fitted_at = time.perf_counter()
@@ -130,6 +131,7 @@ def stream_windows(cfg: DataConfig, teacher: Teacher, paths: dict[str, Path]) ->
         held_out=held_out_for(miner, cfg) if cfg.split == "template_holdout" else None,
         validation_fraction=cfg.validation_fraction,
         seed=cfg.seed,
+        validation_draw=cfg.validation_draw,
     )
     totals = run_shards(shards, job, cfg.match_workers)
     merge_dead_letters(Path(cfg.output_dir), paths["dead_letter"])

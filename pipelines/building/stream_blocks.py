@@ -55,7 +55,15 @@ from pipelines.reading.label_patch import write_patch_report
 from pipelines.reading.read_logs import check_inputs, good_lines, parsed_lines, plan_shards
 from pipelines.reading.table_formats import check_loglead_events, read_session_labels
 from pipelines.sessions.grouping import TemplateCounts, TemplateProfile
-from pipelines.sessions.splits import SPLIT_CODES, TEST, TRAIN, VALIDATION, chronological_bounds, stratified_splits
+from pipelines.sessions.splits import (
+    SPLIT_CODES,
+    TEST,
+    TRAIN,
+    VALIDATION,
+    chronological_bounds,
+    drawn_validation,
+    stratified_splits,
+)
 
 SESSIONS_DIR = ".block_sessions"
 PARTITION_LINES = 1 << 19  # LogLead rows per shuffle partition (text logs: one partition per read shard)
@@ -196,7 +204,12 @@ def rank_sessions(parts: list[Path], cfg: DataConfig) -> tuple[list[np.ndarray],
     else:
         first_validation, first_test = chronological_bounds(len(order), cfg.train_fraction, cfg.validation_fraction)
         splits = np.full(len(order), SPLIT_CODES[TRAIN], np.int8)
-        splits[first_validation:first_test] = SPLIT_CODES[VALIDATION]
+        if cfg.validation_draw == "latest":
+            splits[first_validation:first_test] = SPLIT_CODES[VALIDATION]
+        else:  # spread: a seeded share of each label across the training period
+            labels = in_time.column("label").take(pa.array(order[:first_test])).to_pylist()
+            validates = np.array(drawn_validation(labels, cfg.validation_fraction, cfg.seed), bool)
+            splits[:first_test][validates] = SPLIT_CODES[VALIDATION]
         splits[first_test:] = SPLIT_CODES[TEST]
     bounds = np.cumsum([key.num_rows for key in keys])[:-1]
     return np.split(ranks, bounds), splits, table.num_rows - len(order)

@@ -150,11 +150,12 @@ class ShardJob:
     held_out: frozenset[int] | None = None  # split template_holdout: held-out template ids (bounds unused)
     validation_fraction: float = 0.0
     seed: int = 0
+    validation_draw: str = "latest"  # chronological: the training period's latest windows validate, or a draw
 
     def split_of(self, ordinal: int, session: Session) -> str:
         """The split of a window: by its place in time, or by its templates under template_holdout."""
         if self.held_out is None:
-            return chronological_split(ordinal, self.bounds)
+            return chronological_split(ordinal, self.bounds, self.validation_draw, self.seed)
         ids = [line["template_id"] for line in session.lines]
         return template_holdout_split(session.id, ids, self.held_out, self.validation_fraction, self.seed)
 

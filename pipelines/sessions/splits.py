@@ -11,6 +11,7 @@ from pipelines.sessions.grouping import stratified_train, train_count
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
 SPLITS = (TRAIN, VALIDATION, TEST)
 SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}  # compact per-session codes (numpy arrays)
+VALIDATION_DRAWS = ("latest", "spread")  # chronological: validation is the training period's end, or drawn across it
 
 
 def validation_count(n_train: int, fraction: float) -> int:
@@ -27,9 +28,23 @@ def chronological_bounds(n_sessions: int, train_fraction: float, validation_frac
     return n_train - validation_count(n_train, validation_fraction), n_train
 
 
-def chronological_split(ordinal: int, bounds: tuple[int, int]) -> str:
-    """The split of the session at `ordinal` (0-based, in time order) under `chronological_bounds`."""
-    return TRAIN if ordinal < bounds[0] else VALIDATION if ordinal < bounds[1] else TEST
+def chronological_split(ordinal: int, bounds: tuple[int, int], draw: str = "latest", seed: int = 0) -> str:
+    """The split of the session at `ordinal` (0-based, in time order) under `chronological_bounds`: test from
+    bounds[1]; before it the latest sessions validate, or (`draw` spread) a seeded draw across the training period of
+    the same expected share (per ordinal, so every shard agrees without seeing the others)."""
+    if ordinal >= bounds[1]:
+        return TEST
+    if draw == "latest":
+        return TRAIN if ordinal < bounds[0] else VALIDATION
+    share = (bounds[1] - bounds[0]) / bounds[1]
+    return VALIDATION if _draw(seed, f"ordinal:{ordinal}") < share else TRAIN
+
+
+def drawn_validation(labels: Sequence[str | None], fraction: float, seed: int) -> list[bool]:
+    """Per training session, whether it validates instead: a seeded `fraction` of each label."""
+    if fraction <= 0:
+        return [False] * len(labels)
+    return [not stays for stays in stratified_train(labels, 1 - fraction, seed + 1)]
 
 
 def stratified_splits(
@@ -39,12 +54,11 @@ def stratified_splits(
     `validation_fraction` of each label validates."""
     trains = stratified_train(labels, train_fraction, seed)
     splits = [TRAIN if kept else TEST for kept in trains]
-    if validation_fraction > 0:
-        members = [index for index, kept in enumerate(trains) if kept]
-        stays = stratified_train([labels[i] for i in members], 1 - validation_fraction, seed + 1)
-        for index, stay in zip(members, stays, strict=True):
-            if not stay:
-                splits[index] = VALIDATION
+    members = [index for index, kept in enumerate(trains) if kept]
+    validates = drawn_validation([labels[i] for i in members], validation_fraction, seed)
+    for index, validate in zip(members, validates, strict=True):
+        if validate:
+            splits[index] = VALIDATION
     return splits
 
 

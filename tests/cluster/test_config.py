@@ -183,3 +183,11 @@ def test_grounded_rollouts_refuse_the_engines_masked_logprobs(overrides, message
         load_config(DEFAULT_CONFIG, ["rollout.grounded=true", *overrides])
     assert "rollout.grounded" in str(err.value)
     assert load_config(DEFAULT_CONFIG, ["rollout.grounded=true"]).rollout.grounded
+
+
+def test_spread_validation_is_for_chronological_splits_only():
+    assert parse_config(_raw(data={"validation_draw": "spread"})).data.validation_draw == "spread"
+    with pytest.raises(ConfigError, match=r"data\.validation_draw spread applies to split chronological"):
+        parse_config(_raw(data={"validation_draw": "spread", "split": "template_holdout"}))
+    with pytest.raises(ConfigError, match=r"data\.validation_draw"):
+        parse_config(_raw(data={"validation_draw": "middle"}))

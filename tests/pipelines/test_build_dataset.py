@@ -374,6 +374,32 @@ def test_template_holdout_keeps_held_out_templates_out_of_training(local_ray, tm
     assert summary["unseen_in_training"]["test"]["unseen_sessions"] == len(rows["test"])
 
 
+@pytest.mark.ray
+def test_spread_validation_windows_come_from_across_the_training_period(local_ray, tmp_path: Path, bgl_sample: Path):
+    from pipelines.building.dataset import build_prompt_dataset, load_examples
+
+    cfg = DataConfig(paths=[str(bgl_sample)], validation_fraction=0.25, max_prompt_tokens=160)
+    built = {}
+    for draw in ("latest", "spread"):
+        out = str(tmp_path / draw)
+        summary = build_prompt_dataset(cfg.model_copy(update={"validation_draw": draw, "output_dir": out}))
+        built[draw] = (
+            summary,
+            {split: load_examples(summary["paths"][split]) for split in ("train", "validation", "test")},
+        )
+    (latest, rows), (spread, drawn) = built["latest"], built["spread"]
+    assert [r["id"] for r in drawn["test"]] == [r["id"] for r in rows["test"]]  # the test period does not move
+    assert max(r["start_offset"] for r in rows["train"]) < min(r["start_offset"] for r in rows["validation"])
+    assert drawn["validation"] and min(r["start_offset"] for r in drawn["validation"]) < min(
+        r["start_offset"] for r in drawn["train"][len(drawn["train"]) // 2 :]
+    )  # some validation windows lie in the first half of the training period
+    assert {r["id"] for r in drawn["train"] + drawn["validation"]} == {
+        r["id"] for r in rows["train"] + rows["validation"]
+    }
+    # the miner learns the whole training period under spread (validation is inside it), never the test period
+    assert spread["drain_fit_lines"] - latest["drain_fit_lines"] == len(rows["validation"]) * cfg.window_size
+
+
 def test_bad_inputs_fail_by_name_before_any_work(tmp_path: Path, loglead_files: tuple[Path, Path]):
     from pipelines.building.dataset import build_prompt_dataset
 

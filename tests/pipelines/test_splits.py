@@ -11,6 +11,7 @@ from pipelines.sessions.splits import (
     VALIDATION,
     chronological_bounds,
     chronological_split,
+    drawn_validation,
     held_out_templates,
     stratified_splits,
     template_holdout_split,
@@ -25,6 +26,28 @@ def test_chronological_validation_is_the_end_of_the_training_period():
     assert splits[:63] == [TRAIN] * 63 and splits[63:70] == [VALIDATION] * 7 and splits[70:] == [TEST] * 30
     assert chronological_bounds(100, 0.7, 0.0) == (70, 70)  # no validation: the old split
     assert validation_count(1, 0.5) == 0 and validation_count(2, 0.9) == 1  # one training session always stays
+
+
+def test_spread_validation_is_drawn_across_the_training_period_and_test_stays_the_latest():
+    bounds = chronological_bounds(1000, 0.8, 0.1)
+    assert bounds == (720, 800)
+    latest = [chronological_split(i, bounds, "latest") for i in range(1000)]
+    assert latest == [chronological_split(i, bounds) for i in range(1000)]  # the default is the old split
+    spread = [chronological_split(i, bounds, "spread", seed=3) for i in range(1000)]
+    assert spread[800:] == [TEST] * 200  # the test period does not move
+    drawn = [i for i, split in enumerate(spread) if split == VALIDATION]
+    assert 55 <= len(drawn) <= 105  # expected 80 (the same share), drawn per ordinal
+    assert min(drawn) < 200 and max(drawn) >= 600  # from across the period, not only its end
+    assert spread == [chronological_split(i, bounds, "spread", seed=3) for i in range(1000)]  # every shard agrees
+    assert spread != [chronological_split(i, bounds, "spread", seed=4) for i in range(1000)]
+
+
+def test_drawn_validation_takes_a_seeded_share_of_each_label():
+    labels = ["normal"] * 90 + ["anomalous"] * 10
+    validates = drawn_validation(labels, 0.2, seed=0)
+    assert Counter(label for label, v in zip(labels, validates) if v) == {"normal": 18, "anomalous": 2}
+    assert drawn_validation(labels, 0.2, seed=0) == validates and drawn_validation(labels, 0.2, seed=1) != validates
+    assert drawn_validation(labels, 0.0, seed=0) == [False] * 100
 
 
 def test_stratified_validation_is_drawn_per_label_from_training_only():

@@ -205,3 +205,37 @@ def test_an_input_listed_twice_fails_before_any_work(tmp_path: Path):
     )
     with pytest.raises(ValueError, match="data.paths: .*hdfs_events_2percent.parquet.* listed more than once"):
         build_prompt_dataset(cfg)
+
+
+def test_spread_validation_draws_each_label_across_the_training_period_and_keeps_the_test_period(tmp_path: Path):
+    from pipelines.building.stream_blocks import rank_sessions
+    from pipelines.sessions.splits import SPLIT_CODES
+
+    n = 400
+    rng = np.random.default_rng(0)
+    times = rng.permutation(n)  # parts hold sessions out of time order
+    labels = ["anomalous" if t % 10 == 3 else "normal" for t in times]
+    table = pa.table(
+        {
+            "label": labels,
+            "first_ts": pa.array(times.astype("int64")).cast(pa.timestamp("s")),
+            "first_file": pa.array(np.zeros(n, np.int64)),
+            "first_offset": pa.array(times.astype("int64")),
+            "first_slot": pa.array(np.zeros(n, np.int64)),
+        }
+    )
+    parts = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    pq.write_table(table.slice(0, 150), parts[0])
+    pq.write_table(table.slice(150), parts[1])
+    base = dict(format="loglead_hdfs", session="block", paths=[str(EVENTS)], labels_path=str(LABELS))
+    base |= dict(train_fraction=0.8, validation_fraction=0.1)
+    validation, test = SPLIT_CODES["validation"], SPLIT_CODES["test"]
+
+    _, latest, _ = rank_sessions(parts, DataConfig(**base))
+    _, spread, _ = rank_sessions(parts, DataConfig(**base, validation_draw="spread"))
+    assert list(np.flatnonzero(latest == validation)) == list(range(288, 320))  # the training period's end
+    assert (spread == test).sum() == (latest == test).sum() == 80 and (spread[320:] == test).all()
+    drawn = np.flatnonzero(spread == validation)
+    assert min(drawn) < 100 and max(drawn) < 320  # across the period, never in the test period
+    in_time = ["anomalous" if t % 10 == 3 else "normal" for t in range(n)]  # the label of each rank
+    assert sorted(in_time[i] for i in drawn) == ["anomalous"] * 3 + ["normal"] * 29  # 10% of each label
