@@ -80,9 +80,12 @@ def cmd_eval(args):
 
         if not args.out or args.protocol == "label-curve" or args.adapter or args.no_adapter or args.arm:
             raise ConfigError("--reanalyse needs --out REPORT_DIR and runs no model: no --adapter/--arm/label-curve")
-        metrics = reanalyse(_config(args), args.out, args.data, args.limit)
-        print(f"[eval] reanalysed {args.out}: {', '.join(metrics['analysis'])} (every earlier number reproduced)")
+        metrics = reanalyse(_config(args), args.out, args.data, args.limit, args.add_baselines)
+        kept = "every scorer's own numbers" if args.add_baselines else "every earlier number"
+        print(f"[eval] reanalysed {args.out}: {', '.join(metrics['analysis'])} ({kept} reproduced)")
         return
+    if args.add_baselines:
+        raise ConfigError("--add-baselines goes with --reanalyse (a new eval fits every configured baseline)")
     if args.protocol == "label-curve":
         if args.data or args.adapter or args.no_adapter or args.arm:
             raise ConfigError(
@@ -372,6 +375,12 @@ def add_eval_arguments(cmd: argparse.ArgumentParser) -> None:
         action="store_true",
         help="recompute the analysis of the report in --out from its predictions (no model runs; give the config, "
         "--data and --limit it was written with): every earlier number must reproduce, newer comparisons are added",
+    )
+    cmd.add_argument(
+        "--add-baselines",
+        action="store_true",
+        help="with --reanalyse: configured baselines the report lacks join it (each scorer's own numbers must "
+        "reproduce; comparisons with the best baseline are recomputed)",
     )
     cmd.add_argument("--budgets", default="25,50,100,200,all", help="label-curve: labelled rows per point")
     cmd.add_argument(

@@ -5,7 +5,8 @@ again from the scores its validation.jsonl keeps (reports written before it: rea
 baselines and the unseen-template slice are rebuilt from the same config, `--data` and `--limit` the report was
 written with. Every number the report already holds must come out the same (else it refuses and names the first
 that moved); what the analysis has learned since (the paired comparison at the validation thresholds) is added to
-metrics.json and report.md.
+metrics.json and report.md. With `--add-baselines`, configured baselines the report lacks join it: each scorer's
+own numbers must still reproduce, while the comparisons with the best baseline are recomputed against the new set.
 """
 
 from __future__ import annotations
@@ -64,12 +65,32 @@ def moved(old, new, path: str = "analysis") -> str | None:
     return None if old == new else path
 
 
-def reanalyse(cfg: LogrlConfig, out: str, data: str | None = None, limit: int | None = None) -> dict:
+COMPARISONS = (
+    "best_baseline",
+    "best_baseline_at_threshold",
+    "best_ranking_baseline",
+    "vs_best_baseline",
+    "vs_best_baseline_at_threshold",
+    "vs_best_ranking_baseline",
+)
+
+
+def own_numbers(analysis):
+    """An analysis without its comparisons with the best baseline (what an added baseline may change)."""
+    if not isinstance(analysis, Mapping):
+        return analysis
+    return {key: own_numbers(value) for key, value in analysis.items() if key not in COMPARISONS}
+
+
+def reanalyse(
+    cfg: LogrlConfig, out: str, data: str | None = None, limit: int | None = None, add_baselines: bool = False
+) -> dict:
     """Rebuild the rows and baselines of the report in `out`, recompute its analysis from its predictions, check
-    it reproduces every number already there, and write the additions; returns the new metrics."""
+    it reproduces every number already there (`add_baselines`: every scorer's own numbers), and write the
+    additions; returns the new metrics."""
     from cluster.stages import eval_rows, validation_rows
     from evaluation.baselines import run_baselines
-    from evaluation.report import VALIDATION_FILE, analysis_of, rewrite_analysis, scored_items
+    from evaluation.report import VALIDATION_FILE, analysis_of, baseline_entries, rewrite_analysis, scored_items
     from pipelines.building.dataset import load_examples
     from pipelines.prompts.novelty import has_unseen_template, seen_templates
 
@@ -77,7 +98,8 @@ def reanalyse(cfg: LogrlConfig, out: str, data: str | None = None, limit: int | 
     for name in ("metrics.json", "predictions.jsonl", "report.md"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"--reanalyse: {folder / name} does not exist (is --out a report folder?)")
-    written = json.loads((folder / "metrics.json").read_text()).get("analysis", {})
+    metrics = json.loads((folder / "metrics.json").read_text())
+    written = metrics.get("analysis", {})
     summary, rows, _ = eval_rows(cfg, data, limit)
     train = load_examples(summary["paths"]["train"])
     baselines = run_baselines(train, rows, cfg.eval, validation_rows(summary))
@@ -86,15 +108,17 @@ def reanalyse(cfg: LogrlConfig, out: str, data: str | None = None, limit: int | 
     if (folder / VALIDATION_FILE).is_file():
         thresholds |= validation_thresholds(folder / VALIDATION_FILE)
     items = arm_scores(folder / "predictions.jsonl", [row["id"] for row in rows], thresholds)
-    items += [item for item in scored_items([], baselines) if item.name in scorers or not scorers]
+    items += [item for item in scored_items([], baselines) if item.name in scorers or not scorers or add_baselines]
     unseen = None
     if "unseen_templates" in written:
         seen = seen_templates(row["template_ids"] for row in train)
         unseen = [has_unseen_template(row["template_ids"], seen) for row in rows]
     analysis = analysis_of(items, [row["label"] for row in rows], unseen)
-    if where := moved(written, analysis):
+    if where := moved(own_numbers(written), own_numbers(analysis)) if add_baselines else moved(written, analysis):
         raise ConfigError(
             f"--reanalyse: {where} does not reproduce from {folder} with this config, --data and --limit "
             "(not the rows or baselines it was written with); nothing written"
         )
-    return rewrite_analysis(folder, analysis)
+    entries = baseline_entries(baselines, [row["label"] for row in rows]) if add_baselines else {}
+    had = metrics.get("baselines", {})
+    return rewrite_analysis(folder, analysis, {name: entry for name, entry in entries.items() if name not in had})

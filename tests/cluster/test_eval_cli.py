@@ -156,7 +156,12 @@ def test_reanalyse_refuses_what_would_run_a_model_and_needs_a_report(monkeypatch
     seen = {}
     monkeypatch.setattr(
         "cluster.reanalysis.reanalyse",
-        lambda cfg, out, data, limit: seen.update(out=out, data=data, limit=limit) or {"analysis": {"all": {}}},
+        lambda cfg, out, data, limit, add: (
+            seen.update(out=out, data=data, limit=limit, add=add) or {"analysis": {"all": {}}}
+        ),
     )
     assert cli.main(base + ["--out", "r", "--data", "templates:x.csv", "--limit", "7"]) == 0
-    assert seen == {"out": "r", "data": "templates:x.csv", "limit": 7}
+    assert seen == {"out": "r", "data": "templates:x.csv", "limit": 7, "add": False}
+    assert cli.main(base + ["--out", "r", "--add-baselines"]) == 0 and seen["add"] is True
+    assert cli.main(["eval", "--config", str(config), "--out", "r", "--add-baselines"]) == 2
+    assert "--add-baselines goes with --reanalyse" in capsys.readouterr().err

@@ -57,3 +57,35 @@ def test_validation_thresholds_are_chosen_again_per_arm_and_mode(tmp_path):
     _write(tmp_path / "v.jsonl", records)
     # sft: cut 0.7 calls a, b, d (F1 0.8), cut 0.9 calls a (0.667), cut 0.8 calls a, d (0.5): 0.7
     assert validation_thresholds(tmp_path / "v.jsonl") == {"sft/fast": 0.7, "base/fast": 0.5}
+
+
+def test_own_numbers_drop_only_the_comparisons_an_added_baseline_may_change():
+    from cluster.reanalysis import own_numbers
+
+    analysis = {
+        "all": {
+            "n": 10,
+            "best_baseline": "baseline: keyword",
+            "best_baseline_at_threshold": "baseline: keyword",
+            "scorers": {
+                "a/fast": {
+                    "f1_ci": {"value": 0.5},
+                    "vs_best_baseline": {"f1": "tie"},
+                    "vs_best_baseline_at_threshold": {},
+                },
+                "baseline: keyword": {"f1_ci": {"value": 0.4}},
+            },
+        }
+    }
+    assert own_numbers(analysis) == {
+        "all": {
+            "n": 10,
+            "scorers": {"a/fast": {"f1_ci": {"value": 0.5}}, "baseline: keyword": {"f1_ci": {"value": 0.4}}},
+        }
+    }
+    grown = json.loads(json.dumps(analysis))
+    grown["all"]["best_baseline"] = "baseline: embedding_logistic_regression"
+    grown["all"]["scorers"]["baseline: embedding_logistic_regression"] = {"f1_ci": {"value": 0.6}}
+    assert moved(own_numbers(analysis), own_numbers(grown)) is None
+    grown["all"]["scorers"]["a/fast"]["f1_ci"]["value"] = 0.55
+    assert moved(own_numbers(analysis), own_numbers(grown)) == "analysis.all.scorers.a/fast.f1_ci.value"

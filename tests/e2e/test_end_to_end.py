@@ -200,6 +200,31 @@ def test_train_sync_and_serve(run_cfg):
     with pytest.raises(ConfigError, match=r"analysis\.all\.scorers\.adapter/fast\.roc_auc\.value does not reproduce"):
         reanalyse(cfg, str(older))
     assert json.loads((older / "metrics.json").read_text()) == metrics  # nothing written
+    # A report written before the sentence-embedding baseline gets it with --add-baselines: the same numbers and the
+    # same report.md as eval wrote with it.
+    written = json.loads((out / "metrics.json").read_text())
+    assert "skipped" not in written["baselines"]["embedding_logistic_regression"]
+    before = Path(cfg.train.output_dir) / "eval-before-embeddings"
+    shutil.copytree(out, before)
+    written["baselines"].pop("embedding_logistic_regression")
+    for part in written["analysis"].values():
+        part["scorers"].pop("baseline: embedding_logistic_regression")
+    (before / "metrics.json").write_text(json.dumps(written))
+    added, original = reanalyse(cfg, str(before), add_baselines=True), json.loads((out / "metrics.json").read_text())
+    assert (
+        moved(original["analysis"], added["analysis"]) is None
+        and moved(added["analysis"], original["analysis"]) is None
+    )
+    timing = ("samples_per_s", "latency_s")  # measured again: the verdicts and their scores must match, not the clock
+    assert {k: v for k, v in added["baselines"]["embedding_logistic_regression"].items() if k not in timing} == {
+        k: v for k, v in original["baselines"]["embedding_logistic_regression"].items() if k not in timing
+    }
+
+    def unclocked(text: str) -> list[str]:  # the added baseline's row without its last cell (samples/s)
+        prefix = "| baseline: embedding_logistic_regression |"
+        return [line.rsplit("|", 2)[0] if line.startswith(prefix) else line for line in text.splitlines()]
+
+    assert unclocked((before / "report.md").read_text()) == unclocked(report)
     from rl_actors.tracking import MlflowRun
 
     mlflow_run = MlflowRun(cfg.train.output_dir)

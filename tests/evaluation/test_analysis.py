@@ -49,10 +49,30 @@ def test_the_report_and_the_wins_table_show_both_comparisons():
     timid = Scored("adapter/fast", ["normal"] * 100, [0.3] * 30 + [0.01] * 70, threshold=0.2)
     out = analyse([timid, _keyword(hits=18, false_alarms=6)], LABELS)
     lines = analysis_table(out).split("\n")
-    assert lines[0].endswith("| F1 vs baseline: keyword | F1 at thresholds vs baseline: keyword |")
-    assert lines[1].count("---") == 7
+    assert lines[0].endswith(
+        "| F1 vs baseline: keyword | F1 at thresholds vs baseline: keyword | ROC-AUC vs baseline: keyword |"
+    )
+    assert lines[1].count("---") == 8
     assert lines[2].startswith("| adapter/fast | 0.000 [0.00, 0.00] |")
-    assert lines[2].endswith("(t=0.20) | loss (-0.667 [-0.80, -0.51]) | win (0.333 [0.20, 0.49]) |")
+    assert lines[2].endswith(
+        "(t=0.20) | loss (-0.667 [-0.80, -0.51]) | win (0.333 [0.20, 0.49]) | win (0.243 [0.15, 0.34]) |"
+    )
     row = table([("toy", {"analysis": {"all": out}})]).split("\n")[2]
-    assert row.endswith("| **loss** (AUC: win) | 1.000 vs keyword 0.667: **win** (0.333 [0.20, 0.49]) |")
-    assert row.count("|") == 10
+    assert row.endswith(
+        "| **loss** (AUC: win) | 1.000 vs keyword 0.667: **win** (0.333 [0.20, 0.49]) "
+        "| adapter/fast 1.000 vs keyword 0.757: **win** (0.243 [0.15, 0.34]) |"
+    )
+    assert row.count("|") == 11
+
+
+def test_the_ranking_comparison_is_against_the_baseline_with_the_best_roc_auc_not_the_best_f1():
+    arm = Scored("adapter/fast", ["normal"] * 100, [0.9] * 25 + [0.1] * 5 + [0.2] * 70, threshold=None)
+    rule = _keyword(hits=24, false_alarms=2)  # the best F1, scored 0/1
+    ranker = Scored("baseline: embedding", ["normal"] * 100, [0.8] * 28 + [0.1] * 2 + [0.3] * 70, baseline=True)
+    out = analyse([arm, rule, ranker], LABELS)
+    assert out["best_baseline"] == "baseline: keyword" and out["best_ranking_baseline"] == "baseline: embedding"
+    versus = out["scorers"]["adapter/fast"]["vs_best_ranking_baseline"]
+    assert versus["against"] == "baseline: embedding" and versus["roc_auc_difference"]["value"] < 0
+    assert out["scorers"]["adapter/fast"]["vs_best_baseline"]["against"] == "baseline: keyword"
+    no_scores = analyse([Scored("a/reason", ["normal"] * 100, None), rule], LABELS)
+    assert "vs_best_ranking_baseline" not in no_scores["scorers"]["a/reason"]
