@@ -72,16 +72,24 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
-    from cluster.protocols import parse_budgets, parse_seeds, run_label_curve
+    from cluster.protocols import parse_budgets, parse_seeds, reanalyse_label_curve, run_label_curve
     from cluster.stages import run_eval_stage
 
     if args.reanalyse:
         from cluster.reanalysis import reanalyse
 
-        if not args.out or args.protocol == "label-curve" or args.adapter or args.no_adapter or args.arm:
-            raise ConfigError("--reanalyse needs --out REPORT_DIR and runs no model: no --adapter/--arm/label-curve")
-        metrics = reanalyse(_config(args), args.out, args.data, args.limit, args.add_baselines)
+        if not args.out or args.adapter or args.no_adapter or args.arm:
+            raise ConfigError("--reanalyse needs --out REPORT_DIR and runs no model: no --adapter/--arm")
         kept = "every scorer's own numbers" if args.add_baselines else "every earlier number"
+        if args.protocol == "label-curve":
+            if args.data or args.limit:
+                raise ConfigError(
+                    "--reanalyse of a label curve redraws its points from the run's train split: no --data/--limit"
+                )
+            curve = reanalyse_label_curve(_config(args), args.out, args.add_baselines)
+            print(f"[eval] reanalysed the curve in {args.out}: {len(curve['points'])} points ({kept} reproduced)")
+            return
+        metrics = reanalyse(_config(args), args.out, args.data, args.limit, args.add_baselines)
         print(f"[eval] reanalysed {args.out}: {', '.join(metrics['analysis'])} ({kept} reproduced)")
         return
     if args.add_baselines:
@@ -374,7 +382,8 @@ def add_eval_arguments(cmd: argparse.ArgumentParser) -> None:
         "--reanalyse",
         action="store_true",
         help="recompute the analysis of the report in --out from its predictions (no model runs; give the config, "
-        "--data and --limit it was written with): every earlier number must reproduce, newer comparisons are added",
+        "--data and --limit it was written with; with --protocol label-curve, every point of the curve in --out): "
+        "every earlier number must reproduce, newer comparisons are added",
     )
     cmd.add_argument(
         "--add-baselines",

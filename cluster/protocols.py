@@ -131,20 +131,54 @@ def run_label_curve(
             train_subset=subset,
             protocol=f"label-curve ({len(subset)} labels)",
         )
-        analysis = result["metrics"]["analysis"]["all"]
-        points.append(
-            {
-                "labels": len(subset),
-                "seed": seed,
-                "anomalous": sum(row["label"] == "anomalous" for row in subset),
-                "sft_steps": point_cfg.sft.steps,
-                "validation_rows": result["metrics"]["info"].get("validation_rows", 0),
-                "scorers": {
-                    k: {m: v.get(m) for m in ("f1_ci", "f1_at_threshold", "roc_auc")}
-                    for k, v in analysis["scorers"].items()
-                },
-            }
+        points.append(curve_point(subset, seed, budget, point_cfg.sft.steps, result["metrics"]))
+    return write_curve(out_dir, points)
+
+
+def curve_point(subset: list[dict], seed: int | None, budget: int | None, sft_steps: int, metrics: dict) -> dict:
+    """One point of a curve.json: its draw (budget, seed, labels), SFT steps and each scorer's F1 and ROC-AUC."""
+    analysis = metrics["analysis"]["all"]
+    return {
+        "labels": len(subset),
+        "budget": budget,
+        "seed": seed,
+        "anomalous": sum(row["label"] == "anomalous" for row in subset),
+        "sft_steps": sft_steps,
+        "validation_rows": metrics["info"].get("validation_rows", 0),
+        "scorers": {
+            k: {m: v.get(m) for m in ("f1_ci", "f1_at_threshold", "roc_auc")} for k, v in analysis["scorers"].items()
+        },
+    }
+
+
+def reanalyse_label_curve(cfg: LogrlConfig, out: str, add_baselines: bool = False) -> dict:
+    """`--reanalyse` of a written curve: each point its curve.json lists is drawn again from the run's train split
+    (same budget and seed), its report reanalysed (`cluster.reanalysis.reanalyse`, baselines fitted on that subset;
+    `add_baselines`: configured baselines the reports lack join them), and the table and plot written again."""
+    from cluster.reanalysis import reanalyse
+    from cluster.stages import ensure_data
+    from pipelines.building.dataset import load_examples
+
+    out_dir = Path(out)
+    if not (out_dir / "curve.json").is_file():
+        raise FileNotFoundError(f"--reanalyse: {out_dir / 'curve.json'} does not exist (is --out a label curve?)")
+    written = json.loads((out_dir / "curve.json").read_text())
+    train = load_examples(ensure_data(cfg)["paths"]["train"])
+    labels = [row["label"] for row in train]
+    points = []
+    for old in written:
+        seed = cfg.data.seed if old.get("seed") is None else old["seed"]
+        budget = old.get("budget", old["labels"])  # curves written before `budget`: a draw's size was its budget
+        subset = [train[i] for i in label_subset(labels, budget, seed)]
+        if len(subset) != old["labels"]:
+            raise ConfigError(
+                f"--reanalyse: {out_dir}: the {old['labels']}-label point draws {len(subset)} rows from this "
+                "train split: not the data it was written with"
+            )
+        metrics = reanalyse(
+            cfg, str(out_dir / point_name(len(subset), seed, cfg.data.seed)), None, None, add_baselines, subset
         )
+        points.append(curve_point(subset, old.get("seed"), budget, old["sft_steps"], metrics))
     return write_curve(out_dir, points)
 
 

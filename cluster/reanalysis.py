@@ -83,11 +83,17 @@ def own_numbers(analysis):
 
 
 def reanalyse(
-    cfg: LogrlConfig, out: str, data: str | None = None, limit: int | None = None, add_baselines: bool = False
+    cfg: LogrlConfig,
+    out: str,
+    data: str | None = None,
+    limit: int | None = None,
+    add_baselines: bool = False,
+    train_subset: Sequence[dict] | None = None,
 ) -> dict:
     """Rebuild the rows and baselines of the report in `out`, recompute its analysis from its predictions, check
     it reproduces every number already there (`add_baselines`: every scorer's own numbers), and write the
-    additions; returns the new metrics."""
+    additions; returns the new metrics. `train_subset` (a label-curve point) replaces the train split the
+    baselines fit on and the unseen-template slice is cut against, as it did when the report was written."""
     from cluster.stages import eval_rows, validation_rows
     from evaluation.baselines import run_baselines
     from evaluation.report import VALIDATION_FILE, analysis_of, baseline_entries, rewrite_analysis, scored_items
@@ -101,7 +107,7 @@ def reanalyse(
     metrics = json.loads((folder / "metrics.json").read_text())
     written = metrics.get("analysis", {})
     summary, rows, _ = eval_rows(cfg, data, limit)
-    train = load_examples(summary["paths"]["train"])
+    train = list(train_subset) if train_subset is not None else load_examples(summary["paths"]["train"])
     baselines = run_baselines(train, rows, cfg.eval, validation_rows(summary))
     scorers = written.get("all", {}).get("scorers", {})
     thresholds = {name: block.get("threshold") for name, block in scorers.items()}

@@ -148,9 +148,11 @@ def test_reanalyse_refuses_what_would_run_a_model_and_needs_a_report(monkeypatch
     config = tmp_path / "c.yaml"
     config.write_text(json.dumps(_raw()))
     base = ["eval", "--config", str(config), "--reanalyse"]
-    for extra in ([], ["--out", "o", "--adapter", "a"], ["--out", "o", "--protocol", "label-curve"]):
+    for extra in ([], ["--out", "o", "--adapter", "a"], ["--protocol", "label-curve"]):
         assert cli.main(base + extra) == 2
         assert "--reanalyse needs --out REPORT_DIR and runs no model" in capsys.readouterr().err
+    assert cli.main(base + ["--out", "o", "--protocol", "label-curve", "--data", "bgl:x"]) == 2
+    assert "redraws its points from the run's train split" in capsys.readouterr().err
     assert cli.main(base + ["--out", str(tmp_path / "none")]) == 2
     assert "metrics.json does not exist (is --out a report folder?)" in capsys.readouterr().err
     seen = {}
@@ -163,5 +165,12 @@ def test_reanalyse_refuses_what_would_run_a_model_and_needs_a_report(monkeypatch
     assert cli.main(base + ["--out", "r", "--data", "templates:x.csv", "--limit", "7"]) == 0
     assert seen == {"out": "r", "data": "templates:x.csv", "limit": 7, "add": False}
     assert cli.main(base + ["--out", "r", "--add-baselines"]) == 0 and seen["add"] is True
+    curves = {}
+    monkeypatch.setattr(
+        "cluster.protocols.reanalyse_label_curve",
+        lambda cfg, out, add: curves.update(out=out, add=add) or {"points": [{}, {}]},
+    )
+    assert cli.main(base + ["--out", "c", "--protocol", "label-curve", "--add-baselines"]) == 0
+    assert curves == {"out": "c", "add": True} and "2 points" in capsys.readouterr().out
     assert cli.main(["eval", "--config", str(config), "--out", "r", "--add-baselines"]) == 2
     assert "--add-baselines goes with --reanalyse" in capsys.readouterr().err

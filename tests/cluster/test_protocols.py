@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from cluster.config import ConfigError
 from cluster.protocols import (
+    curve_point,
     label_subset,
     parse_budgets,
     parse_seeds,
     point_name,
+    reanalyse_label_curve,
     seed_means,
     sft_steps_for,
     write_curve,
@@ -103,3 +106,58 @@ def test_seeds_of_a_budget_are_averaged_with_their_spread_and_verdicts_listed(tm
     verdicts = table[table.index("Verdict F1") :]
     assert "| 100 (9) | 0 | 0.000 [0.00, 0.00] |" in verdicts and "| 200 (18) | 0 | 0.700 [0.60, 0.80] |" in verdicts
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _metrics(f1):
+    return {"info": {"validation_rows": 4}, "analysis": {"all": {"scorers": {"sft/fast": _block(f1)}}}}
+
+
+def test_a_point_records_its_draw_and_each_scorers_numbers():
+    subset = [{"label": "anomalous"}, {"label": "normal"}, {"label": "normal"}]
+    point = curve_point(subset, 1, 3, 5, _metrics(0.5))
+    assert point == {
+        "labels": 3,
+        "budget": 3,
+        "seed": 1,
+        "anomalous": 1,
+        "sft_steps": 5,
+        "validation_rows": 4,
+        "scorers": {"sft/fast": _block(0.5)},
+    }
+
+
+def test_a_curve_is_reanalysed_point_by_point_on_the_subsets_it_drew(tmp_path, monkeypatch):
+    from cluster.config import parse_config
+
+    cfg = parse_config({"data": {"paths": ["x.log"]}, "model": {"path": "m"}})
+    train = [{"id": str(i), "label": "anomalous" if i % 10 == 0 else "normal"} for i in range(40)]
+    monkeypatch.setattr("cluster.stages.ensure_data", lambda cfg: {"paths": {"train": "t"}})
+    monkeypatch.setattr("pipelines.building.dataset.load_examples", lambda path: train)
+    calls = []
+
+    def reanalyse(cfg, out, data, limit, add, subset):
+        calls.append((Path(out).name, add, [row["id"] for row in subset]))
+        return _metrics(len(calls) / 10)
+
+    monkeypatch.setattr("cluster.reanalysis.reanalyse", reanalyse)
+    written = [  # one point from before seeds and budgets, one seeded, one of every row
+        {"labels": 10, "seed": None, "anomalous": 1, "sft_steps": 4, "scorers": {}},
+        {"labels": 10, "budget": 10, "seed": 2, "anomalous": 1, "sft_steps": 4, "scorers": {}},
+        {"labels": 40, "budget": None, "seed": None, "anomalous": 4, "sft_steps": 9, "scorers": {}},
+    ]
+    (tmp_path / "curve.json").write_text(json.dumps(written))
+    curve = reanalyse_label_curve(cfg, str(tmp_path), add_baselines=True)
+    data_seed = cfg.data.seed
+    labels = [row["label"] for row in train]
+    assert [name for name, _, _ in calls] == [point_name(10, data_seed, data_seed), point_name(10, 2, data_seed), "n40"]
+    assert calls[0][2] == [str(i) for i in label_subset(labels, 10, data_seed)] and all(add for _, add, _ in calls)
+    assert calls[1][2] == [str(i) for i in label_subset(labels, 10, 2)] != calls[0][2]
+    assert [p["seed"] for p in curve["points"]] == [None, 2, None]  # as written: an old curve stays one
+    assert [p["sft_steps"] for p in curve["points"]] == [4, 4, 9]
+    assert json.loads((tmp_path / "curve.json").read_text())[1]["scorers"]["sft/fast"]["f1_ci"]["value"] == 0.2
+    written[1]["labels"] = 12  # a point this train split cannot draw again
+    (tmp_path / "curve.json").write_text(json.dumps(written))
+    with pytest.raises(ConfigError, match="the 12-label point draws 10 rows"):
+        reanalyse_label_curve(cfg, str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="is --out a label curve"):
+        reanalyse_label_curve(cfg, str(tmp_path / "none"))

@@ -30,3 +30,15 @@ $L $H --out docs/results/hdfs/sft-same-budget
   "cross-system Spirit -> BGL (400 sampled)=docs/results/cross-system/spirit-to-bgl" \
   "HDFS (LogLead, chronological 80/20)=docs/results/hdfs" \
   "HDFS, SFT for the same wall time=docs/results/hdfs/sft-same-budget" --out docs/results/wins.md
+# The label curves (each point's subset drawn again from its curve.json: budget and seed; baselines fitted on it).
+C="--protocol label-curve --reanalyse --add-baselines --config configs/templates-smollm2.yaml"
+C="$C --set data.paths=[${BGL_CSV:?},${SPIRIT_CSV:?}]"
+D="--set data.teacher.kind=domain --set data.output_dir=runs/tpl-domain-curve/data"
+for out in seeds budget-200 .; do
+  .venv/bin/logrl eval $C $D --set sft.anomalous_share=0.5 --set train.output_dir=runs/tpl-domain-curve \
+    --out docs/results/label-curve/domain-teacher/$out
+done
+.venv/bin/logrl eval $C $D --set sft.anomalous_share=0.2 --set train.output_dir=runs/tpl-domain-curve-share02 \
+  --out docs/results/label-curve/domain-teacher/share-0.2
+.venv/bin/logrl eval $C --set train.output_dir=runs/tpl-rule --set data.output_dir=runs/tpl-rule/data \
+  --out docs/results/label-curve
