@@ -5,7 +5,10 @@
 
 Each side is REPORT_DIR:ARM/MODE (the folder holding predictions.jsonl). Rows are matched by id; the two reports
 must hold the same ids with the same labels (the same split), else it refuses. Prints F1 and ROC-AUC of each side
-with their intervals and the difference (second minus first): a difference whose interval holds 0 is a tie. When
+with their intervals and the difference (second minus first): a difference whose interval holds 0 is a tie; where
+both reports chose a validation threshold for the arm's scores (metrics.json), also F1 with each side called at its
+own threshold and that paired difference (the comparison for fast-mode scores, whose verdict is not their best
+use). When
 both sides wrote rationales (reasoning mode), also the faithful share (every quote on the line it names, as
 `logrl eval` counts it) over all rationales and over `anomalous` verdicts, each with its paired difference.
 """
@@ -15,10 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from evaluation.analysis import Scored, analyse, compare, interval_text
+from evaluation.analysis import Scored, analyse, compare, compare_at_thresholds, interval_text
 from evaluation.stats import bootstrap, paired_difference, positives, resamples, verdict_of
 
 NOT_JUDGED = -1  # a row outside a faithfulness share (no rationale, or another verdict)
@@ -57,8 +61,18 @@ def faithfulness(a: list[dict], b: list[dict], y: np.ndarray, draws: np.ndarray)
     return out
 
 
-def load_side(spec: str) -> tuple[str, dict[str, dict]]:
-    """`REPORT_DIR:ARM/MODE` -> (its name, its prediction records by row id)."""
+class Side(NamedTuple):
+    """One side of a comparison: its name, its prediction records by row id, and the threshold its report chose
+    on validation for its scores (None where it chose none)."""
+
+    name: str
+    rows: dict[str, dict]
+    threshold: float | None = None
+
+
+def load_side(spec: str) -> Side:
+    """`REPORT_DIR:ARM/MODE` -> its name, prediction records and validation threshold (from the report's
+    metrics.json, where it has one)."""
     folder, sep, arm_mode = spec.rpartition(":")
     arm, slash, mode = arm_mode.rpartition("/")
     if not sep or not slash or not arm or not mode:
@@ -74,12 +88,19 @@ def load_side(spec: str) -> tuple[str, dict[str, dict]]:
                 rows[record["id"]] = record
     if not rows:
         raise ValueError(f"{spec!r}: no predictions of arm {arm!r} in mode {mode!r} in {path}")
-    return f"{arm}/{mode} ({folder})", rows
+    metrics = Path(folder) / "metrics.json"
+    scorers = (
+        json.loads(metrics.read_text()).get("analysis", {}).get("all", {}).get("scorers", {})
+        if metrics.is_file()
+        else {}
+    )
+    return Side(f"{arm}/{mode} ({folder})", rows, scorers.get(arm_mode, {}).get("threshold"))
 
 
-def paired(first: tuple[str, dict[str, dict]], second: tuple[str, dict[str, dict]], seed: int = 0) -> dict:
-    """Each side's F1 / ROC-AUC with intervals and the paired difference second - first on their common rows."""
-    (name_a, a), (name_b, b) = first, second
+def paired(first: Side, second: Side, seed: int = 0) -> dict:
+    """Each side's F1 / ROC-AUC with intervals and the paired difference second - first on their common rows; where
+    both reports chose a validation threshold, also F1 with each side called at its own."""
+    (name_a, a, threshold_a), (name_b, b, threshold_b) = first, second
     if set(a) != set(b):
         raise ValueError(f"the reports hold different rows ({len(a)} vs {len(b)}, {len(set(a) ^ set(b))} unmatched)")
     ids = sorted(a)
@@ -87,16 +108,20 @@ def paired(first: tuple[str, dict[str, dict]], second: tuple[str, dict[str, dict
     if labels != [b[i]["label"] for i in ids]:
         raise ValueError("the same row ids carry different labels: not the same split")
 
-    def scored(name: str, rows: dict[str, dict]) -> Scored:
+    def scored(name: str, rows: dict[str, dict], threshold: float | None) -> Scored:
         scores = [rows[i].get("score") for i in ids]
+        has_scores = any(s is not None for s in scores)
         return Scored(
-            name, [rows[i].get("verdict") for i in ids], scores if any(s is not None for s in scores) else None
+            name,
+            [rows[i].get("verdict") for i in ids],
+            scores if has_scores else None,
+            threshold if has_scores else None,
         )
 
-    sa, sb = scored(name_a, a), scored(name_b, b)
+    sa, sb = scored(name_a, a, threshold_a), scored(name_b, b, threshold_b)
     blocks = analyse([sa, sb], labels, seed=seed)
     draws = resamples(len(ids), seed)
-    return {
+    result = {
         "n": len(ids),
         "positives": blocks["positives"],
         "first": {"name": name_a, **blocks["scorers"][name_a]},
@@ -104,6 +129,9 @@ def paired(first: tuple[str, dict[str, dict]], second: tuple[str, dict[str, dict
         "second_minus_first": compare(sb, sa, labels, draws),
         "faithful": faithfulness([a[i] for i in ids], [b[i] for i in ids], positives(labels), draws),
     }
+    if sa.threshold is not None and sb.threshold is not None:
+        result["second_minus_first_at_threshold"] = compare_at_thresholds(sb, sa, labels, draws)
+    return result
 
 
 def render(result: dict) -> str:
@@ -118,6 +146,12 @@ def render(result: dict) -> str:
     if "roc_auc_difference" in diff:
         text += f", ROC-AUC {interval_text(diff['roc_auc_difference'])} ({diff['roc_auc']})"
     lines.append(text)
+    if at := result.get("second_minus_first_at_threshold"):
+        lines.append(
+            f"at the validation thresholds: first {interval_text(result['first']['f1_at_threshold'])}, second "
+            f"{interval_text(result['second']['f1_at_threshold'])}; second - first F1 "
+            f"{interval_text(at['f1_difference'])} ({at['f1']})"
+        )
     for name, part in (result.get("faithful") or {}).items():
         first, second = part["judged"]
         lines.append(

@@ -83,3 +83,20 @@ def test_faithfulness_is_compared_over_all_rationales_and_anomalous_verdicts(tmp
         load_side(_report(tmp_path / "c", "s", "fast", fast)), load_side(_report(tmp_path / "d", "t", "fast", fast))
     )
     assert both_fast["faithful"] is None and "faithful (" not in render(both_fast)
+
+
+def test_sides_called_at_their_own_validation_thresholds_are_compared_too(tmp_path):
+    # both answer `normal` everywhere, but b's scores rank every anomaly first and its report chose a cut at 0.3
+    low = [(f"r{i}", y, "normal", 0.1 if y == "normal" else 0.05) for i, y in enumerate(LABELS)]
+    high = [(f"r{i}", y, "normal", 0.1 if y == "normal" else 0.4) for i, y in enumerate(LABELS)]
+    a, b = _report(tmp_path / "a", "sft", "fast", low), _report(tmp_path / "b", "sft", "fast", high)
+    assert "second_minus_first_at_threshold" not in paired(load_side(a), load_side(b))  # no metrics.json: none
+    for folder, threshold in ((tmp_path / "a", 0.05), (tmp_path / "b", 0.3)):
+        analysis = {"all": {"scorers": {"sft/fast": {"threshold": threshold}}}}
+        (folder / "metrics.json").write_text(json.dumps({"analysis": analysis}))
+    result = paired(load_side(a), load_side(b))
+    assert result["second_minus_first"]["f1"] == "tie"  # the verdicts are the same
+    at = result["second_minus_first_at_threshold"]
+    assert result["second"]["f1_at_threshold"]["value"] == 1.0 and at["f1"] == "win"
+    assert result["first"]["f1_at_threshold"]["value"] == pytest.approx(1 / 3)  # 0.05 calls every row anomalous
+    assert "at the validation thresholds: first 0.333" in render(result)
