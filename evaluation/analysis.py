@@ -1,5 +1,6 @@
 """Per arm and baseline: F1 and AUCs with bootstrap intervals, F1 at the validation threshold, the unseen-template
-slice, and paired win / tie / loss against the best baseline: on verdicts, and at the validation thresholds."""
+slice, and paired win / tie / loss against the best baseline: on verdicts, and at the validation thresholds (with
+the rows both get wrong, and those only one does)."""
 
 from __future__ import annotations
 
@@ -99,12 +100,30 @@ def compare(a: Scored, b: Scored, labels: Sequence[str], draws: np.ndarray) -> d
     return out
 
 
+def error_overlap(a_calls: np.ndarray, b_calls: np.ndarray, y: np.ndarray) -> dict:
+    """Rows both callers get wrong (split into false alarms and misses), and rows only one does: what no choice or
+    blend of the two could fix, against what a referee between them could; `f1_either_right` is F1 with every row
+    given the better of the two calls, a bound (on these rows) no blend or referee of the two passes."""
+    wrong_a, wrong_b = a_calls != y, b_calls != y
+    both = wrong_a & wrong_b
+    return {
+        "f1_either_right": f1_of(y, np.where(both, 1 - y, y)),
+        "both": int(both.sum()),
+        "both_false_alarms": int((both & (y == 0)).sum()),
+        "both_misses": int((both & (y == 1)).sum()),
+        "this_only": int((wrong_a & ~wrong_b).sum()),
+        "baseline_only": int((wrong_b & ~wrong_a).sum()),
+    }
+
+
 def compare_at_thresholds(a: Scored, b: Scored, labels: Sequence[str], draws: np.ndarray) -> dict:
     """Paired bootstrap difference a - b in F1, each called at its own validation threshold (b's verdicts where it
-    has none): the comparison for a score whose verdict is not its best use."""
+    has none): the comparison for a score whose verdict is not its best use; with the errors they share."""
     y = positives(labels)
-    f1 = paired_difference(y, _decided(a, labels), _decided(b, labels), f1_of, draws)
-    return {"against": b.name, "f1_difference": f1.to_dict(), "f1": verdict_of(f1)}
+    a_calls, b_calls = _decided(a, labels), _decided(b, labels)
+    f1 = paired_difference(y, a_calls, b_calls, f1_of, draws)
+    errors = error_overlap(a_calls, b_calls, y)
+    return {"against": b.name, "f1_difference": f1.to_dict(), "f1": verdict_of(f1), "errors": errors}
 
 
 def analyse(scored: Sequence[Scored], labels: Sequence[str], mask: Sequence[bool] | None = None, seed: int = 0) -> dict:

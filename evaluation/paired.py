@@ -8,7 +8,7 @@ must hold the same ids with the same labels (the same split), else it refuses. P
 with their intervals and the difference (second minus first): a difference whose interval holds 0 is a tie; where
 both reports chose a validation threshold for the arm's scores (metrics.json), also F1 with each side called at its
 own threshold and that paired difference (the comparison for fast-mode scores, whose verdict is not their best
-use). When
+use) with the rows both get wrong there and those only one does. When
 both sides wrote rationales (reasoning mode), also the faithful share (every quote on the line it names, as
 `logrl eval` counts it) over all rationales and over `anomalous` verdicts, each with its paired difference.
 """
@@ -150,7 +150,9 @@ def render(result: dict) -> str:
         lines.append(
             f"at the validation thresholds: first {interval_text(result['first']['f1_at_threshold'])}, second "
             f"{interval_text(result['second']['f1_at_threshold'])}; second - first F1 "
-            f"{interval_text(at['f1_difference'])} ({at['f1']})"
+            f"{interval_text(at['f1_difference'])} ({at['f1']}); wrong: both {at['errors']['both']}, second only "
+            f"{at['errors']['this_only']}, first only {at['errors']['baseline_only']} (better call on every row: F1 "
+            f"{at['errors']['f1_either_right']:.3f})"
         )
     for name, part in (result.get("faithful") or {}).items():
         first, second = part["judged"]

@@ -193,6 +193,30 @@ def analysis_table(analysis: Mapping) -> str:
     return "\n".join(lines)
 
 
+def errors_table(analysis: Mapping) -> str:
+    """Each arm's wrong calls at its validation threshold beside the baseline best at its own: rows both get wrong
+    (no blend of the two fixes those), rows only one does, and F1 with the better call on every row (the bound of
+    any blend); empty where no arm has that comparison."""
+    against = analysis.get("best_baseline_at_threshold")
+    rows = [
+        (name, block["vs_best_baseline_at_threshold"]["errors"])
+        for name, block in analysis.get("scorers", {}).items()
+        if "errors" in block.get("vs_best_baseline_at_threshold", {})
+    ]
+    if not rows or not against:
+        return ""
+    lines = [
+        f"| model | wrong, both it and {against} (false alarms / misses) | wrong, it only | wrong, {against} only "
+        "| F1 with the better call on every row |",
+        "|---|---|---|---|---|",
+    ]
+    for name, e in rows:
+        both = f"{e['both']} ({e['both_false_alarms']} / {e['both_misses']})"
+        bound = _cell(e.get("f1_either_right"))
+        lines.append(f"| {name} | {both} | {e['this_only']} | {e['baseline_only']} | {bound} |")
+    return "\n".join(lines)
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
@@ -249,6 +273,8 @@ def _markdown(metrics: Mapping, plots: Sequence[Path]) -> str:
                 analysis_table(part),
                 "",
             ]
+            if errors := errors_table(part):
+                lines += ["Wrong calls at the validation thresholds:", "", errors, ""]
     lines += ["## Arms", ""]
     for name, arm in metrics["arms"].items():
         adapter = f"{_shown(arm['adapter_path'])} (version {arm['adapter_version']})" if arm["adapter_path"] else "none"

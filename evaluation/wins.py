@@ -5,9 +5,10 @@
 
 For each report and slice (all rows, rows showing a template unseen in training): the best model arm and the best
 baseline by F1, each F1 and ROC-AUC with its bootstrap 95% interval, and the paired verdict (a difference whose
-interval holds 0 is a tie); then the arm best at its validation threshold against the baseline best at its own
-(n/a where no arm has a threshold, or in a report written before this comparison: `logrl eval --reanalyse` adds it);
-last, the arm that ranks best (ROC-AUC) against the baseline that ranks best, paired.
+interval holds 0 is a tie); then the arm best at its validation threshold against the baseline best at its own,
+with the rows both get wrong and those only one does (n/a where no arm has a threshold, or in a report written
+before this comparison: `logrl eval --reanalyse` adds it); last, the arm that ranks best (ROC-AUC) against the
+baseline that ranks best, paired.
 """
 
 from __future__ import annotations
@@ -27,19 +28,24 @@ def _best(scorers: dict, baseline: bool) -> str | None:
 
 
 def _at_thresholds(scorers: dict, model: str) -> str:
-    """The arm best at its validation threshold against the baseline best at its own, paired:
-    `0.543 vs domain_cues 0.547: **tie** (-0.004 [-0.09, 0.09])`, the arm named when it is not `model`."""
+    """The arm best at its validation threshold against the baseline best at its own, paired, and the rows they get
+    wrong: `0.543 vs domain_cues 0.547: **tie** (-0.004 [-0.09, 0.09]); wrong: both 30, LLM only 12, baseline only
+    11`, the arm named when it is not `model`."""
     arms = [n for n in scorers if "vs_best_baseline_at_threshold" in scorers[n]]
     if not arms:
         return "n/a"
     best = max(arms, key=lambda n: curve_f1(scorers[n])["value"] or 0.0)
     versus = scorers[best]["vs_best_baseline_at_threshold"]
     mine, theirs = curve_f1(scorers[best])["value"], curve_f1(scorers[versus["against"]])["value"]
-    return (
+    text = (
         ("" if best == model else f"{best} ")
         + f"{mine:.3f} vs {versus['against'].removeprefix('baseline: ')} {theirs:.3f}: **{versus['f1']}** "
         f"({interval_text(versus['f1_difference'])})"
     )
+    if e := versus.get("errors"):
+        text += f"; wrong: both {e['both']}, LLM only {e['this_only']}, baseline only {e['baseline_only']}"
+        text += f" (better call on every row: F1 {e['f1_either_right']:.3f})" if "f1_either_right" in e else ""
+    return text
 
 
 def _ranking(scorers: dict) -> str:

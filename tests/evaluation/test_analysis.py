@@ -1,7 +1,7 @@
 """The paired comparisons of `evaluation.analysis`: on verdicts, and each scorer at its validation threshold."""
 
 from evaluation.analysis import Scored, analyse
-from evaluation.report import analysis_table
+from evaluation.report import analysis_table, errors_table
 from evaluation.wins import table
 
 LABELS = ["anomalous"] * 30 + ["normal"] * 70
@@ -59,7 +59,8 @@ def test_the_report_and_the_wins_table_show_both_comparisons():
     )
     row = table([("toy", {"analysis": {"all": out}})]).split("\n")[2]
     assert row.endswith(
-        "| **loss** (AUC: win) | 1.000 vs keyword 0.667: **win** (0.333 [0.20, 0.49]) "
+        "| **loss** (AUC: win) | 1.000 vs keyword 0.667: **win** (0.333 [0.20, 0.49]); wrong: both 0, LLM only 0, "
+        "baseline only 18 (better call on every row: F1 1.000) "
         "| adapter/fast 1.000 vs keyword 0.757: **win** (0.243 [0.15, 0.34]) |"
     )
     assert row.count("|") == 11
@@ -76,3 +77,24 @@ def test_the_ranking_comparison_is_against_the_baseline_with_the_best_roc_auc_no
     assert out["scorers"]["adapter/fast"]["vs_best_baseline"]["against"] == "baseline: keyword"
     no_scores = analyse([Scored("a/reason", ["normal"] * 100, None), rule], LABELS)
     assert "vs_best_ranking_baseline" not in no_scores["scorers"]["a/reason"]
+
+
+def test_the_thresholded_comparison_counts_the_rows_both_get_wrong_and_those_only_one_does():
+    # The arm at its threshold: 25 of 30 anomalies, 5 false alarms on rows 0-4 of the normals.
+    arm_said = [i < 25 for i in range(30)] + [i < 5 for i in range(70)]
+    arm = Scored("adapter/fast", ["normal"] * 100, [0.9 if s else 0.1 for s in arm_said], threshold=0.5)
+    # keyword: 18 hits (misses 18-29, shared with the arm on 25-29), false alarms on normals 0-5 (shared 0-4)
+    out = analyse([arm, _keyword(hits=18, false_alarms=6)], LABELS)
+    errors = out["scorers"]["adapter/fast"]["vs_best_baseline_at_threshold"]["errors"]
+    assert errors.pop("f1_either_right") == 50 / 60  # tp 25, fp 5, fn 5
+    assert errors == {"both": 10, "both_false_alarms": 5, "both_misses": 5, "this_only": 0, "baseline_only": 8}
+    errors["f1_either_right"] = 50 / 60
+    lines = errors_table(out).split("\n")
+    assert lines[0] == (
+        "| model | wrong, both it and baseline: keyword (false alarms / misses) | wrong, it only "
+        "| wrong, baseline: keyword only | F1 with the better call on every row |"
+    )
+    assert lines[2] == "| adapter/fast | 10 (5 / 5) | 0 | 8 | 0.833 |"
+    cell = table([("toy", {"analysis": {"all": out}})]).split("\n")[2].split(" | ")[-2]
+    assert cell.endswith("; wrong: both 10, LLM only 0, baseline only 8 (better call on every row: F1 0.833)")
+    assert errors_table(analyse([Scored("a/reason", ["normal"] * 100, None), _keyword(18, 6)], LABELS)) == ""

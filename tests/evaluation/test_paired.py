@@ -100,3 +100,15 @@ def test_sides_called_at_their_own_validation_thresholds_are_compared_too(tmp_pa
     assert result["second"]["f1_at_threshold"]["value"] == 1.0 and at["f1"] == "win"
     assert result["first"]["f1_at_threshold"]["value"] == pytest.approx(1 / 3)  # 0.05 calls every row anomalous
     assert "at the validation thresholds: first 0.333" in render(result)
+    normals = LABELS.count("normal")  # every one a false alarm of the first side only
+    assert at["errors"] == {
+        "f1_either_right": 1.0,
+        "both": 0,
+        "both_false_alarms": 0,
+        "both_misses": 0,
+        "this_only": 0,
+        "baseline_only": normals,
+    }
+    assert render(result).endswith(
+        f"(win); wrong: both 0, second only 0, first only {normals} (better call on every row: F1 1.000)"
+    )

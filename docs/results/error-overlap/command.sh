@@ -1,0 +1,29 @@
+#!/bin/sh
+# The rows a model arm and the best baseline both get wrong, each at its validation threshold, and those only one
+# does: `logrl eval --reanalyse` on the committed template-task and cross-system reports (no model runs; every
+# number already there must come back), then wins.md and the paired comparisons again. BGL_CSV, SPIRIT_CSV: your
+# LogPrompt template CSVs (not bundled).
+set -e
+cd "$(dirname "$0")/../../.."
+. docs/results/cross-system/env.sh
+L=".venv/bin/logrl eval --reanalyse"
+T="--config configs/templates-smollm2.yaml --set data.paths=[$B,$S]"
+$L $T --set train.output_dir=runs/reanalyse/tpl-rule --set data.output_dir=runs/reanalyse/tpl-rule/data \
+  --out docs/results/templates
+for out in domain-teacher domain-teacher/fast-only; do
+  $L $T --set data.teacher.kind=domain --set train.output_dir=runs/reanalyse/tpl \
+    --set data.output_dir=runs/reanalyse/tpl-data --out docs/results/templates/$out
+done
+for out in "" fast-only/; do
+  $L $(recipe $B bgl-fast1) --protocol cross-system --data templates:$S --limit 400 --out docs/results/cross-system/${out}bgl-to-spirit
+  $L $(recipe $S spirit-fast1) --protocol cross-system --data templates:$B --limit 400 --out docs/results/cross-system/${out}spirit-to-bgl
+done
+.venv/bin/python -m evaluation.wins \
+  "template task (BGL+Spirit, seeded 80/20)=docs/results/templates" \
+  "template task, domain teacher=docs/results/templates/domain-teacher" \
+  "cross-system BGL -> Spirit (400 sampled)=docs/results/cross-system/bgl-to-spirit" \
+  "cross-system Spirit -> BGL (400 sampled)=docs/results/cross-system/spirit-to-bgl" \
+  "HDFS (LogLead, chronological 80/20)=docs/results/hdfs" \
+  "HDFS, SFT for the same wall time=docs/results/hdfs/sft-same-budget" --out docs/results/wins.md
+.venv/bin/python -m evaluation.paired docs/results/templates/domain-teacher:sft-domain-teacher/fast \
+  docs/results/templates/domain-teacher/fast-only:sft-fast-only/fast | tee docs/results/templates/domain-teacher/fast-only/paired.txt
