@@ -113,6 +113,12 @@ def answer_token_budget(encode: Callable[[str], Sequence[int]]) -> int:
     return max(len(encode(f"{ANSWER_OPEN}{text}{ANSWER_CLOSE}")) - prefix for text in spellings)
 
 
+def starts_verdict(token: str) -> bool:
+    """Whether a token's text (stripped, lowercased) is a non-empty prefix of a verdict."""
+    text = token.strip().lower()
+    return bool(text) and any(verdict.startswith(text) for verdict in VERDICTS)
+
+
 def verdict_score(top_logprobs: dict[str, float] | Sequence[tuple[str, float]]) -> float | None:
     """P(anomalous) from the log-probs of the first answer token (fast mode: the token after the `<answer>` prefill).
 
@@ -132,8 +138,10 @@ def verdict_score(top_logprobs: dict[str, float] | Sequence[tuple[str, float]]) 
 
 
 def verdict_position(token_texts: Sequence[str], prefix: str = "") -> int | None:
-    """Index of the completion token that starts the verdict: the first token beginning at or after the end of
-    the first `<answer>` in `prefix + completion` (fast mode's prefill is the `prefix`). None if there is none."""
+    """Index of the completion token that starts the verdict: the first non-blank token beginning at or after the
+    end of the first `<answer>` in `prefix + completion` (fast mode's prefill is the `prefix`), where the model
+    wrote a token that starts a verdict. None if there is none: a model that answered `<answer>The user...` has
+    no verdict to score (its alternatives there, `A` or `An` for an article, are not a verdict's log-probs)."""
     text = prefix
     offsets = []
     for token in token_texts:
@@ -143,7 +151,8 @@ def verdict_position(token_texts: Sequence[str], prefix: str = "") -> int | None
     if opened < 0:
         return None
     start = opened + len(ANSWER_OPEN)
-    return next((i for i, offset in enumerate(offsets) if offset >= start and token_texts[i].strip()), None)
+    position = next((i for i, offset in enumerate(offsets) if offset >= start and token_texts[i].strip()), None)
+    return position if position is not None and starts_verdict(token_texts[position]) else None
 
 
 def completion_score(

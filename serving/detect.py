@@ -181,15 +181,12 @@ def sampling_for(fast: bool, limits: DetectLimits, grammar: str | None = None) -
 
 
 def verdict_probability(token_logprobs: Sequence[TokenLogprobs] | None, plan: DetectPlan) -> float | None:
-    """P(anomalous) where the verdict is decided: fast mode's first generated token (right after the `<answer>`
-    prefill), or in reasoning mode the token that starts the text after `<answer>`; None when there is no such
-    token or none of its top alternatives starts a verdict."""
+    """P(anomalous) where the verdict is decided, as `logrl eval` reads it: the first non-blank token after
+    `<answer>` (fast mode: after the prefill), when the token written there starts a verdict; None when there is no
+    such token or none of its top alternatives starts a verdict."""
     if not token_logprobs:
         return None
-    if plan.mode == FAST_MODE:
-        position: int | None = 0
-    else:
-        position = verdict_position([text for text, _ in token_logprobs], plan.prefill)
+    position = verdict_position([text for text, _ in token_logprobs], plan.prefill)
     if position is None:
         return None
     return verdict_score(list(token_logprobs[position][1]))

@@ -99,6 +99,20 @@ def test_verdict_position_finds_the_first_token_after_answer_open():
     assert verdict_position(["<think>x</think>"]) is None
 
 
+def test_no_score_where_the_model_wrote_no_verdict():
+    """A model that answers `<answer>\n\nThe user...` has no verdict token: its alternatives there (an article
+    `A` is a prefix of `anomalous`) must not become P(anomalous) = 1."""
+    import math
+
+    from contract.completion_format import completion_score, starts_verdict, verdict_position
+
+    texts, tops = ["\n\n", "The", " user"], [{"\n": 0.0}, {"The": math.log(0.7), "A": math.log(0.3)}, {" x": 0.0}]
+    assert verdict_position(texts, prefix="<answer>") is None and completion_score(texts, tops, "<answer>") is None
+    texts[1], tops[1] = " Anom", {" Anom": math.log(0.6), "norm": math.log(0.2), "The": math.log(0.2)}
+    assert completion_score(texts, tops, "<answer>") == pytest.approx(0.75)  # blank tokens before it are skipped
+    assert [starts_verdict(t) for t in ("an", " Normal", "normals", "", " ", "x")] == [True, True, False] + [False] * 3
+
+
 @pytest.mark.parametrize(
     ("cut", "prefill"),
     [

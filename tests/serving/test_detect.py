@@ -207,6 +207,10 @@ def test_score_is_p_anomalous_at_the_first_fast_token(bgl_raw_lines, miner, limi
     assert detect_response("normal</answer>", plan, ADAPTER, 1)["score"] is None  # no log-probs: no score
     no_verdict_token = [("<", _tops(**{"<": 0.0, "x": -1.0}))]
     assert verdict_probability(no_verdict_token, plan) is None
+    # The model wrote no verdict (an article's alternatives are not a verdict's): no score, as `logrl eval` reads it
+    article = [("\n", _tops(**{"\n": 0.0})), ("The", _tops(The=math.log(0.7), A=math.log(0.3)))]
+    assert verdict_probability(article, plan) is None
+    assert verdict_probability([("\n", _tops(**{"\n": 0.0})), *tokens], plan) == pytest.approx(0.75)
 
 
 def test_score_in_reasoning_mode_is_read_at_the_verdict_token(bgl_raw_lines, miner, limits):

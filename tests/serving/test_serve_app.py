@@ -74,11 +74,12 @@ def detector(tiny_model_and_adapter, miner_path, tmp_path_factory, free_port):
 
 def _score_through_v1(url: str, cfg: ServeConfig, lines: list[str], miner_path, model_dir) -> float | None:
     """The fast-mode score of `lines` computed here: the same prompt (rendered with the same miner and tokenizer),
-    the first token's top-20 log-probs through /v1/chat/completions, and `verdict_score`; rounded as /detect does."""
+    greedy tokens with their top-20 log-probs through /v1/chat/completions, and `completion_score` (P(anomalous)
+    at the first answer token, None where the model wrote no verdict there); rounded as /detect does."""
     import httpx
     from transformers import AutoTokenizer
 
-    from contract.completion_format import verdict_score
+    from contract.completion_format import ANSWER_OPEN, completion_score
     from pipelines.templates.miner import LogTemplateMiner
     from serving.detect import DetectLimits, parse_detect_request, plan_detection, token_counter
 
@@ -91,7 +92,7 @@ def _score_through_v1(url: str, cfg: ServeConfig, lines: list[str], miner_path, 
         json={
             "model": cfg.adapter_name,
             "messages": plan.messages,
-            "max_tokens": 1,
+            "max_tokens": limits.fast_max_new_tokens,
             "temperature": 0,
             "logprobs": True,
             "top_logprobs": 20,
@@ -102,8 +103,9 @@ def _score_through_v1(url: str, cfg: ServeConfig, lines: list[str], miner_path, 
         timeout=60,
     )
     assert reply.status_code == 200, reply.text
-    top = reply.json()["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
-    score = verdict_score([(item["token"], item["logprob"]) for item in top])
+    content = reply.json()["choices"][0]["logprobs"]["content"]
+    tops = [{item["token"]: item["logprob"] for item in token["top_logprobs"]} for token in content]
+    score = completion_score([token["token"] for token in content], tops, prefix=ANSWER_OPEN)
     return None if score is None else round(score, 6)
 
 
