@@ -1,6 +1,7 @@
-"""Per arm and baseline: F1 and AUCs with bootstrap intervals, F1 at the validation threshold, the unseen-template
-slice, and paired win / tie / loss against the best baseline: on verdicts, and at the validation thresholds (with
-the rows both get wrong, and those only one does)."""
+"""Per arm and baseline: F1 and AUCs with bootstrap intervals, F1 at the validation threshold (and the best any
+threshold reaches on the evaluated rows: a bound), the unseen-template slice, and paired win / tie / loss against
+the best baseline: on verdicts, and at the validation thresholds (with the rows both get wrong, and those only one
+does)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from evaluation.stats import (
     Interval,
+    best_threshold,
     bootstrap,
     called_at,
     f1_of,
@@ -61,6 +63,10 @@ def block(scored: Scored, labels: Sequence[str], draws: np.ndarray) -> dict:
         out["roc_auc"] = bootstrap(y, s, roc_auc, draws).to_dict()
         out["pr_auc"] = bootstrap(y, s, pr_auc, draws).to_dict()
         out["missing_scores"] = sum(v is None for v in scored.scores)
+        # The best F1 any cut of these scores reaches on these rows: it reads their labels, so it is a bound on what
+        # choosing a threshold could do (never a result), telling a ranking limit from a threshold that did not carry.
+        best = best_threshold(labels, scored.scores)
+        out["f1_any_threshold"] = {"value": f1_of(y, called_at(s, best)), "threshold": best}
         if scored.threshold is not None:
             out["threshold"] = scored.threshold
             out["f1_at_threshold"] = bootstrap(y, _decided(scored, labels), f1_of, draws).to_dict()

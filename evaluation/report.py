@@ -162,11 +162,13 @@ ANALYSIS_COLUMNS = (
     ("ROC-AUC", "roc_auc"),
     ("PR-AUC", "pr_auc"),
     ("F1 at validation threshold", "f1_at_threshold"),
+    ("best F1 any threshold reaches (bound)", "f1_any_threshold"),
 )
 
 
 def analysis_table(analysis: Mapping) -> str:
-    """F1, ROC-AUC and PR-AUC with bootstrap 95% intervals, F1 at the threshold chosen on validation, and each arm's
+    """F1, ROC-AUC and PR-AUC with bootstrap 95% intervals, F1 at the threshold chosen on validation, the best F1 any
+    threshold reaches on these rows (a bound that reads their labels), and each arm's
     paired F1 comparison with the best baseline, on verdicts and at the validation thresholds, and the paired ROC-AUC
     comparison with the best-ranking baseline (a difference whose interval holds 0 is a tie)."""
     best, best_t = analysis.get("best_baseline"), analysis.get("best_baseline_at_threshold")
@@ -185,7 +187,9 @@ def analysis_table(analysis: Mapping) -> str:
     for name, block in analysis.get("scorers", {}).items():
         cells = [interval_text(block.get(key)) for _, key in ANALYSIS_COLUMNS]
         if "threshold" in block and block.get("f1_at_threshold"):
-            cells[-1] += f" (t={block['threshold']:.2f})"
+            cells[3] += f" (t={block['threshold']:.2f})"
+        if block.get("f1_any_threshold"):
+            cells[4] += f" (t={block['f1_any_threshold']['threshold']:.2f})"
         for key, measure, difference in shown:
             versus = block.get(key)
             cells.append(f"{versus[measure]} ({interval_text(versus[difference])})" if versus else "")

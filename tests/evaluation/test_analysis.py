@@ -52,11 +52,15 @@ def test_the_report_and_the_wins_table_show_both_comparisons():
     assert lines[0].endswith(
         "| F1 vs baseline: keyword | F1 at thresholds vs baseline: keyword | ROC-AUC vs baseline: keyword |"
     )
-    assert lines[1].count("---") == 8
+    assert lines[1].count("---") == 9
     assert lines[2].startswith("| adapter/fast | 0.000 [0.00, 0.00] |")
     assert lines[2].endswith(
-        "(t=0.20) | loss (-0.667 [-0.80, -0.51]) | win (0.333 [0.20, 0.49]) | win (0.243 [0.15, 0.34]) |"
+        "(t=0.20) | 1.000 (t=0.30) | loss (-0.667 [-0.80, -0.51]) | win (0.333 [0.20, 0.49]) "
+        "| win (0.243 [0.15, 0.34]) |"
     )
+    # the best cut on these rows: the arm's 0.3 separates the classes; the keyword rule's only cut is its verdict
+    assert out["scorers"]["adapter/fast"]["f1_any_threshold"] == {"value": 1.0, "threshold": 0.3}
+    assert out["scorers"]["baseline: keyword"]["f1_any_threshold"] == {"value": 36 / 54, "threshold": 1.0}
     row = table([("toy", {"analysis": {"all": out}})]).split("\n")[2]
     assert row.endswith(
         "| **loss** (AUC: win) | 1.000 vs keyword 0.667: **win** (0.333 [0.20, 0.49]); wrong: both 0, LLM only 0, "
