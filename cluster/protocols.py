@@ -85,8 +85,10 @@ def run_label_curve(
 ) -> dict:
     """For each budget and subset seed: SFT on the subset (skipped when its adapter exists: the curve resumes),
     evaluate it in fast mode beside baselines fitted on the same subset; then the curve (F1 with intervals, the
-    mean over seeds) as a table and a plot. Each point's SFT run lives in `<train.output_dir>/label-curve/<name>`
-    (`point_name`); `out` gets the reports only. Every row of the train split is one subset, whatever the seed."""
+    mean over seeds) as a table and a plot, with the points an earlier run wrote into the same `out` and this one
+    did not draw again (`merged_points`: a curve grows by budgets; a new recipe wants a new `out`). Each point's SFT
+    run lives in `<train.output_dir>/label-curve/<name>` (`point_name`); `out` gets the reports only. Every row of
+    the train split is one subset, whatever the seed."""
     from cluster.stages import ensure_data, run_eval_stage
     from pipelines.building.dataset import load_examples
     from rl_actors.trainer import run_sft
@@ -132,7 +134,19 @@ def run_label_curve(
             protocol=f"label-curve ({len(subset)} labels)",
         )
         points.append(curve_point(subset, seed, budget, point_cfg.sft.steps, result["metrics"]))
-    return write_curve(out_dir, points)
+    written = json.loads((out_dir / "curve.json").read_text()) if (out_dir / "curve.json").is_file() else []
+    return write_curve(out_dir, merged_points(written, points))
+
+
+def merged_points(written: list[dict], new: list[dict]) -> list[dict]:
+    """A curve grown by a run: the points its curve.json already held that this run did not draw again (same
+    labels and seed), with the new ones, ordered by labels then seed; a redrawn point is replaced."""
+
+    def key(point: dict) -> tuple[int, int]:
+        return point["labels"], -1 if point.get("seed") is None else point["seed"]
+
+    drawn = {key(point) for point in new}
+    return sorted([point for point in written if key(point) not in drawn] + new, key=key)
 
 
 def curve_point(subset: list[dict], seed: int | None, budget: int | None, sft_steps: int, metrics: dict) -> dict:

@@ -11,6 +11,7 @@ from cluster.config import ConfigError
 from cluster.protocols import (
     curve_point,
     label_subset,
+    merged_points,
     parse_budgets,
     parse_seeds,
     point_name,
@@ -161,3 +162,22 @@ def test_a_curve_is_reanalysed_point_by_point_on_the_subsets_it_drew(tmp_path, m
         reanalyse_label_curve(cfg, str(tmp_path))
     with pytest.raises(FileNotFoundError, match="is --out a label curve"):
         reanalyse_label_curve(cfg, str(tmp_path / "none"))
+
+
+def test_a_curve_grows_by_the_points_a_run_adds_and_replaces_those_it_draws_again():
+    def point(labels: int, seed: int | None, f1: float) -> dict:
+        return {"labels": labels, "seed": seed, "scorers": {"a/fast": {"f1_ci": {"value": f1}}}}
+
+    written = [point(100, 0, 0.4), point(100, 1, 0.2), point(200, 0, 0.6), point(1765, None, 0.7)]
+    new = [point(25, 0, 0.1), point(100, 1, 0.3), point(1765, 0, 0.65)]
+    merged = merged_points(written, new)
+    assert [(p["labels"], p["seed"]) for p in merged] == [
+        (25, 0),
+        (100, 0),
+        (100, 1),
+        (200, 0),
+        (1765, None),
+        (1765, 0),
+    ]
+    assert merged[2]["scorers"]["a/fast"]["f1_ci"]["value"] == 0.3  # the redrawn point replaces the written one
+    assert merged_points([], new) == sorted(new, key=lambda p: p["labels"])
