@@ -23,13 +23,7 @@ cross "$SPIRIT_CSV" spirit "$BGL_CSV" docs/results/cross-system/spirit-to-bgl
 H="--config configs/hdfs.yaml --set train.output_dir=runs/reanalyse/hdfs --set data.output_dir=runs/reanalyse/hdfs/data"
 $L $H --out docs/results/hdfs
 $L $H --out docs/results/hdfs/sft-same-budget
-.venv/bin/python -m evaluation.wins \
-  "template task (BGL+Spirit, seeded 80/20)=docs/results/templates" \
-  "template task, domain teacher=docs/results/templates/domain-teacher" \
-  "cross-system BGL -> Spirit (400 sampled)=docs/results/cross-system/bgl-to-spirit" \
-  "cross-system Spirit -> BGL (400 sampled)=docs/results/cross-system/spirit-to-bgl" \
-  "HDFS (LogLead, chronological 80/20)=docs/results/hdfs" \
-  "HDFS, SFT for the same wall time=docs/results/hdfs/sft-same-budget" --out docs/results/wins.md
+sh docs/results/wins.sh
 # The label curves (each point's subset drawn again from its curve.json: budget and seed; baselines fitted on it).
 C="--protocol label-curve --reanalyse --add-baselines --config configs/templates-smollm2.yaml"
 C="$C --set data.paths=[${BGL_CSV:?},${SPIRIT_CSV:?}]"

@@ -20,12 +20,6 @@ for out in "" fast-only/; do
   $L $(recipe $B bgl-fast1) --protocol cross-system --data templates:$S --limit 400 --out docs/results/cross-system/${out}bgl-to-spirit
   $L $(recipe $S spirit-fast1) --protocol cross-system --data templates:$B --limit 400 --out docs/results/cross-system/${out}spirit-to-bgl
 done
-.venv/bin/python -m evaluation.wins \
-  "template task (BGL+Spirit, seeded 80/20)=docs/results/templates" \
-  "template task, domain teacher=docs/results/templates/domain-teacher" \
-  "cross-system BGL -> Spirit (400 sampled)=docs/results/cross-system/bgl-to-spirit" \
-  "cross-system Spirit -> BGL (400 sampled)=docs/results/cross-system/spirit-to-bgl" \
-  "HDFS (LogLead, chronological 80/20)=docs/results/hdfs" \
-  "HDFS, SFT for the same wall time=docs/results/hdfs/sft-same-budget" --out docs/results/wins.md
+sh docs/results/wins.sh
 .venv/bin/python -m evaluation.paired docs/results/templates/domain-teacher:sft-domain-teacher/fast \
   docs/results/templates/domain-teacher/fast-only:sft-fast-only/fast | tee docs/results/templates/domain-teacher/fast-only/paired.txt
