@@ -168,9 +168,9 @@ ANALYSIS_COLUMNS = (
 
 def analysis_table(analysis: Mapping) -> str:
     """F1, ROC-AUC and PR-AUC with bootstrap 95% intervals, F1 at the threshold chosen on validation, the best F1 any
-    threshold reaches on these rows (a bound that reads their labels), and each arm's
-    paired F1 comparison with the best baseline, on verdicts and at the validation thresholds, and the paired ROC-AUC
-    comparison with the best-ranking baseline (a difference whose interval holds 0 is a tie)."""
+    threshold reaches on these rows (a bound that reads their labels), and each arm's paired F1 comparison with the
+    best baseline, on verdicts and at the validation thresholds, and the paired ROC-AUC comparison with the
+    best-ranking baseline (a difference whose interval holds 0 is a tie)."""
     best, best_t = analysis.get("best_baseline"), analysis.get("best_baseline_at_threshold")
     best_r = analysis.get("best_ranking_baseline")
     header = "| model | " + " | ".join(t for t, _ in ANALYSIS_COLUMNS) + f" | F1 vs {best or 'best baseline'} |"
