@@ -106,8 +106,9 @@ def test_a_killed_actor_in_a_group_is_replaced_and_its_shard_redone(ray_cluster)
         assert group.workers[0] is not dead and group.replaced == 1
         assert score_with_pool_timed(group.workers, SAMPLES, timeout_s=60)[1]["retries"] == 0.0  # healthy again
 
-        # Any group call: the dead rank is replaced, readied by `on_replace`, and its call runs again.
-        ray.kill(group.workers[0])
+        # Any group call: the dead rank is replaced, readied by `on_replace`, and its call runs again. (Killed for
+        # sure: ray.kill is asynchronous, and a call that still got through would need no replacement.)
+        killed_for_sure(group.workers[0])
         readied = []
         out = group.call_sharded("score", SAMPLES[:2], on_replace=readied.append)
         assert out == [RewardScorer(cfg).score(SAMPLES[:2])] and readied == [group.workers[0]] and group.replaced == 2
