@@ -216,8 +216,7 @@ def errors_table(analysis: Mapping) -> str:
     ]
     for name, e in rows:
         both = f"{e['both']} ({e['both_false_alarms']} / {e['both_misses']})"
-        bound = _cell(e.get("f1_either_right"))
-        lines.append(f"| {name} | {both} | {e['this_only']} | {e['baseline_only']} | {bound} |")
+        lines.append(f"| {name} | {both} | {e['this_only']} | {e['baseline_only']} | {_cell(e['f1_either_right'])} |")
     return "\n".join(lines)
 
 

@@ -43,8 +43,10 @@ def _at_thresholds(scorers: dict, model: str) -> str:
         f"({interval_text(versus['f1_difference'])})"
     )
     if e := versus.get("errors"):
-        text += f"; wrong: both {e['both']}, LLM only {e['this_only']}, baseline only {e['baseline_only']}"
-        text += f" (better call on every row: F1 {e['f1_either_right']:.3f})" if "f1_either_right" in e else ""
+        text += (
+            f"; wrong: both {e['both']}, LLM only {e['this_only']}, baseline only {e['baseline_only']} "
+            f"(better call on every row: F1 {e['f1_either_right']:.3f})"
+        )
     return text
 
 
